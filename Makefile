@@ -1,0 +1,31 @@
+# zen's build. Go 1.26 with the toolchain on the machine.
+export GOTOOLCHAIN := local
+GO      ?= go
+BIN     ?= bin/zen
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: build test bench lint quickstart clean
+
+build:
+	$(GO) build -ldflags "-X github.com/zen-dev/zen/cmd/zen/cli.version=$(VERSION)" -o $(BIN) ./cmd/zen
+
+# Everything: vet, unit tests and the end-to-end scripts, with the race detector.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+# Benchmarks, and side-by-side comparisons with cue and make (scripts/bench).
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+	scripts/bench
+
+lint:
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet ./...
+
+# Scaffold the quickstart in a new git repository and run it on the local stack.
+quickstart: build
+	scripts/quickstart
+
+clean:
+	rm -rf bin .quickstart

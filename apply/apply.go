@@ -1,0 +1,514 @@
+// Package apply carries out a plan: it runs the steps that must run on the
+// stack's orchestrator, stores their outputs, and records the runs on the
+// state ref.
+package apply
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zen-dev/zen/plan"
+	"github.com/zen-dev/zen/registry"
+	"github.com/zen-dev/zen/schema"
+	"github.com/zen-dev/zen/state"
+)
+
+// Env is what an apply works with.
+type Env struct {
+	Config  *schema.Config
+	Stack   *schema.Stack
+	Store   registry.Store
+	Sources plan.Sources
+	Records plan.Recorded
+	State   *state.Store
+	// Jobs is how many steps run at once; 0 means one per CPU.
+	Jobs int
+	// Stream receives step output, prefixed with the step name, and
+	// progress lines; nil discards them.
+	Stream io.Writer
+	// Secret resolves a secret reference; nil uses LookupSecret.
+	Secret func(name string) (string, error)
+}
+
+// Result is what an apply did.
+type Result struct {
+	Runs []*state.Run
+	// StateCommit is the state ref's new commit, "" if nothing was recorded.
+	StateCommit string
+}
+
+// RunError reports runs that did not succeed. They are recorded all the same.
+type RunError struct {
+	Runs []*state.Run
+}
+
+func (e *RunError) Error() string {
+	var parts []string
+	for _, r := range e.Runs {
+		parts = append(parts, fmt.Sprintf("run %s of pipeline %s %s", r.ID, r.Pipeline, r.Status))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Cancelled reports whether a run was cancelled.
+func (e *RunError) Cancelled() bool {
+	for _, r := range e.Runs {
+		if r.Status == state.StatusCancelled {
+			return true
+		}
+	}
+	return false
+}
+
+// Apply runs what p says must run and records the runs. It returns a
+// *RunError, after recording, when a run failed or was cancelled.
+func Apply(ctx context.Context, env *Env, p *plan.Plan) (*Result, error) {
+	if !p.Changes() {
+		return &Result{}, nil
+	}
+	if env.Secret == nil {
+		env.Secret = LookupSecret
+	}
+	if env.Stream == nil {
+		env.Stream = io.Discard
+	}
+	jobs := env.Jobs
+	if jobs <= 0 {
+		jobs = runtime.NumCPU()
+	}
+	a := &applier{env: env, plan: p, sem: make(chan struct{}, jobs), stream: &lockedWriter{w: env.Stream}, pulled: map[string]*pull{}}
+	if err := a.prepare(); err != nil {
+		return nil, err
+	}
+	if err := env.Store.Check(ctx); err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp("", "zen-apply-")
+	if err != nil {
+		return nil, err
+	}
+	defer removeAll(work)
+	a.work = work
+
+	var wg sync.WaitGroup
+	for _, n := range a.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.execute(ctx, n)
+		}()
+	}
+	wg.Wait()
+	if err := env.Store.Close(); err != nil {
+		return nil, fmt.Errorf("artifact store %s: %w", env.Store, err)
+	}
+	return a.record()
+}
+
+type applier struct {
+	env     *Env
+	plan    *plan.Plan
+	sem     chan struct{}
+	stream  io.Writer
+	work    string
+	runs    []*pipelineRun
+	nodes   []*node
+	secrets []string // values, for redaction
+
+	mu     sync.Mutex
+	pulled map[string]*pull
+}
+
+type pull struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+type pipelineRun struct {
+	pipeline *schema.Pipeline
+	planned  *plan.Pipeline
+	run      *state.Run
+	nodes    map[string]*node
+	prefix   bool
+}
+
+type node struct {
+	pr      *pipelineRun
+	step    *schema.Step
+	planned *plan.Step
+	deps    []*node
+	done    chan struct{}
+	env     []string // resolved environment additions (secrets included)
+
+	res    *state.StepResult
+	fp     *state.Fingerprint
+	outDir string // where its fresh outputs are, when it ran here
+}
+
+// prepare builds the nodes of every pipeline that has steps to run and
+// resolves secrets, so that a missing secret fails before anything runs.
+func (a *applier) prepare() error {
+	started := time.Now().UTC()
+	for _, pp := range a.plan.Pipelines {
+		if pp.ToRun() == 0 {
+			continue
+		}
+		pl := a.env.Config.Pipelines[pp.Name]
+		pr := &pipelineRun{pipeline: pl, planned: pp, nodes: map[string]*node{}, prefix: len(a.plan.Pipelines) > 1}
+		pr.run = &state.Run{
+			Version:      state.RecordVersion,
+			ID:           NewRunID(started),
+			Pipeline:     pl.Name,
+			SourceCommit: a.plan.Source.Commit,
+			Dirty:        a.plan.Source.Dirty,
+			DirtyDigest:  a.plan.Source.DirtyDigest,
+			Stack:        a.plan.Stack,
+			Orchestrator: a.env.Stack.Orchestrator.Flavor,
+			Store:        a.env.Store.String(),
+			Parameters:   pl.Parameters,
+			Started:      started,
+			Steps:        map[string]*state.StepResult{},
+		}
+		if len(a.plan.Overrides) > 0 {
+			pr.run.Experiment = true
+			pr.run.Overrides = map[string]any{}
+			for _, o := range a.plan.Overrides {
+				pr.run.Overrides[o.Path] = o.Value
+			}
+		}
+		for _, ps := range pp.Steps {
+			n := &node{pr: pr, step: pl.Steps[ps.Name], planned: ps, done: make(chan struct{})}
+			for _, up := range n.step.Upstream() {
+				n.deps = append(n.deps, pr.nodes[up])
+			}
+			if ps.Runs() {
+				for _, name := range sortedKeys(n.step.Env) {
+					ev := n.step.Env[name]
+					v := ev.Value
+					if ev.Secret != "" {
+						s, err := a.env.Secret(ev.Secret)
+						if err != nil {
+							return fmt.Errorf("pipeline %s: step %s: env %s: %w", pl.Name, ps.Name, name, err)
+						}
+						v = s
+						a.secrets = append(a.secrets, s)
+					}
+					n.env = append(n.env, name+"="+v)
+				}
+			}
+			pr.nodes[ps.Name] = n
+			a.nodes = append(a.nodes, n)
+		}
+		a.runs = append(a.runs, pr)
+	}
+	return nil
+}
+
+// execute takes one step through to its result.
+func (a *applier) execute(ctx context.Context, n *node) {
+	defer close(n.done)
+	var failed []string
+	for _, d := range n.deps {
+		<-d.done
+		if d.res.Status != state.StatusSucceeded && d.res.Status != state.StatusCached {
+			failed = append(failed, d.step.Name)
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		n.res = &state.StepResult{Status: state.StatusSkipped, Reason: "upstream step " + strings.Join(failed, ", ") + " did not succeed"}
+		return
+	case !n.planned.Runs():
+		n.fp = n.planned.Fingerprint
+		n.res = &state.StepResult{Status: state.StatusCached, CacheKey: n.planned.Key, CachedFrom: n.planned.CachedFrom, Outputs: n.planned.Outputs, Metrics: n.planned.Metrics, Log: n.planned.Log}
+		return
+	}
+	select {
+	case a.sem <- struct{}{}:
+		defer func() { <-a.sem }()
+	case <-ctx.Done():
+	}
+	if ctx.Err() != nil {
+		n.res = &state.StepResult{Status: state.StatusCancelled, Reason: "apply cancelled before the step started"}
+		return
+	}
+	upstream := map[string]string{}
+	for _, in := range n.step.Inputs {
+		if in.Kind == schema.InputStep {
+			upstream[in.Name] = n.pr.nodes[in.Step].res.Outputs[in.Output].Digest
+		}
+	}
+	fp, err := plan.Fingerprint(n.step, a.env.Sources, upstream)
+	if err != nil {
+		n.res = &state.StepResult{Status: state.StatusFailed, Reason: err.Error()}
+		return
+	}
+	n.fp = fp
+	key := plan.Key(fp)
+	cacheable := n.step.Cache && !a.plan.NoCache
+	if cacheable && len(upstream) > 0 {
+		// An upstream step ran but produced what it had before: reuse.
+		if hit, ok := a.cacheHit(ctx, key); ok {
+			n.res = &state.StepResult{Status: state.StatusCached, Reason: "upstream outputs unchanged", CacheKey: key, CachedFrom: hit.RunID, Outputs: hit.Outputs, Metrics: hit.Metrics, Log: hit.Log}
+			a.progress(n, "= %s cached (upstream outputs unchanged)", n.step.Name)
+			return
+		}
+	}
+	n.res = a.runStep(ctx, n, key)
+	if !cacheable {
+		n.res.CacheKey = key
+	}
+}
+
+func (a *applier) cacheHit(ctx context.Context, key string) (*state.Cache, bool) {
+	hit, ok, err := a.env.Records.Cache(key)
+	if err != nil || !ok {
+		return nil, false
+	}
+	for _, o := range hit.Outputs {
+		if has, err := a.env.Store.Has(ctx, o.Digest); err != nil || !has {
+			return nil, false
+		}
+	}
+	return hit, true
+}
+
+func (a *applier) progress(n *node, format string, args ...any) {
+	fmt.Fprintf(a.stream, format+"\n", args...)
+}
+
+// prefix is what each line of a step's output starts with on the terminal.
+func (n *node) prefix() string {
+	if n.pr.prefix {
+		return "[" + n.pr.pipeline.Name + "." + n.step.Name + "] "
+	}
+	return "[" + n.step.Name + "] "
+}
+
+// record writes the runs, their cache entries and the pipelines' latest
+// fingerprints to the state ref in one commit.
+func (a *applier) record() (*Result, error) {
+	finished := time.Now().UTC()
+	res := &Result{}
+	files := map[string][]byte{}
+	var guard []string
+	var failed []*state.Run
+	var summary []string
+	for _, pr := range a.runs {
+		run := pr.run
+		run.Finished = finished
+		run.Status = state.StatusSucceeded
+		for name, n := range pr.nodes {
+			run.Steps[name] = n.res
+			switch n.res.Status {
+			case state.StatusFailed:
+				run.Status = state.StatusFailed
+				if run.Error == "" || name < strings.SplitN(run.Error, ":", 2)[0] {
+					run.Error = name + ": " + n.res.Reason
+				}
+			case state.StatusCancelled:
+				if run.Status != state.StatusFailed {
+					run.Status = state.StatusCancelled
+				}
+			}
+		}
+		if run.Status != state.StatusSucceeded {
+			failed = append(failed, run)
+		}
+		res.Runs = append(res.Runs, run)
+		if err := put(files, state.RunPath(run.ID), run); err != nil {
+			return nil, err
+		}
+		for name, n := range pr.nodes {
+			if n.res.Status != state.StatusSucceeded || !n.step.Cache || a.plan.NoCache {
+				continue
+			}
+			c := &state.Cache{
+				Version: state.RecordVersion, Key: n.res.CacheKey, Pipeline: run.Pipeline, Step: name, RunID: run.ID,
+				Dirty: run.Dirty, Experiment: run.Experiment, Created: finished,
+				Outputs: n.res.Outputs, Metrics: n.res.Metrics, Log: n.res.Log,
+			}
+			if err := put(files, state.CachePath(c.Key), c); err != nil {
+				return nil, err
+			}
+		}
+		if !run.Experiment {
+			rec, err := a.pipelineRecord(pr, finished)
+			if err != nil {
+				return nil, err
+			}
+			p := state.PipelinePath(run.Pipeline)
+			if err := put(files, p, rec); err != nil {
+				return nil, err
+			}
+			guard = append(guard, p)
+		}
+		summary = append(summary, fmt.Sprintf("%s run %s %s", run.Pipeline, run.ID, run.Status))
+	}
+	msg := commitMessage(a.plan, summary, res.Runs)
+	commit, err := a.env.State.Commit(a.plan.StateCommit, state.Change{Files: files, Guard: guard, Message: msg})
+	if errors.Is(err, state.ErrStateMoved) {
+		// Another apply recorded the same pipeline meanwhile. The runs and
+		// cache entries are facts and are kept; the pipeline fingerprints
+		// are theirs to keep.
+		for _, p := range guard {
+			delete(files, p)
+		}
+		commit2, err2 := a.env.State.Commit(a.plan.StateCommit, state.Change{Files: files, Message: msg})
+		if err2 != nil {
+			return nil, fmt.Errorf("record runs: %w", err2)
+		}
+		res.StateCommit = commit2
+		return res, fmt.Errorf("%w: %v (the runs were recorded in %s; their pipelines' baselines were not)", state.ErrStateMoved, err, short(commit2))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("record runs: %w", err)
+	}
+	res.StateCommit = commit
+	if len(failed) > 0 {
+		return res, &RunError{Runs: failed}
+	}
+	return res, nil
+}
+
+// pipelineRecord updates the pipeline's latest fingerprints with the steps
+// that ran or were reused; skipped and cancelled steps keep their previous
+// state.
+func (a *applier) pipelineRecord(pr *pipelineRun, now time.Time) (*state.Pipeline, error) {
+	prev, _, err := a.env.Records.Pipeline(pr.pipeline.Name)
+	if err != nil {
+		return nil, err
+	}
+	rec := &state.Pipeline{Version: state.RecordVersion, Pipeline: pr.pipeline.Name, Steps: map[string]*state.StepState{}}
+	if prev != nil {
+		for name, s := range prev.Steps {
+			if _, ok := pr.pipeline.Steps[name]; ok {
+				rec.Steps[name] = s
+			}
+		}
+	}
+	rec.RunID, rec.SourceCommit, rec.Dirty, rec.Updated = pr.run.ID, pr.run.SourceCommit, pr.run.Dirty, now
+	for name, n := range pr.nodes {
+		switch n.res.Status {
+		case state.StatusSucceeded, state.StatusCached, state.StatusFailed:
+			if n.fp == nil {
+				continue
+			}
+			st := &state.StepState{Fingerprint: n.fp, Key: n.res.CacheKey, Status: n.res.Status, Reason: n.res.Reason, RunID: pr.run.ID}
+			if n.res.CachedFrom != "" {
+				st.RunID = n.res.CachedFrom
+			}
+			rec.Steps[name] = st
+		}
+	}
+	return rec, nil
+}
+
+func commitMessage(p *plan.Plan, summary []string, runs []*state.Run) string {
+	src := p.Source.Commit
+	if src == "" {
+		src = "(no commit)"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "zen apply: %s from %s", strings.Join(summary, ", "), short(src))
+	if p.Source.Dirty {
+		b.WriteString(" (dirty)")
+	}
+	b.WriteString("\n\n")
+	fmt.Fprintf(&b, "Source-Commit: %s\n", src)
+	if p.Source.Dirty {
+		fmt.Fprintf(&b, "Source-Dirty: %s\n", p.Source.DirtyDigest)
+	}
+	fmt.Fprintf(&b, "Stack: %s\n", p.Stack)
+	for _, r := range runs {
+		fmt.Fprintf(&b, "Run: %s %s %s\n", r.ID, r.Pipeline, r.Status)
+	}
+	for _, o := range p.Overrides {
+		fmt.Fprintf(&b, "Experiment: %s=%v\n", o.Path, o.Value)
+	}
+	return b.String()
+}
+
+func put(files map[string][]byte, path string, rec any) error {
+	b, err := state.Encode(rec)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	files[path] = b
+	return nil
+}
+
+// NewRunID returns a run id: the UTC start time and six random hex digits,
+// so ids sort by time.
+func NewRunID(t time.Time) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return t.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// LookupSecret resolves a secret from the environment variable
+// ZEN_SECRET_<NAME> (upper case, other characters as _), else from the file
+// $ZEN_SECRETS_DIR/<name>. The error never holds the value.
+func LookupSecret(name string) (string, error) {
+	env := "ZEN_SECRET_" + strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			return r
+		}
+		return '_'
+	}, name)
+	if v, ok := os.LookupEnv(env); ok {
+		return v, nil
+	}
+	if dir := os.Getenv("ZEN_SECRETS_DIR"); dir != "" {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err == nil {
+			return strings.TrimRight(string(b), "\r\n"), nil
+		}
+		if !os.IsNotExist(err) {
+			return "", fmt.Errorf("secret %s: %v", name, err)
+		}
+	}
+	return "", fmt.Errorf("secret %s is not set: export %s or write it to $ZEN_SECRETS_DIR/%s", name, env, name)
+}
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// removeAll removes a tree, making read-only folders writable first.
+func removeAll(dir string) {
+	_ = filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.IsDir() {
+			_ = os.Chmod(p, 0o755)
+		}
+		return nil
+	})
+	_ = os.RemoveAll(dir)
+}

@@ -1,0 +1,345 @@
+package apply
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/zen-dev/zen/schema"
+	"github.com/zen-dev/zen/state"
+)
+
+// runStep runs a step on this machine, with its retries, and stores its
+// outputs and log.
+func (a *applier) runStep(ctx context.Context, n *node, key string) *state.StepResult {
+	start := time.Now().UTC()
+	res := &state.StepResult{Status: state.StatusFailed, CacheKey: key, Started: &start}
+	defer func() {
+		end := time.Now().UTC()
+		res.Finished = &end
+	}()
+	dir := filepath.Join(a.work, n.pr.pipeline.Name, n.step.Name)
+	inputs, outputs, tmp := filepath.Join(dir, "inputs"), filepath.Join(dir, "outputs"), filepath.Join(dir, "tmp")
+	params, metrics, logPath := filepath.Join(dir, "params.json"), filepath.Join(dir, "metrics.json"), filepath.Join(dir, "log.txt")
+	for _, d := range []string{inputs, tmp} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			res.Reason = err.Error()
+			return res
+		}
+	}
+	if err := a.linkInputs(ctx, n, inputs); err != nil {
+		res.Reason = err.Error()
+		return res
+	}
+	pb, err := json.MarshalIndent(n.step.Parameters, "", "  ")
+	if err == nil {
+		err = os.WriteFile(params, append(pb, '\n'), 0o644)
+	}
+	if err != nil {
+		res.Reason = "write parameters: " + err.Error()
+		return res
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		res.Reason = err.Error()
+		return res
+	}
+	env := stepEnv(os.Environ())
+	env = append(env,
+		"ZEN_INPUTS="+inputs, "ZEN_OUTPUTS="+outputs, "ZEN_PARAMS="+params, "ZEN_METRICS="+metrics,
+		"ZEN_RUN_ID="+n.pr.run.ID, "ZEN_PIPELINE="+n.pr.pipeline.Name, "ZEN_STEP="+n.step.Name,
+		"ZEN_COMMIT="+n.pr.run.SourceCommit, "TMPDIR="+tmp, "PYTHONDONTWRITEBYTECODE=1")
+	env = append(env, n.env...)
+
+	attempts := n.step.Retries.Attempts + 1
+	backoff := n.step.Retries.Backoff
+	a.progress(n, "%s %s %s", n.planned.Action.Symbol(), stepLabel(n), "running")
+	for attempt := 1; attempt <= attempts; attempt++ {
+		res.Attempts = attempt
+		if attempt > 1 {
+			fmt.Fprintf(logFile, "--- attempt %d of %d ---\n", attempt, attempts)
+			a.progress(n, "~ %s retrying (attempt %d of %d) after %s", stepLabel(n), attempt, attempts, backoff)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+			}
+			backoff *= 2
+			if ctx.Err() != nil {
+				res.Status, res.Reason = state.StatusCancelled, "apply cancelled"
+				break
+			}
+		}
+		_ = os.RemoveAll(outputs)
+		_ = os.Remove(metrics)
+		if err := os.MkdirAll(outputs, 0o755); err != nil {
+			res.Reason = err.Error()
+			break
+		}
+		p := &process{argv: n.step.Run, dir: a.env.Config.Root, env: env, timeout: n.step.Timeout, log: logFile, stream: a.stream, prefix: n.prefix(), redact: a.secrets}
+		out := p.run(ctx)
+		code := out.exitCode
+		res.ExitCode = &code
+		switch {
+		case out.cancelled:
+			res.Status, res.Reason = state.StatusCancelled, "apply cancelled while the step ran"
+		case out.timedOut:
+			res.Reason = fmt.Sprintf("timed out after %s", n.step.Timeout)
+		case !out.ok():
+			res.Reason = out.String()
+		default:
+			if err := checkOutputs(n.step, outputs); err != nil {
+				res.Reason = err.Error()
+			} else if m, err := readMetrics(metrics); err != nil {
+				res.Reason = err.Error()
+			} else {
+				res.Status, res.Reason, res.Metrics = state.StatusSucceeded, "", m
+			}
+		}
+		if res.Status != state.StatusFailed || noRetry(n.step, out) {
+			break
+		}
+		fmt.Fprintf(logFile, "zen: attempt %d failed: %s\n", attempt, res.Reason)
+	}
+	logFile.Close()
+
+	// The log is stored whatever became of the step, and outlives a cancel.
+	store := context.WithoutCancel(ctx)
+	if d, err := a.env.Store.Push(store, logPath, "log"); err == nil {
+		res.Log = &state.Artifact{Digest: d.Digest, Size: d.Size, Type: "log", MediaType: d.MediaType}
+	} else if res.Status == state.StatusSucceeded {
+		res.Status, res.Reason = state.StatusFailed, "store log: "+err.Error()
+	}
+	if res.Status == state.StatusSucceeded {
+		res.Outputs = map[string]state.Artifact{}
+		for _, name := range n.step.OutputNames() {
+			o := n.step.Outputs[name]
+			d, err := a.env.Store.Push(store, filepath.Join(outputs, name), o.Type)
+			if err != nil {
+				res.Status, res.Reason, res.Outputs = state.StatusFailed, fmt.Sprintf("store output %s: %v", name, err), nil
+				break
+			}
+			res.Outputs[name] = state.Artifact{Digest: d.Digest, Size: d.Size, Type: o.Type, MediaType: d.MediaType}
+		}
+	}
+	if res.Status == state.StatusSucceeded {
+		n.outDir = outputs
+		readOnly(outputs)
+	}
+	elapsed := time.Since(start).Round(time.Millisecond)
+	switch res.Status {
+	case state.StatusSucceeded:
+		a.progress(n, "✓ %s succeeded in %s", stepLabel(n), elapsed)
+	case state.StatusCancelled:
+		a.progress(n, "✗ %s cancelled", stepLabel(n))
+	default:
+		a.progress(n, "✗ %s failed after %s: %s", stepLabel(n), elapsed, Redact(res.Reason, a.secrets))
+	}
+	res.Reason = Redact(res.Reason, a.secrets)
+	return res
+}
+
+func stepLabel(n *node) string { return n.pr.pipeline.Name + "." + n.step.Name }
+
+// noRetry reports whether a failed attempt must not be retried.
+func noRetry(s *schema.Step, out outcome) bool {
+	if out.cancelled {
+		return true
+	}
+	for _, c := range s.Retries.ExceptExitCodes {
+		if !out.timedOut && out.exitCode == c {
+			return true
+		}
+	}
+	return false
+}
+
+// stepEnv is the environment a step inherits: zen's own secrets and
+// variables are not passed on.
+func stepEnv(environ []string) []string {
+	var out []string
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, "ZEN_") || strings.HasPrefix(kv, "TMPDIR=") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// linkInputs makes one entry per input in dir: a link to the repository
+// file or folder, to the output of an upstream step that ran here, or to an
+// artifact pulled from the store.
+func (a *applier) linkInputs(ctx context.Context, n *node, dir string) error {
+	for _, name := range n.step.InputNames() {
+		in := n.step.Inputs[name]
+		var target string
+		switch in.Kind {
+		case schema.InputFile, schema.InputDir:
+			target = filepath.Join(a.env.Config.Root, filepath.FromSlash(in.Path))
+		case schema.InputStep:
+			up := n.pr.nodes[in.Step]
+			if up.outDir != "" {
+				target = filepath.Join(up.outDir, in.Output)
+				break
+			}
+			p, err := a.pull(ctx, up.res.Outputs[in.Output].Digest)
+			if err != nil {
+				return fmt.Errorf("input %s (%s): %w", name, in.Source(), err)
+			}
+			target = p
+		default:
+			return fmt.Errorf("input %s: %s inputs are not supported by this version of zen", name, in.Kind)
+		}
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("input %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// pull fetches an artifact from the store once per apply.
+func (a *applier) pull(ctx context.Context, digest string) (string, error) {
+	a.mu.Lock()
+	p, ok := a.pulled[digest]
+	if !ok {
+		p = &pull{path: filepath.Join(a.work, "artifacts", strings.TrimPrefix(digest, "sha256:"))}
+		a.pulled[digest] = p
+	}
+	a.mu.Unlock()
+	p.once.Do(func() {
+		if err := os.MkdirAll(filepath.Dir(p.path), 0o755); err != nil {
+			p.err = err
+			return
+		}
+		p.err = a.env.Store.Pull(ctx, digest, p.path)
+		if p.err == nil {
+			readOnly(p.path)
+		}
+	})
+	return p.path, p.err
+}
+
+// checkOutputs checks that the step wrote exactly its declared outputs,
+// each of the declared shape.
+func checkOutputs(s *schema.Step, dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var extra []string
+	for _, e := range entries {
+		if _, ok := s.Outputs[e.Name()]; !ok {
+			extra = append(extra, e.Name())
+		}
+	}
+	if len(extra) > 0 {
+		return fmt.Errorf("wrote undeclared outputs: %s (declared: %s)", strings.Join(extra, ", "), strings.Join(s.OutputNames(), ", "))
+	}
+	for _, name := range s.OutputNames() {
+		o := s.Outputs[name]
+		p := filepath.Join(dir, name)
+		fi, err := os.Lstat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("output %s: not written (the step must create $ZEN_OUTPUTS/%s)", name, name)
+		}
+		if err != nil {
+			return fmt.Errorf("output %s: %v", name, err)
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("output %s: is a symbolic link; write the content itself", name)
+		}
+		switch o.Type {
+		case "dir":
+			if !fi.IsDir() {
+				return fmt.Errorf("output %s: type dir, but the step wrote a file", name)
+			}
+		case "model":
+			if fi.IsDir() {
+				if es, _ := os.ReadDir(p); len(es) == 0 {
+					return fmt.Errorf("output %s: type model, but the folder is empty", name)
+				}
+			}
+		default:
+			if !fi.Mode().IsRegular() {
+				return fmt.Errorf("output %s: type %s must be a file", name, o.Type)
+			}
+			if o.Type == "json" {
+				b, err := os.ReadFile(p)
+				if err == nil && !json.Valid(b) {
+					err = errors.New("not valid JSON")
+				}
+				if err != nil {
+					return fmt.Errorf("output %s: type json: %v", name, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// readMetrics reads the step's metrics: a JSON object of numbers, nested
+// objects flattened with dots. No file means no metrics.
+func readMetrics(path string) (map[string]float64, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("metrics ($ZEN_METRICS): want a JSON object of numbers: %v", err)
+	}
+	out := map[string]float64{}
+	var walk func(prefix string, m map[string]any) error
+	walk = func(prefix string, m map[string]any) error {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			name := prefix + k
+			switch v := m[k].(type) {
+			case float64:
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					return fmt.Errorf("metrics: %s is not a finite number", name)
+				}
+				out[name] = v
+			case map[string]any:
+				if err := walk(name+".", v); err != nil {
+					return err
+				}
+			default:
+				return fmt.Errorf("metrics: %s is not a number", name)
+			}
+		}
+		return nil
+	}
+	if err := walk("", raw); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// readOnly makes a step's finished outputs read-only for the steps that
+// read them.
+func readOnly(root string) {
+	_ = filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.Mode()&os.ModeSymlink != 0 {
+			return nil
+		}
+		if fi.IsDir() {
+			return os.Chmod(p, 0o555)
+		}
+		return os.Chmod(p, fi.Mode().Perm()&^0o222)
+	})
+}

@@ -1,0 +1,129 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zen-dev/zen/apply"
+	"github.com/zen-dev/zen/plan/render"
+	"github.com/zen-dev/zen/state"
+)
+
+func newApply(g *globals) *cobra.Command {
+	var f planFlags
+	var jobs int
+	cmd := &cobra.Command{
+		Use:   "apply [PIPELINE...]",
+		Short: "Run what the plan shows and record the runs",
+		Long: `Apply computes the plan, runs the steps that must run on the selected
+stack, stores their outputs and logs as OCI artifacts, and records each
+pipeline run as one commit on the state ref (refs/zen/state).
+
+Steps run as soon as their inputs are ready, up to -j at once. A failing
+step stops the steps that read its outputs; independent steps finish. The
+run is recorded whatever happens, so the next apply reuses every step that
+completed. Ctrl-C stops the running steps and records the run as
+cancelled.
+
+With --set, the run is an experiment: recorded with its overrides, but the
+pipeline's baseline (what plan compares against) stays as it was. A run from
+a work tree with uncommitted changes is recorded as dirty.`,
+		Example: `  zen apply
+  zen apply training --stack shared -j 4
+  zen apply --set training.n_estimators=200`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pl, err := makePlan(cmd.Context(), &f, args)
+			if err != nil {
+				return err
+			}
+			p := pl.plan
+			if !p.Changes() {
+				if g.output == "json" {
+					return writeJSON(g.stdout, map[string]any{"changes": false, "runs": []any{}})
+				}
+				fmt.Fprintln(g.stdout, render.Summary(p))
+				return nil
+			}
+			if g.output == "text" {
+				render.Text(g.stderr, p, styleFor(g.stderr))
+				fmt.Fprintln(g.stderr)
+			}
+			env := &apply.Env{
+				Config:  pl.sess.cfg,
+				Stack:   pl.stack,
+				Store:   pl.store,
+				Sources: pl.sess.ws,
+				Records: pl.recs,
+				State:   pl.sess.state,
+				Jobs:    jobs,
+				Stream:  g.stderr,
+			}
+			res, err := apply.Apply(cmd.Context(), env, p)
+			var re *apply.RunError
+			if err != nil && !errors.As(err, &re) && !errors.Is(err, state.ErrStateMoved) {
+				return err
+			}
+			if res != nil {
+				if g.output == "json" {
+					if jerr := writeJSON(g.stdout, map[string]any{"changes": true, "runs": res.Runs, "state_commit": res.StateCommit}); jerr != nil {
+						return jerr
+					}
+				} else {
+					printApplied(g, res, pl.sess.state.Ref())
+				}
+			}
+			return err
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().IntVarP(&jobs, "jobs", "j", 0, "run up to `N` steps at once (default: the number of CPUs)")
+	return cmd
+}
+
+func printApplied(g *globals, res *apply.Result, ref string) {
+	fmt.Fprintln(g.stdout)
+	for _, r := range res.Runs {
+		ran, cached, failed := 0, 0, 0
+		for _, s := range r.Steps {
+			switch s.Status {
+			case state.StatusSucceeded:
+				ran++
+			case state.StatusCached:
+				cached++
+			default:
+				failed++
+			}
+		}
+		line := fmt.Sprintf("run %s of %s %s: %d ran, %d cached", r.ID, r.Pipeline, r.Status, ran, cached)
+		if failed > 0 {
+			line += fmt.Sprintf(", %d did not complete", failed)
+		}
+		var tags []string
+		if r.Dirty {
+			tags = append(tags, "dirty")
+		}
+		if r.Experiment {
+			tags = append(tags, "experiment")
+		}
+		if len(tags) > 0 {
+			line += " (" + strings.Join(tags, ", ") + ")"
+		}
+		fmt.Fprintln(g.stdout, line)
+		if r.Error != "" {
+			fmt.Fprintf(g.stdout, "  %s\n", r.Error)
+		}
+	}
+	if res.StateCommit != "" {
+		fmt.Fprintf(g.stdout, "recorded on %s at %s\n", ref, short(res.StateCommit))
+	}
+}
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}

@@ -1,0 +1,150 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/zen-dev/zen/plan"
+	"github.com/zen-dev/zen/plan/render"
+	"github.com/zen-dev/zen/registry"
+	"github.com/zen-dev/zen/schema"
+	"github.com/zen-dev/zen/state"
+)
+
+// planFlags are shared by plan and apply.
+type planFlags struct {
+	stack   string
+	noCache bool
+	sets    []string
+}
+
+func (f *planFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.stack, "stack", "", "the stack to use (default: $ZEN_STACK, `zen stack use`, or the repository's default_stack)")
+	cmd.Flags().BoolVar(&f.noCache, "no-cache", false, "run every step, reusing nothing")
+	cmd.Flags().StringArrayVar(&f.sets, "set", nil, "override a parameter for one experiment: `PIPELINE.PARAM=VALUE` or PIPELINE.STEP.PARAM=VALUE (repeatable)")
+}
+
+// planned is a computed plan with what it was computed against.
+type planned struct {
+	sess  *session
+	stack *schema.Stack
+	store registry.Store
+	plan  *plan.Plan
+	recs  state.Records
+}
+
+// makePlan loads the repository and computes the plan for pipelines.
+func makePlan(ctx context.Context, f *planFlags, pipelines []string) (*planned, error) {
+	var overrides []schema.Override
+	for _, s := range f.sets {
+		o, err := schema.ParseOverride(s)
+		if err != nil {
+			return nil, err
+		}
+		overrides = append(overrides, o)
+	}
+	sess, err := open(true, overrides...)
+	if err != nil {
+		return nil, err
+	}
+	st, err := sess.selectStack(f.stack)
+	if err != nil {
+		return nil, err
+	}
+	store, err := sess.openStore(st)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := sess.state.Head()
+	if err != nil {
+		return nil, err
+	}
+	recs := state.Records{Snapshot: snap, Ref: sess.state.Ref()}
+	head, err := sess.ws.Head()
+	if err != nil {
+		return nil, err
+	}
+	changed, dirtyID, err := sess.ws.Changes()
+	if err != nil {
+		return nil, err
+	}
+	opts := plan.Options{
+		Stack:       st.Name,
+		Pipelines:   pipelines,
+		NoCache:     f.noCache,
+		Source:      plan.Source{Commit: head, Dirty: dirtyID != "", DirtyDigest: dirtyID, Changed: changed},
+		StateCommit: snap.Commit(),
+	}
+	for _, o := range overrides {
+		opts.Overrides = append(opts.Overrides, plan.Override{Path: o.Path, Value: o.JSON()})
+	}
+	p, err := plan.Compute(ctx, sess.cfg, recs, sess.ws, store, opts)
+	if err != nil {
+		return nil, err
+	}
+	_ = sess.ws.Hasher.Save() // a cache only: losing it costs a re-read
+	return &planned{sess: sess, stack: st, store: store, plan: p, recs: recs}, nil
+}
+
+func newPlan(g *globals) *cobra.Command {
+	var f planFlags
+	var detailed bool
+	cmd := &cobra.Command{
+		Use:   "plan [PIPELINE...]",
+		Short: "Show which steps would run and why, and which are cached",
+		Long: `Plan compares the pipelines the repository declares with what the state
+ref recorded, and shows for every step what zen apply would do:
+
+  + step   runs for the first time
+  ~ step   runs, with the reason: code changed (which file), parameter
+           changed (old → new), input changed (which input), upstream re-runs
+  = step   cached: its recorded outputs are reused (with its cache key)
+
+Plan never runs anything and never writes the state ref.
+
+Exit status: 0 when the plan succeeds, 1 on error. With --detailed-exitcode:
+0 nothing to do, 1 error, 2 there are steps to run.`,
+		Example: `  zen plan
+  zen plan training --stack shared
+  zen plan --set training.n_estimators=200
+  zen plan --detailed-exitcode --output json > plan.json`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pl, err := makePlan(cmd.Context(), &f, args)
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				err = render.JSON(g.stdout, pl.plan)
+			} else {
+				render.Text(g.stdout, pl.plan, styleFor(g.stdout))
+			}
+			if err != nil {
+				return err
+			}
+			if detailed && pl.plan.Changes() {
+				return &codeError{code: exitChanges}
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when there are steps to run, 0 when there are none")
+	return cmd
+}
+
+// styleFor colours output on a terminal, unless NO_COLOR is set.
+func styleFor(w io.Writer) render.Style {
+	f, ok := w.(*os.File)
+	if !ok || os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
+		return render.Style{}
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return render.Style{Color: err == nil}
+}
+
+var _ = fmt.Sprint

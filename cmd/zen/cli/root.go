@@ -1,0 +1,136 @@
+// Package cli is zen's command line: one cobra command per verb, each a thin
+// layer over a library call.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zen-dev/zen/apply"
+)
+
+// Exit codes.
+const (
+	exitOK        = 0
+	exitError     = 1
+	exitChanges   = 2   // zen plan --detailed-exitcode: the plan is not empty
+	exitCancelled = 130 // interrupted
+)
+
+// exitError carries an exit code through cobra; its message, if any, has
+// been printed already or is printed by Main.
+type codeError struct {
+	code int
+	err  error
+}
+
+func (e *codeError) Error() string {
+	if e.err == nil {
+		return ""
+	}
+	return e.err.Error()
+}
+
+func (e *codeError) Unwrap() error { return e.err }
+
+// Main runs zen with os.Args and returns the exit code.
+func Main() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRoot(os.Stdout, os.Stderr)
+	root.SetArgs(os.Args[1:])
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	code := exitError
+	var ce *codeError
+	if errors.As(err, &ce) {
+		code = ce.code
+	}
+	var re *apply.RunError
+	if errors.As(err, &re) && re.Cancelled() {
+		code = exitCancelled
+	}
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintln(os.Stderr, "zen: "+msg)
+	}
+	return code
+}
+
+// globals are the flags every command has.
+type globals struct {
+	dir    string
+	output string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "zen",
+		Short: "Run ML pipelines declared in CUE; record them in git; store artifacts in OCI registries",
+		Long: `zen runs ML pipelines that a git repository declares in CUE.
+
+  zen plan    shows which steps would run, and why, and which are cached
+  zen apply   runs them, stores their outputs as OCI artifacts and records
+              the runs as commits on the state ref (refs/zen/state)
+
+Everything zen did can be read back from any clone: zen runs, zen logs,
+zen artifacts get, or plain git log refs/zen/state.`,
+		Example: `  zen init                 # scaffold a project in this git repository
+  zen plan                 # what would run
+  zen apply                # run it and record it
+  zen runs show latest     # what happened`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVarP(&g.dir, "directory", "C", "", "run as if zen was started in `DIR`")
+	root.PersistentFlags().StringVar(&g.output, "output", "text", "output format: text or json")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if g.output != "text" && g.output != "json" {
+			return fmt.Errorf("--output %q: want text or json", g.output)
+		}
+		if g.dir != "" {
+			if err := os.Chdir(g.dir); err != nil {
+				return fmt.Errorf("-C: %w", err)
+			}
+		}
+		return nil
+	}
+	root.AddCommand(
+		newInit(g), newValidate(g), newSchema(g), newGraph(g),
+		newPlan(g), newApply(g), newRuns(g), newLogs(g), newArtifacts(g),
+		newStack(g), newVersion(g),
+	)
+	return root
+}
+
+// version is set at build time with -ldflags "-X .../cli.version=...".
+var version = "dev"
+
+func newVersion(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print zen's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if g.output == "json" {
+				return writeJSON(g.stdout, map[string]string{"version": version})
+			}
+			fmt.Fprintln(g.stdout, "zen", version)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,354 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zen-dev/zen/state"
+)
+
+func newRuns(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "runs",
+		Short: "List and show recorded pipeline runs",
+		Long: `Runs reads the runs recorded on the state ref. RUN is a run id, a unique
+prefix of one, or "latest".`,
+	}
+	var pipeline string
+	var limit int
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List recorded runs, newest first",
+		Example: "  zen runs list\n  zen runs list --pipeline training --limit 5",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sess, err := open(false)
+			if err != nil {
+				return err
+			}
+			recs, err := records(sess)
+			if err != nil {
+				return err
+			}
+			ids, err := recs.RunIDs()
+			if err != nil {
+				return err
+			}
+			var runs []*state.Run
+			for i := len(ids) - 1; i >= 0 && (limit <= 0 || len(runs) < limit); i-- {
+				r, _, err := recs.Run(ids[i])
+				if err != nil {
+					return err
+				}
+				if pipeline == "" || r.Pipeline == pipeline {
+					runs = append(runs, r)
+				}
+			}
+			if g.output == "json" {
+				if runs == nil {
+					runs = []*state.Run{}
+				}
+				return writeJSON(g.stdout, runs)
+			}
+			if len(runs) == 0 {
+				fmt.Fprintln(g.stderr, "no runs recorded yet: zen apply records one")
+				return nil
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "RUN\tPIPELINE\tSTATUS\tSTEPS\tSOURCE\tSTARTED")
+			for _, r := range runs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Pipeline, r.Status, stepCounts(r), source(r), r.Started.Local().Format(time.DateTime))
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVar(&pipeline, "pipeline", "", "only runs of this pipeline")
+	list.Flags().IntVar(&limit, "limit", 20, "show at most `N` runs (0: all)")
+	show := &cobra.Command{
+		Use:     "show RUN",
+		Short:   "Show a run: its source, parameters, and every step's result",
+		Example: "  zen runs show latest\n  zen runs show 20261123-101500-3fa2c1 --output json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sess, err := open(false)
+			if err != nil {
+				return err
+			}
+			r, err := findRun(sess, args[0])
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return writeJSON(g.stdout, r)
+			}
+			printRun(g, r)
+			return nil
+		},
+	}
+	cmd.AddCommand(list, show)
+	return cmd
+}
+
+func records(sess *session) (state.Records, error) {
+	snap, err := sess.state.Head()
+	if err != nil {
+		return state.Records{}, err
+	}
+	return state.Records{Snapshot: snap, Ref: sess.state.Ref()}, nil
+}
+
+// findRun resolves a run id, a unique prefix of one, or "latest".
+func findRun(sess *session, id string) (*state.Run, error) {
+	recs, err := records(sess)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := recs.RunIDs()
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("no runs recorded on %s yet: zen apply records one", sess.state.Ref())
+	}
+	var match []string
+	if id == "latest" {
+		match = ids[len(ids)-1:]
+	} else {
+		for _, x := range ids {
+			if x == id {
+				match = []string{x}
+				break
+			}
+			if strings.HasPrefix(x, id) {
+				match = append(match, x)
+			}
+		}
+	}
+	switch {
+	case len(match) == 0:
+		return nil, fmt.Errorf("no run %q on %s (see zen runs list)", id, sess.state.Ref())
+	case len(match) > 1:
+		return nil, fmt.Errorf("run %q is ambiguous: %s", id, strings.Join(match, ", "))
+	}
+	r, _, err := recs.Run(match[0])
+	return r, err
+}
+
+func stepCounts(r *state.Run) string {
+	counts := map[string]int{}
+	for _, s := range r.Steps {
+		counts[s.Status]++
+	}
+	var parts []string
+	for _, st := range []string{state.StatusSucceeded, state.StatusCached, state.StatusFailed, state.StatusSkipped, state.StatusCancelled} {
+		if n := counts[st]; n > 0 {
+			word := st
+			if st == state.StatusSucceeded {
+				word = "ran"
+			}
+			parts = append(parts, fmt.Sprintf("%d %s", n, word))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func source(r *state.Run) string {
+	s := "-"
+	if r.SourceCommit != "" {
+		s = r.SourceCommit[:min(12, len(r.SourceCommit))]
+	}
+	if r.Dirty {
+		s += "+dirty"
+	}
+	if r.Experiment {
+		s += " (experiment)"
+	}
+	return s
+}
+
+func printRun(g *globals, r *state.Run) {
+	w := g.stdout
+	fmt.Fprintf(w, "run %s\n", r.ID)
+	fmt.Fprintf(w, "  pipeline:  %s\n", r.Pipeline)
+	fmt.Fprintf(w, "  status:    %s\n", r.Status)
+	if r.Error != "" {
+		fmt.Fprintf(w, "  error:     %s\n", r.Error)
+	}
+	src := r.SourceCommit
+	if src == "" {
+		src = "(no commit)"
+	}
+	if r.Dirty {
+		src += " with uncommitted changes " + r.DirtyDigest
+	}
+	fmt.Fprintf(w, "  source:    %s\n", src)
+	if r.Experiment {
+		var sets []string
+		for _, k := range sortedKeys(r.Overrides) {
+			sets = append(sets, fmt.Sprintf("%s=%v", k, r.Overrides[k]))
+		}
+		fmt.Fprintf(w, "  experiment: %s\n", strings.Join(sets, ", "))
+	}
+	fmt.Fprintf(w, "  stack:     %s (orchestrator %s, artifact store %s)\n", r.Stack, r.Orchestrator, r.Store)
+	fmt.Fprintf(w, "  started:   %s (%s)\n", r.Started.Local().Format(time.DateTime), r.Finished.Sub(r.Started).Round(time.Millisecond))
+	if len(r.Parameters) > 0 {
+		fmt.Fprintln(w, "  parameters:")
+		for _, k := range sortedKeys(r.Parameters) {
+			fmt.Fprintf(w, "    %s = %v\n", k, r.Parameters[k])
+		}
+	}
+	fmt.Fprintln(w, "  steps:")
+	for _, name := range sortedKeys(r.Steps) {
+		s := r.Steps[name]
+		line := fmt.Sprintf("    %s: %s", name, s.Status)
+		if s.CachedFrom != "" {
+			line += " (from run " + s.CachedFrom + ")"
+		}
+		if s.Started != nil && s.Finished != nil {
+			line += " in " + s.Finished.Sub(*s.Started).Round(time.Millisecond).String()
+		}
+		if s.Attempts > 1 {
+			line += fmt.Sprintf(" after %d attempts", s.Attempts)
+		}
+		if s.Reason != "" {
+			line += ": " + s.Reason
+		}
+		fmt.Fprintln(w, line)
+		for _, o := range sortedKeys(s.Outputs) {
+			a := s.Outputs[o]
+			fmt.Fprintf(w, "      output %s (%s, %d bytes) %s\n", o, a.Type, a.Size, a.Digest)
+		}
+		for _, m := range sortedKeys(s.Metrics) {
+			fmt.Fprintf(w, "      metric %s = %g\n", m, s.Metrics[m])
+		}
+	}
+}
+
+func newLogs(g *globals) *cobra.Command {
+	var stack string
+	cmd := &cobra.Command{
+		Use:   "logs RUN STEP",
+		Short: "Print a step's log (its stdout and stderr) from the artifact store",
+		Long: `Logs prints what a step wrote to stdout and stderr in a run, read from the
+artifact store of the run's stack (or --stack). For a cached step, that is
+the log of the run that produced its outputs.`,
+		Example: "  zen logs latest train",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sess, r, step, err := runStep(args[0], args[1])
+			if err != nil {
+				return err
+			}
+			if step.Log == nil {
+				return fmt.Errorf("run %s: step %s has no log (%s)", r.ID, args[1], step.Status)
+			}
+			dir, err := os.MkdirTemp("", "zen-logs-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			p := filepath.Join(dir, "log")
+			if err := pullArtifact(cmd, sess, r, stack, step.Log.Digest, p); err != nil {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			_, err = g.stdout.Write(b)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&stack, "stack", "", "read from this stack's artifact store (default: the run's stack)")
+	return cmd
+}
+
+func newArtifacts(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "artifacts",
+		Short: "Fetch the artifacts runs stored",
+	}
+	var out, stack string
+	get := &cobra.Command{
+		Use:   "get RUN STEP OUTPUT",
+		Short: "Write a step's output to a file or folder",
+		Long: `Get fetches a step's output from the artifact store of the run's stack (or
+--stack), checks it against its recorded digest, and writes it to -o PATH
+(default: ./OUTPUT). It never overwrites an existing path.`,
+		Example: "  zen artifacts get latest train model -o model.json",
+		Args:    cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sess, r, step, err := runStep(args[0], args[1])
+			if err != nil {
+				return err
+			}
+			a, ok := step.Outputs[args[2]]
+			if !ok {
+				return fmt.Errorf("run %s: step %s has no output %q (outputs: %s)", r.ID, args[1], args[2], strings.Join(sortedKeys(step.Outputs), ", "))
+			}
+			dest := out
+			if dest == "" {
+				dest = args[2]
+			}
+			if _, err := os.Lstat(dest); err == nil {
+				return fmt.Errorf("%s exists: choose another path with -o", dest)
+			}
+			if err := pullArtifact(cmd, sess, r, stack, a.Digest, dest); err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return writeJSON(g.stdout, map[string]any{"path": dest, "artifact": a})
+			}
+			fmt.Fprintf(g.stdout, "wrote %s (%s, %d bytes, %s)\n", dest, a.Type, a.Size, a.Digest)
+			return nil
+		},
+	}
+	get.Flags().StringVarP(&out, "out", "o", "", "write to `PATH` (default: ./OUTPUT)")
+	get.Flags().StringVar(&stack, "stack", "", "read from this stack's artifact store (default: the run's stack)")
+	cmd.AddCommand(get)
+	return cmd
+}
+
+// runStep finds a run and one of its steps.
+func runStep(runID, stepName string) (*session, *state.Run, *state.StepResult, error) {
+	sess, err := open(true)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	r, err := findRun(sess, runID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	s, ok := r.Steps[stepName]
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("run %s of %s has no step %q (steps: %s)", r.ID, r.Pipeline, stepName, strings.Join(sortedKeys(r.Steps), ", "))
+	}
+	return sess, r, s, nil
+}
+
+// pullArtifact fetches an artifact from the store of the run's stack, or
+// of --stack.
+func pullArtifact(cmd *cobra.Command, sess *session, r *state.Run, stackFlag, digest, dest string) error {
+	name := stackFlag
+	if name == "" {
+		if _, ok := stacks(sess.cfg)[r.Stack]; ok {
+			name = r.Stack
+		}
+	}
+	st, err := sess.selectStack(name)
+	if err != nil {
+		return err
+	}
+	store, err := sess.openStore(st)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	return store.Pull(cmd.Context(), digest, dest)
+}

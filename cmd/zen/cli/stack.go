@@ -1,0 +1,145 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zen-dev/zen/schema"
+)
+
+func sortStrings(s []string) { sort.Strings(s) }
+
+func newStack(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "stack",
+		Short: "List, show and choose stacks",
+		Long: `A stack says where pipelines run (its orchestrator) and where artifacts go
+(its artifact store). The stack zen uses is, in order: --stack, $ZEN_STACK,
+the clone's choice made with zen stack use, the repository's default_stack.`,
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:     "list",
+		Short:   "List the repository's stacks",
+		Example: "  zen stack list",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sess, err := open(true)
+			if err != nil {
+				return err
+			}
+			cur, err := sess.selectStack("")
+			if err != nil {
+				return err
+			}
+			all := stacks(sess.cfg)
+			if g.output == "json" {
+				var out []any
+				for _, n := range sortedKeys(all) {
+					out = append(out, map[string]any{"name": n, "current": n == cur.Name, "stack": all[n]})
+				}
+				return writeJSON(g.stdout, out)
+			}
+			for _, n := range sortedKeys(all) {
+				mark := " "
+				if n == cur.Name {
+					mark = "*"
+				}
+				st := all[n]
+				fmt.Fprintf(g.stdout, "%s %-12s orchestrator %-6s artifact store %s\n", mark, n, st.Orchestrator.Flavor, describeStore(st))
+			}
+			return nil
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:     "show [NAME]",
+		Short:   "Show a stack's components (default: the current stack)",
+		Example: "  zen stack show\n  zen stack show shared --output json",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sess, err := open(true)
+			if err != nil {
+				return err
+			}
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			st, err := sess.selectStack(name)
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return writeJSON(g.stdout, st)
+			}
+			fmt.Fprintf(g.stdout, "stack %s\n", st.Name)
+			if st.Description != "" {
+				fmt.Fprintf(g.stdout, "  %s\n", st.Description)
+			}
+			fmt.Fprintf(g.stdout, "  orchestrator:   %s%s\n", st.Orchestrator.Flavor, settings(st.Orchestrator))
+			fmt.Fprintf(g.stdout, "  artifact_store: %s%s\n", st.ArtifactStore.Flavor, settings(st.ArtifactStore))
+			return nil
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "use NAME",
+		Short: "Choose the stack for this clone (kept in .git/config, not committed)",
+		Long: `Use records the stack this clone uses when neither --stack nor $ZEN_STACK
+is given. It is kept in the clone's git config (zen.stack) and never
+committed, so each clone and CI job chooses its own.`,
+		Example: "  zen stack use shared\n  zen stack use local",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sess, err := open(true)
+			if err != nil {
+				return err
+			}
+			all := stacks(sess.cfg)
+			if _, ok := all[args[0]]; !ok {
+				return fmt.Errorf("unknown stack %q; stacks: %s", args[0], strings.Join(sortedKeys(all), ", "))
+			}
+			cfg, err := sess.ws.Repo.Config()
+			if err != nil {
+				return err
+			}
+			cfg.Raw.Section("zen").SetOption("stack", args[0])
+			if err := sess.ws.Repo.SetConfig(cfg); err != nil {
+				return fmt.Errorf("write git config: %w", err)
+			}
+			fmt.Fprintf(g.stdout, "using stack %s in this clone\n", args[0])
+			if env := os.Getenv("ZEN_STACK"); env != "" && env != args[0] {
+				fmt.Fprintf(g.stderr, "note: ZEN_STACK=%s is set and takes precedence\n", env)
+			}
+			return nil
+		},
+	})
+	return cmd
+}
+
+func describeStore(st *schema.Stack) string {
+	switch st.ArtifactStore.Flavor {
+	case "oci-layout":
+		p := st.ArtifactStore.String("path")
+		if p == "" {
+			p = ".zen/store"
+		}
+		return "oci-layout " + p
+	case "oci":
+		return "oci " + st.ArtifactStore.String("repository")
+	}
+	return st.ArtifactStore.Flavor
+}
+
+func settings(c schema.Component) string {
+	var parts []string
+	for _, k := range sortedKeys(c.Settings) {
+		parts = append(parts, fmt.Sprintf("%s=%v", k, c.Settings[k]))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}

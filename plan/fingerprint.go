@@ -1,0 +1,215 @@
+package plan
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/zen-dev/zen/schema"
+	"github.com/zen-dev/zen/state"
+)
+
+// Sources gives the digests of what a step reads from the repository and
+// the machine.
+type Sources interface {
+	// File and Dir return the content digest of a repository file or
+	// folder (slash-separated path relative to the root).
+	File(path string) (string, error)
+	Dir(path string) (string, error)
+	// Code returns path → digest of every code file of the step: the
+	// files its command names and those its code: globs match.
+	Code(step *schema.Step) (map[string]string, error)
+	// Executable identifies the program a command runs, looked up on PATH
+	// ("" for a repository file, which Code covers).
+	Executable(name string) (string, error)
+}
+
+// Fingerprint gathers what the cache key of step s is made of. upstream
+// maps the names of inputs from other steps to their artifact digests;
+// inputs whose digest is not known yet are left out.
+func Fingerprint(s *schema.Step, src Sources, upstream map[string]string) (*state.Fingerprint, error) {
+	fp := &state.Fingerprint{
+		Command:    s.Run,
+		Image:      s.Image,
+		Env:        map[string]string{},
+		Parameters: map[string]json.RawMessage{},
+		Inputs:     map[string]string{},
+		Outputs:    map[string]string{},
+	}
+	for name, ev := range s.Env {
+		if ev.Secret != "" {
+			fp.Env[name] = "secret:" + ev.Secret
+		} else {
+			fp.Env[name] = ev.Value
+		}
+	}
+	for name, v := range s.Parameters {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("parameter %s: %w", name, err)
+		}
+		fp.Parameters[name] = b
+	}
+	for name, o := range s.Outputs {
+		fp.Outputs[name] = o.Type
+		if o.Model != "" {
+			fp.Outputs[name] += " model=" + o.Model
+		}
+	}
+	for _, name := range s.InputNames() {
+		in := s.Inputs[name]
+		var d string
+		var err error
+		switch in.Kind {
+		case schema.InputStep:
+			var ok bool
+			if d, ok = upstream[name]; !ok {
+				continue
+			}
+		case schema.InputFile:
+			d, err = src.File(in.Path)
+		case schema.InputDir:
+			d, err = src.Dir(in.Path)
+		case schema.InputModel:
+			return nil, fmt.Errorf("input %s: inputs from a model stage (%s) are not supported by this version of zen", name, in.Source())
+		}
+		if err != nil {
+			return nil, fmt.Errorf("input %s: %w", name, err)
+		}
+		fp.Inputs[name] = d
+	}
+	code, err := src.Code(s)
+	if err != nil {
+		return nil, err
+	}
+	fp.Code = code
+	if fp.Executable, err = src.Executable(s.Run[0]); err != nil {
+		return nil, err
+	}
+	return fp, nil
+}
+
+// keyPrefix versions the key's encoding: changing it invalidates every cache.
+const keyPrefix = "zen-cache-key-v1\n"
+
+// Key is the cache key of a fingerprint: sha256 over its canonical JSON
+// (encoding/json sorts map keys).
+func Key(fp *state.Fingerprint) string {
+	b, err := json.Marshal(fp)
+	if err != nil {
+		panic(err) // a Fingerprint holds strings and raw JSON only
+	}
+	h := sha256.New()
+	h.Write([]byte(keyPrefix))
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Diff explains how the fingerprint changed from old to new. With partial,
+// inputs missing from new (upstream steps that run first) are not reported.
+func Diff(old, new *state.Fingerprint, partial bool) []Reason {
+	if old == nil {
+		return []Reason{{Kind: ReasonNew}}
+	}
+	var rs []Reason
+	if !equalStrings(old.Command, new.Command) {
+		rs = append(rs, Reason{Kind: ReasonCommand, Old: strings.Join(old.Command, " "), New: strings.Join(new.Command, " ")})
+	}
+	if old.Image != new.Image {
+		rs = append(rs, Reason{Kind: ReasonImage, Old: old.Image, New: new.Image})
+	}
+	if old.Executable != new.Executable {
+		rs = append(rs, Reason{Kind: ReasonExecutable, Subject: executableName(new.Executable, old.Executable)})
+	}
+	for _, k := range changedKeys(old.Code, new.Code) {
+		rs = append(rs, Reason{Kind: ReasonCode, Subject: k, Old: old.Code[k], New: new.Code[k]})
+	}
+	for _, k := range unionKeys(old.Parameters, new.Parameters) {
+		o, n := string(old.Parameters[k]), string(new.Parameters[k])
+		if o != n && !jsonEqual(old.Parameters[k], new.Parameters[k]) {
+			rs = append(rs, Reason{Kind: ReasonParameter, Subject: k, Old: o, New: n})
+		}
+	}
+	for _, k := range changedKeys(old.Env, new.Env) {
+		rs = append(rs, Reason{Kind: ReasonEnv, Subject: k})
+	}
+	for _, k := range unionKeys(old.Inputs, new.Inputs) {
+		o, okO := old.Inputs[k]
+		n, okN := new.Inputs[k]
+		if partial && !okN && okO {
+			continue
+		}
+		if o != n {
+			rs = append(rs, Reason{Kind: ReasonInput, Subject: k, Old: o, New: n})
+		}
+	}
+	if changed := changedKeys(old.Outputs, new.Outputs); len(changed) > 0 {
+		rs = append(rs, Reason{Kind: ReasonOutputs, Subject: strings.Join(changed, ", ")})
+	}
+	return rs
+}
+
+// executableName picks the path part of "path sha256:..." for messages.
+func executableName(a, b string) string {
+	if a == "" {
+		a = b
+	}
+	if i := strings.LastIndex(a, " "); i > 0 {
+		return a[:i]
+	}
+	return a
+}
+
+func jsonEqual(a, b []byte) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	var x, y bytes.Buffer
+	if json.Compact(&x, a) != nil || json.Compact(&y, b) != nil {
+		return false
+	}
+	return x.String() == y.String()
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func unionKeys[V any](a, b map[string]V) []string {
+	seen := map[string]bool{}
+	var keys []string
+	for _, m := range []map[string]V{a, b} {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func changedKeys(a, b map[string]string) []string {
+	var out []string
+	for _, k := range unionKeys(a, b) {
+		o, okO := a[k]
+		n, okN := b[k]
+		if o != n || okO != okN {
+			out = append(out, k)
+		}
+	}
+	return out
+}

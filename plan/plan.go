@@ -1,0 +1,414 @@
+// Package plan computes what zen apply would do: for every step of every
+// pipeline, whether its recorded outputs can be reused or it must run, and
+// why. Compute is a pure function of the loaded configuration, the recorded
+// state, the digests of the repository's files and what the artifact store
+// holds; it reads, and never writes. Rendering lives in plan/render.
+package plan
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/zen-dev/zen/schema"
+	"github.com/zen-dev/zen/state"
+)
+
+// Version is the version of the Plan's JSON form.
+const Version = 1
+
+// Action is what apply does with a step.
+type Action string
+
+// The actions.
+const (
+	Cached Action = "cached" // reuse recorded outputs; the step does not run
+	Run    Action = "run"    // the step runs
+	Create Action = "create" // the step runs for the first time
+)
+
+// Symbol is the one-character mark of the action in the text plan.
+func (a Action) Symbol() string {
+	switch a {
+	case Cached:
+		return "="
+	case Create:
+		return "+"
+	default:
+		return "~"
+	}
+}
+
+// Plan is the whole plan: plain data, rendered by plan/render.
+type Plan struct {
+	Version     int         `json:"format_version"`
+	Stack       string      `json:"stack"`
+	Store       string      `json:"artifact_store"`
+	StateCommit string      `json:"state_commit,omitempty"`
+	Source      Source      `json:"source"`
+	Overrides   []Override  `json:"overrides,omitempty"`
+	NoCache     bool        `json:"no_cache,omitempty"`
+	Pipelines   []*Pipeline `json:"pipelines"`
+}
+
+// Source is the commit the plan was made from.
+type Source struct {
+	Commit string `json:"commit,omitempty"`
+	// Dirty: the work tree has uncommitted changes; DirtyDigest identifies them.
+	Dirty       bool   `json:"dirty,omitempty"`
+	DirtyDigest string `json:"dirty_digest,omitempty"`
+	// Changed lists the uncommitted paths, for messages.
+	Changed []string `json:"changed,omitempty"`
+}
+
+// Override is a parameter set with --set for one experiment.
+type Override struct {
+	Path  string `json:"path"`
+	Value any    `json:"value"`
+}
+
+// Pipeline is the plan of one pipeline.
+type Pipeline struct {
+	Name  string  `json:"name"`
+	Steps []*Step `json:"steps"`
+}
+
+// Step is the plan of one step.
+type Step struct {
+	Name   string `json:"name"`
+	Action Action `json:"action"`
+	// Key is the cache key, "" while an upstream step must run first.
+	Key     string   `json:"cache_key,omitempty"`
+	Reasons []Reason `json:"reasons,omitempty"`
+	// For a cached step: the run that produced the outputs, and the outputs.
+	CachedFrom string                    `json:"cached_from,omitempty"`
+	Outputs    map[string]state.Artifact `json:"outputs,omitempty"`
+	Metrics    map[string]float64        `json:"metrics,omitempty"`
+	Log        *state.Artifact           `json:"log,omitempty"`
+	// Fingerprint is what the key is made of; inputs from upstream steps
+	// that must run are missing from it.
+	Fingerprint *state.Fingerprint `json:"fingerprint"`
+}
+
+// Runs reports whether the step runs.
+func (s *Step) Runs() bool { return s.Action != Cached }
+
+// Reason explains why a step runs.
+type Reason struct {
+	Kind    ReasonKind `json:"kind"`
+	Subject string     `json:"subject,omitempty"`
+	Old     string     `json:"old,omitempty"`
+	New     string     `json:"new,omitempty"`
+}
+
+// ReasonKind classifies reasons.
+type ReasonKind string
+
+// The reasons a step runs.
+const (
+	ReasonNew        ReasonKind = "new"        // never run
+	ReasonCode       ReasonKind = "code"       // a code file changed, was added or removed
+	ReasonParameter  ReasonKind = "parameter"  // a parameter value changed
+	ReasonInput      ReasonKind = "input"      // an input's content changed
+	ReasonUpstream   ReasonKind = "upstream"   // an upstream step runs first
+	ReasonCommand    ReasonKind = "command"    // run: changed
+	ReasonImage      ReasonKind = "image"      // image: changed
+	ReasonEnv        ReasonKind = "env"        // an environment variable changed
+	ReasonExecutable ReasonKind = "executable" // the program run[0] names changed
+	ReasonOutputs    ReasonKind = "outputs"    // declared outputs changed
+	ReasonFailed     ReasonKind = "failed"     // the same step failed last time
+	ReasonMissing    ReasonKind = "missing"    // recorded outputs are gone from the store
+	ReasonNoCache    ReasonKind = "no-cache"   // cache: false or --no-cache
+	ReasonNotCached  ReasonKind = "not-cached" // same fingerprint but no cache entry
+)
+
+// String renders the reason for people.
+func (r Reason) String() string {
+	switch r.Kind {
+	case ReasonNew:
+		return "new step"
+	case ReasonCode:
+		switch {
+		case r.Old == "":
+			return "code added: " + r.Subject
+		case r.New == "":
+			return "code removed: " + r.Subject
+		}
+		return "code changed: " + r.Subject
+	case ReasonParameter:
+		old, nw := r.Old, r.New
+		if old == "" {
+			old = "(unset)"
+		}
+		if nw == "" {
+			nw = "(unset)"
+		}
+		return fmt.Sprintf("parameter changed: %s %s → %s", r.Subject, old, nw)
+	case ReasonInput:
+		return "input changed: " + r.Subject
+	case ReasonUpstream:
+		return "upstream re-runs: " + r.Subject
+	case ReasonCommand:
+		return fmt.Sprintf("command changed: %s → %s", r.Old, r.New)
+	case ReasonImage:
+		return fmt.Sprintf("image changed: %s → %s", r.Old, r.New)
+	case ReasonEnv:
+		return "env changed: " + r.Subject
+	case ReasonExecutable:
+		return "executable changed: " + r.Subject
+	case ReasonOutputs:
+		return "outputs changed: " + r.Subject
+	case ReasonFailed:
+		return "failed in run " + r.Subject
+	case ReasonMissing:
+		return "cached outputs missing from the store: " + r.Subject
+	case ReasonNoCache:
+		return r.Subject
+	case ReasonNotCached:
+		return "no cache entry for key " + short(r.Subject)
+	}
+	return string(r.Kind)
+}
+
+// Recorded is what plan reads of the state ref.
+type Recorded interface {
+	Cache(key string) (*state.Cache, bool, error)
+	Pipeline(name string) (*state.Pipeline, bool, error)
+}
+
+// Store is what plan asks of the artifact store.
+type Store interface {
+	Has(ctx context.Context, digest string) (bool, error)
+	String() string
+}
+
+// Options select what to plan.
+type Options struct {
+	Stack     string
+	Pipelines []string // only these; none means all
+	NoCache   bool
+	Source    Source
+	Overrides []Override
+	// StateCommit is the state ref's commit that Recorded reads.
+	StateCommit string
+}
+
+// Compute makes the plan.
+func Compute(ctx context.Context, cfg *schema.Config, rec Recorded, src Sources, store Store, opts Options) (*Plan, error) {
+	p := &Plan{
+		Version:     Version,
+		Stack:       opts.Stack,
+		Store:       store.String(),
+		StateCommit: opts.StateCommit,
+		Source:      opts.Source,
+		Overrides:   opts.Overrides,
+		NoCache:     opts.NoCache,
+	}
+	names, err := selectPipelines(cfg, opts.Pipelines)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		pp, err := planPipeline(ctx, cfg.Pipelines[name], rec, src, store, opts.NoCache)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %s: %w", name, err)
+		}
+		p.Pipelines = append(p.Pipelines, pp)
+	}
+	return p, nil
+}
+
+func selectPipelines(cfg *schema.Config, want []string) ([]string, error) {
+	if len(want) == 0 {
+		return cfg.PipelineNames(), nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range want {
+		if _, ok := cfg.Pipelines[n]; !ok {
+			return nil, fmt.Errorf("no pipeline %q (pipelines: %s)", n, joinNames(cfg.PipelineNames()))
+		}
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func planPipeline(ctx context.Context, pl *schema.Pipeline, rec Recorded, src Sources, store Store, noCache bool) (*Pipeline, error) {
+	prev, _, err := rec.Pipeline(pl.Name)
+	if err != nil {
+		return nil, err
+	}
+	pp := &Pipeline{Name: pl.Name}
+	byName := map[string]*Step{}
+	for _, name := range pl.Order {
+		s := pl.Steps[name]
+		ps := &Step{Name: name}
+		byName[name] = ps
+		pp.Steps = append(pp.Steps, ps)
+
+		// Inputs from upstream steps are known only when those are cached.
+		upstream := map[string]string{}
+		var rerun []string
+		for _, up := range s.Upstream() {
+			if byName[up].Runs() {
+				rerun = append(rerun, up)
+			}
+		}
+		for _, in := range s.Inputs {
+			if in.Kind == schema.InputStep && !byName[in.Step].Runs() {
+				art, ok := byName[in.Step].Outputs[in.Output]
+				if !ok {
+					return nil, fmt.Errorf("step %s: cached step %s has no recorded output %s", name, in.Step, in.Output)
+				}
+				upstream[in.Name] = art.Digest
+			}
+		}
+		fp, err := Fingerprint(s, src, upstream)
+		if err != nil {
+			return nil, fmt.Errorf("step %s: %w", name, err)
+		}
+		ps.Fingerprint = fp
+		var last *state.StepState
+		if prev != nil {
+			last = prev.Steps[name]
+		}
+		if len(rerun) > 0 {
+			ps.Action = Run
+			if last == nil {
+				ps.Action = Create
+			}
+			ps.Reasons = append(ps.Reasons, Reason{Kind: ReasonUpstream, Subject: joinNames(rerun)})
+			if last != nil {
+				ps.Reasons = append(ps.Reasons, Diff(last.Fingerprint, fp, true)...)
+			}
+			continue
+		}
+		ps.Key = Key(fp)
+		if noCache || !s.Cache {
+			ps.Action = Run
+			why := "cache: false"
+			if noCache {
+				why = "--no-cache"
+			}
+			ps.Reasons = []Reason{{Kind: ReasonNoCache, Subject: why}}
+			continue
+		}
+		hit, ok, err := rec.Cache(ps.Key)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			missing, err := missingOutputs(ctx, store, hit)
+			if err != nil {
+				return nil, err
+			}
+			if len(missing) == 0 {
+				ps.Action = Cached
+				ps.CachedFrom = hit.RunID
+				ps.Outputs = hit.Outputs
+				ps.Metrics = hit.Metrics
+				ps.Log = hit.Log
+				continue
+			}
+			ps.Action = Run
+			ps.Reasons = []Reason{{Kind: ReasonMissing, Subject: joinNames(missing)}}
+			continue
+		}
+		ps.Action = Run
+		switch {
+		case last == nil:
+			ps.Action = Create
+			ps.Reasons = []Reason{{Kind: ReasonNew}}
+		default:
+			ps.Reasons = Diff(last.Fingerprint, fp, false)
+			if len(ps.Reasons) == 0 && last.Status == state.StatusFailed {
+				ps.Reasons = []Reason{{Kind: ReasonFailed, Subject: last.RunID, New: last.Reason}}
+			}
+			if len(ps.Reasons) == 0 {
+				ps.Reasons = []Reason{{Kind: ReasonNotCached, Subject: ps.Key}}
+			}
+		}
+	}
+	return pp, nil
+}
+
+// missingOutputs lists the outputs of a cache entry that the store lacks.
+func missingOutputs(ctx context.Context, store Store, c *state.Cache) ([]string, error) {
+	var missing []string
+	for _, name := range sortedKeys(c.Outputs) {
+		ok, err := store.Has(ctx, c.Outputs[name].Digest)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			missing = append(missing, name)
+		}
+	}
+	return missing, nil
+}
+
+// Summary counts what a plan does.
+type Summary struct {
+	Pipelines int `json:"pipelines_to_run"`
+	Run       int `json:"steps_to_run"`
+	Cached    int `json:"steps_cached"`
+}
+
+// Summary counts the pipelines and steps that run, and the cached steps.
+func (p *Plan) Summary() Summary {
+	var s Summary
+	for _, pl := range p.Pipelines {
+		n := pl.ToRun()
+		if n > 0 {
+			s.Pipelines++
+		}
+		s.Run += n
+		s.Cached += len(pl.Steps) - n
+	}
+	return s
+}
+
+// ToRun counts the steps of the pipeline that run.
+func (pl *Pipeline) ToRun() int {
+	n := 0
+	for _, s := range pl.Steps {
+		if s.Runs() {
+			n++
+		}
+	}
+	return n
+}
+
+// Changes reports whether applying the plan would do anything.
+func (p *Plan) Changes() bool { return p.Summary().Run > 0 }
+
+func joinNames(names []string) string {
+	out := ""
+	for i, n := range names {
+		if i > 0 {
+			out += ", "
+		}
+		out += n
+	}
+	return out
+}
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,128 @@
+// Package render draws a plan for people (text) and machines (JSON).
+package render
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/zen-dev/zen/plan"
+)
+
+// JSON writes the plan in its documented JSON form, with its summary.
+func JSON(w io.Writer, p *plan.Plan) error {
+	out := struct {
+		*plan.Plan
+		Summary plan.Summary `json:"summary"`
+		Changes bool         `json:"changes"`
+	}{p, p.Summary(), p.Changes()}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// Style colours text on a terminal; the zero Style draws plain text.
+type Style struct{ Color bool }
+
+func (s Style) paint(code, text string) string {
+	if !s.Color {
+		return text
+	}
+	return "\x1b[" + code + "m" + text + "\x1b[0m"
+}
+
+func (s Style) action(a plan.Action) string {
+	switch a {
+	case plan.Create:
+		return s.paint("32", a.Symbol())
+	case plan.Run:
+		return s.paint("33", a.Symbol())
+	}
+	return s.paint("2", a.Symbol())
+}
+
+// Text writes the plan for people, like:
+//
+//	pipeline training: run 2 of 3 steps
+//	  = load       cached (key 3f2a9c1d7e4b)
+//	  ~ train      code changed: steps/train.py
+//	  ~ evaluate   upstream re-runs: train
+//	Plan: 1 pipeline to run, 2 steps to run, 1 cached.
+func Text(w io.Writer, p *plan.Plan, s Style) {
+	Header(w, p, s)
+	for _, pl := range p.Pipelines {
+		n := pl.ToRun()
+		switch {
+		case n == 0:
+			fmt.Fprintf(w, "pipeline %s: all %d steps cached\n", pl.Name, len(pl.Steps))
+		default:
+			fmt.Fprintf(w, "pipeline %s: run %d of %d steps\n", pl.Name, n, len(pl.Steps))
+		}
+		width := 0
+		for _, st := range pl.Steps {
+			width = max(width, len(st.Name))
+		}
+		for _, st := range pl.Steps {
+			fmt.Fprintf(w, "  %s %-*s  %s\n", s.action(st.Action), width, st.Name, Why(st))
+		}
+	}
+	fmt.Fprintln(w, Summary(p))
+}
+
+// Header writes what the plan was made from and warnings about it.
+func Header(w io.Writer, p *plan.Plan, s Style) {
+	src := "no commit yet"
+	if p.Source.Commit != "" {
+		src = "source " + short(p.Source.Commit)
+	}
+	fmt.Fprintf(w, "stack %s (artifact store %s), %s\n", p.Stack, p.Store, src)
+	if p.Source.Dirty {
+		fmt.Fprintf(w, "%s the work tree has uncommitted changes (%s): runs will be recorded as dirty (%s)\n",
+			s.paint("33", "!"), plural(len(p.Source.Changed), "path"), short(strings.TrimPrefix(p.Source.DirtyDigest, "sha256:")))
+	}
+	if len(p.Overrides) > 0 {
+		var sets []string
+		for _, o := range p.Overrides {
+			b, _ := json.Marshal(o.Value)
+			sets = append(sets, o.Path+"="+string(b))
+		}
+		fmt.Fprintf(w, "%s experiment: %s (recorded as an experiment; the pipeline's baseline is not updated)\n", s.paint("33", "!"), strings.Join(sets, ", "))
+	}
+	fmt.Fprintln(w)
+}
+
+// Why explains a step's action in one line.
+func Why(st *plan.Step) string {
+	if st.Action == plan.Cached {
+		return fmt.Sprintf("cached (key %s, from run %s)", short(st.Key), st.CachedFrom)
+	}
+	parts := make([]string, len(st.Reasons))
+	for i, r := range st.Reasons {
+		parts[i] = r.String()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Summary is the plan's last line.
+func Summary(p *plan.Plan) string {
+	sum := p.Summary()
+	if sum.Run == 0 {
+		return fmt.Sprintf("No changes. %s cached; nothing to run.", plural(sum.Cached, "step"))
+	}
+	return fmt.Sprintf("Plan: %s to run, %s to run, %d cached.", plural(sum.Pipelines, "pipeline"), plural(sum.Run, "step"), sum.Cached)
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("1 %s", word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}

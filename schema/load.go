@@ -1,0 +1,543 @@
+package schema
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/cuecontext"
+	cueerrors "cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/load"
+	"cuelang.org/go/cue/token"
+)
+
+// Load loads the CUE package in dir, unifies it with the schema, checks it
+// and decodes it. Problems come back as Errors, each with its position.
+func Load(dir string, overrides ...Override) (*Config, error) {
+	root, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	l := &loader{root: root, ctx: cuecontext.New(), overrides: overrides}
+	return l.load()
+}
+
+type loader struct {
+	root string
+	ctx  *cue.Context
+	user cue.Value
+	errs Errors
+
+	overrides []Override
+}
+
+func (l *loader) load() (*Config, error) {
+	matches, _ := filepath.Glob(filepath.Join(l.root, "*.cue"))
+	if len(matches) == 0 {
+		return nil, fmt.Errorf("no CUE files in %s: run `zen init` to create zen.cue", l.root)
+	}
+	insts := load.Instances([]string{"."}, &load.Config{Dir: l.root})
+	if len(insts) != 1 {
+		return nil, fmt.Errorf("%s: expected one CUE package, found %d", l.root, len(insts))
+	}
+	if err := insts[0].Err; err != nil {
+		return nil, l.cueErrors(err)
+	}
+	for _, o := range l.overrides {
+		if err := applyOverride(insts[0].Files, o); err != nil {
+			return nil, err
+		}
+	}
+	l.user = l.ctx.BuildInstance(insts[0])
+	if err := l.user.Err(); err != nil {
+		return nil, l.cueErrors(err)
+	}
+	zen := l.ctx.CompileBytes(Source, cue.Filename("zen-schema.cue")).LookupPath(cue.MakePath(cue.Def("#Zen")))
+	if err := zen.Err(); err != nil {
+		return nil, fmt.Errorf("zen's embedded schema: %w", err)
+	}
+	v := zen.Unify(l.user)
+	if err := v.Validate(cue.Concrete(true)); err != nil {
+		return nil, l.cueErrors(err)
+	}
+	data, err := v.MarshalJSON()
+	if err != nil {
+		return nil, l.cueErrors(err)
+	}
+	var raw rawZen
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", l.root, err)
+	}
+	cfg := l.convert(&raw)
+	if len(l.errs) > 0 {
+		l.errs.sort()
+		return nil, l.errs
+	}
+	return cfg, nil
+}
+
+type rawZen struct {
+	DefaultStack string                     `json:"default_stack"`
+	Pipelines    map[string]rawPipeline     `json:"pipelines"`
+	Stacks       map[string]map[string]any  `json:"stacks"`
+	Models       map[string]json.RawMessage `json:"models"`
+}
+
+type rawPipeline struct {
+	Description string             `json:"description"`
+	Parameters  map[string]any     `json:"parameters"`
+	Steps       map[string]rawStep `json:"steps"`
+}
+
+type rawStep struct {
+	Description string                     `json:"description"`
+	Run         []string                   `json:"run"`
+	Image       string                     `json:"image"`
+	Code        []string                   `json:"code"`
+	Inputs      map[string]rawInput        `json:"inputs"`
+	Outputs     map[string]rawOutput       `json:"outputs"`
+	Parameters  map[string]any             `json:"parameters"`
+	Env         map[string]json.RawMessage `json:"env"`
+	Cache       bool                       `json:"cache"`
+	Retries     json.RawMessage            `json:"retries"`
+	Timeout     string                     `json:"timeout"`
+	Resources   *Resources                 `json:"resources"`
+}
+
+type rawInput struct {
+	Type  string `json:"type"`
+	Ref   string `json:"ref"`
+	File  string `json:"file"`
+	Dir   string `json:"dir"`
+	Model string `json:"model"`
+	Stage string `json:"stage"`
+}
+
+type rawOutput struct {
+	Type  string `json:"type"`
+	Model string `json:"model"`
+}
+
+func (l *loader) convert(raw *rawZen) *Config {
+	cfg := &Config{
+		Root:         l.root,
+		DefaultStack: raw.DefaultStack,
+		Pipelines:    map[string]*Pipeline{},
+		Stacks:       map[string]*Stack{},
+		Models:       map[string]*Model{},
+	}
+	for name, rs := range raw.Stacks {
+		cfg.Stacks[name] = l.stack(name, rs)
+	}
+	if len(cfg.Stacks) > 0 || raw.DefaultStack != "local" {
+		if _, ok := cfg.Stacks[cfg.DefaultStack]; !ok {
+			if l.user.LookupPath(cue.ParsePath("default_stack")).Exists() {
+				l.errorf(l.pos("default_stack"), "default_stack", "unknown stack %q (stacks: %s)", cfg.DefaultStack, strings.Join(cfg.StackNames(), ", "))
+			} else {
+				l.errorf(l.pos("stacks"), "default_stack", "no stack named %q, the default: add one or set default_stack to one of %s", cfg.DefaultStack, strings.Join(cfg.StackNames(), ", "))
+			}
+		}
+	}
+	for name, rm := range raw.Models {
+		m := &Model{Name: name}
+		_ = json.Unmarshal(rm, &struct {
+			Versions *map[string]map[string]any `json:"versions"`
+			Stages   *map[string]string         `json:"stages"`
+			Gates    *map[string]string         `json:"gates"`
+		}{&m.Versions, &m.Stages, &m.Gates})
+		cfg.Models[name] = m
+	}
+	for _, pname := range sortedKeys(raw.Pipelines) {
+		rp := raw.Pipelines[pname]
+		p := &Pipeline{Name: pname, Description: rp.Description, Parameters: rp.Parameters, Steps: map[string]*Step{}}
+		for _, sname := range sortedKeys(rp.Steps) {
+			p.Steps[sname] = l.step(pname, sname, rp.Steps[sname])
+		}
+		p.Order = l.order(p)
+		cfg.Pipelines[pname] = p
+	}
+	return cfg
+}
+
+func (l *loader) stack(name string, rs map[string]any) *Stack {
+	st := &Stack{Name: name}
+	st.Description, _ = rs["description"].(string)
+	st.Signer, _ = rs["signer"].(map[string]any)
+	comp := func(field string, known []string) Component {
+		m, _ := rs[field].(map[string]any)
+		c := Component{Settings: map[string]any{}}
+		for k, v := range m {
+			if k == "flavor" {
+				c.Flavor, _ = v.(string)
+			} else {
+				c.Settings[k] = v
+			}
+		}
+		if !contains(known, c.Flavor) {
+			path := []string{"stacks", name, field, "flavor"}
+			l.errorf(l.pos(path...), strings.Join(path, "."), "unknown %s flavor %q (known: %s)", strings.ReplaceAll(field, "_", " "), c.Flavor, strings.Join(known, ", "))
+		}
+		return c
+	}
+	st.Orchestrator = comp("orchestrator", OrchestratorFlavors)
+	st.ArtifactStore = comp("artifact_store", ArtifactStoreFlavors)
+	if st.ArtifactStore.Flavor == "oci" && st.ArtifactStore.String("repository") == "" {
+		path := []string{"stacks", name, "artifact_store", "repository"}
+		l.errorf(l.pos(path[:3]...), strings.Join(path, "."), "an oci artifact store needs a repository, such as \"registry.example.com/ml\"")
+	}
+	return st
+}
+
+func (l *loader) step(pname, sname string, rs rawStep) *Step {
+	base := []string{"pipelines", pname, "steps", sname}
+	at := func(rest ...string) ([]string, string) {
+		p := append(append([]string{}, base...), rest...)
+		return p, strings.Join(p, ".")
+	}
+	s := &Step{
+		Pipeline:    pname,
+		Name:        sname,
+		Description: rs.Description,
+		Run:         rs.Run,
+		Image:       rs.Image,
+		Code:        rs.Code,
+		Inputs:      map[string]*Input{},
+		Outputs:     map[string]*Output{},
+		Parameters:  rs.Parameters,
+		Env:         map[string]EnvValue{},
+		Cache:       rs.Cache,
+		Resources:   rs.Resources,
+	}
+	if s.Parameters == nil {
+		s.Parameters = map[string]any{}
+	}
+	for name, ro := range rs.Outputs {
+		s.Outputs[name] = &Output{Name: name, Type: ro.Type, Model: ro.Model}
+	}
+	for _, name := range sortedKeys(rs.Inputs) {
+		ri := rs.Inputs[name]
+		in := &Input{Name: name}
+		switch {
+		case ri.Ref != "":
+			parts := strings.Split(ri.Ref, ".")
+			in.Kind, in.Type = InputStep, ri.Type
+			if len(parts) == 3 {
+				in.Step, in.Output = parts[1], parts[2]
+			}
+			if parts[0] != pname {
+				p, ps := at("inputs", name)
+				l.errorf(l.pos(p...), ps, "references pipeline %s (%s): a step can only read outputs of its own pipeline", parts[0], ri.Ref)
+			} else if in.Step == sname {
+				p, ps := at("inputs", name)
+				l.errorf(l.pos(p...), ps, "step %s reads its own output %s", sname, in.Output)
+			}
+		case ri.Stage != "":
+			in.Kind, in.Model, in.Stage = InputModel, ri.Model, ri.Stage
+		case ri.Dir != "":
+			in.Kind, in.Path = InputDir, ri.Dir
+		default:
+			in.Kind, in.Path = InputFile, ri.File
+		}
+		if in.Kind == InputFile || in.Kind == InputDir {
+			p, ps := at("inputs", name, string(in.Kind))
+			if msg := l.checkRepoPath(in.Path, in.Kind == InputDir); msg != "" {
+				l.errorf(l.pos(p...), ps, "%s", msg)
+			}
+		}
+		s.Inputs[name] = in
+	}
+	for _, name := range sortedKeys(rs.Env) {
+		var ev EnvValue
+		if err := json.Unmarshal(rs.Env[name], &ev.Value); err != nil {
+			var sec struct {
+				Secret string `json:"secret"`
+			}
+			_ = json.Unmarshal(rs.Env[name], &sec)
+			ev.Secret = sec.Secret
+		}
+		s.Env[name] = ev
+	}
+	if n, err := json.Number(strings.TrimSpace(string(rs.Retries))).Int64(); err == nil {
+		s.Retries = Retries{Attempts: int(n), Backoff: time.Second}
+	} else {
+		var rr struct {
+			Attempts        int    `json:"attempts"`
+			ExceptExitCodes []int  `json:"except_exit_codes"`
+			Backoff         string `json:"backoff"`
+		}
+		_ = json.Unmarshal(rs.Retries, &rr)
+		s.Retries = Retries{Attempts: rr.Attempts, ExceptExitCodes: rr.ExceptExitCodes}
+		d, err := time.ParseDuration(rr.Backoff)
+		if err != nil || d < 0 {
+			p, ps := at("retries", "backoff")
+			l.errorf(l.pos(p...), ps, "invalid backoff %q: want a Go duration such as \"1s\"", rr.Backoff)
+		}
+		s.Retries.Backoff = d
+	}
+	if rs.Timeout != "" {
+		d, err := time.ParseDuration(rs.Timeout)
+		if err != nil || d <= 0 {
+			p, ps := at("timeout")
+			l.errorf(l.pos(p...), ps, "invalid timeout %q: want a positive Go duration such as \"30m\"", rs.Timeout)
+		}
+		s.Timeout = d
+	}
+	for i, g := range s.Code {
+		if msg := checkRel(strings.TrimSuffix(strings.Split(g, "*")[0], "/")); msg != "" && !strings.HasPrefix(g, "*") {
+			p, ps := at("code")
+			l.errorf(l.pos(p...), fmt.Sprintf("%s[%d]", ps, i), "%s", msg)
+		}
+	}
+	return s
+}
+
+// checkRepoPath checks an input path: relative, inside the repository,
+// present, and a file or a folder as declared.
+func (l *loader) checkRepoPath(p string, dir bool) string {
+	if msg := checkRel(p); msg != "" {
+		return msg
+	}
+	fi, err := os.Stat(filepath.Join(l.root, filepath.FromSlash(p)))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Sprintf("%s: no such file or directory", p)
+	case err != nil:
+		return err.Error()
+	case dir && !fi.IsDir():
+		return fmt.Sprintf("%s is not a directory (use file: for a file)", p)
+	case !dir && fi.IsDir():
+		return fmt.Sprintf("%s is a directory (use dir: for a directory)", p)
+	}
+	return ""
+}
+
+// checkRel reports why p is not a clean relative path inside the
+// repository, or "".
+func checkRel(p string) string {
+	switch {
+	case p == "":
+		return ""
+	case strings.HasPrefix(p, "/") || filepath.IsAbs(p):
+		return fmt.Sprintf("%s: path must be relative to the repository root", p)
+	case p == ".." || strings.HasPrefix(p, "../") || strings.Contains(p, "/../") || strings.HasSuffix(p, "/.."):
+		return fmt.Sprintf("%s: path leaves the repository", p)
+	}
+	return ""
+}
+
+// order sorts the steps topologically and reports cycles.
+func (l *loader) order(p *Pipeline) []string {
+	indeg := map[string]int{}
+	down := map[string][]string{}
+	for _, name := range sortedKeys(p.Steps) {
+		s := p.Steps[name]
+		for _, up := range s.Upstream() {
+			if _, ok := p.Steps[up]; !ok {
+				continue // CUE reported the dangling reference already
+			}
+			indeg[name]++
+			down[up] = append(down[up], name)
+		}
+	}
+	var ready, order []string
+	for _, name := range sortedKeys(p.Steps) {
+		if indeg[name] == 0 {
+			ready = append(ready, name)
+		}
+	}
+	for len(ready) > 0 {
+		sort.Strings(ready)
+		n := ready[0]
+		ready = ready[1:]
+		order = append(order, n)
+		for _, d := range down[n] {
+			if indeg[d]--; indeg[d] == 0 {
+				ready = append(ready, d)
+			}
+		}
+	}
+	if len(order) < len(p.Steps) {
+		l.cycle(p, indeg)
+	}
+	return order
+}
+
+// cycle reports one cycle among the steps left with incoming edges.
+func (l *loader) cycle(p *Pipeline, indeg map[string]int) {
+	var start string
+	for _, name := range sortedKeys(p.Steps) {
+		if indeg[name] > 0 {
+			start = name
+			break
+		}
+	}
+	// Walk upstream edges among the remaining steps until a step repeats.
+	seen := map[string]int{}
+	var path []string
+	for cur := start; ; {
+		if i, ok := seen[cur]; ok {
+			path = path[i:]
+			break
+		}
+		seen[cur] = len(path)
+		path = append(path, cur)
+		for _, up := range p.Steps[cur].Upstream() {
+			if indeg[up] > 0 {
+				cur = up
+				break
+			}
+		}
+	}
+	// path lists each step followed by one it reads from; print it in data-flow order.
+	for i, j := 0, len(path)-1; i < j; i, j = i+1, j-1 {
+		path[i], path[j] = path[j], path[i]
+	}
+	first := path[0]
+	var in string
+	for _, name := range p.Steps[first].InputNames() {
+		if p.Steps[first].Inputs[name].Step == path[len(path)-1] {
+			in = name
+		}
+	}
+	loc := []string{"pipelines", p.Name, "steps", first, "inputs", in}
+	l.errorf(l.pos(loc...), strings.Join(loc, "."), "cycle: %s → %s", strings.Join(path, " → "), first)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// pos returns the position of a field in the user's package.
+func (l *loader) pos(path ...string) Pos {
+	sels := make([]cue.Selector, len(path))
+	for i, p := range path {
+		sels[i] = cue.Str(p)
+	}
+	v := l.user.LookupPath(cue.MakePath(sels...))
+	for len(sels) > 0 && !v.Exists() {
+		sels = sels[:len(sels)-1]
+		v = l.user.LookupPath(cue.MakePath(sels...))
+	}
+	return l.relPos(v.Pos())
+}
+
+func (l *loader) relPos(p token.Pos) Pos {
+	if !p.IsValid() {
+		return Pos{}
+	}
+	file := p.Filename()
+	if rel, err := filepath.Rel(l.root, file); err == nil && !strings.HasPrefix(rel, "..") {
+		file = filepath.ToSlash(rel)
+	}
+	return Pos{File: file, Line: p.Line(), Col: p.Column()}
+}
+
+func (l *loader) errorf(pos Pos, path, format string, args ...any) {
+	l.errs = append(l.errs, &Error{Pos: pos, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// cueErrors converts CUE's errors into Errors positioned in the user's files.
+func (l *loader) cueErrors(err error) Errors {
+	var out Errors
+	seen := map[string]bool{}
+	for _, e := range cueerrors.Errors(err) {
+		format, args := e.Msg()
+		msg := fmt.Sprintf(format, args...)
+		path := strings.Join(e.Path(), ".")
+		path = strings.TrimPrefix(strings.TrimPrefix(path, "#Zen"), ".")
+		var pos Pos
+		for _, p := range cueerrors.Positions(e) {
+			if rp := l.relPos(p); rp.File != "zen-schema.cue" {
+				pos = rp
+				break
+			}
+		}
+		if pos.File == "" && strings.Contains(msg, "empty disjunction") {
+			continue // the disjunction's own errors follow, with positions
+		}
+		if msg == "field not allowed" && onlyDisjunct(err, e) {
+			continue // a disjunct that did not match; its sibling explains why
+		}
+		if pos.File == "" && path != "" {
+			pos = l.pos(strings.Split(path, ".")...)
+		}
+		key := pos.String() + path + msg
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		out = append(out, &Error{Pos: pos, Path: path, Msg: msg})
+	}
+	out.sort()
+	return out
+}
+
+// onlyDisjunct reports whether e shares its path with another error of err:
+// then e comes from a disjunct that did not apply.
+func onlyDisjunct(err error, e cueerrors.Error) bool {
+	for _, o := range cueerrors.Errors(err) {
+		if o != e && strings.Join(o.Path(), ".") == strings.Join(e.Path(), ".") {
+			if f, _ := o.Msg(); f != "field not allowed" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Error is one problem in a repository's CUE, at a position.
+type Error struct {
+	Pos  Pos
+	Path string // the field, such as pipelines.training.steps.train.run
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if s := e.Pos.String(); s != "" {
+		b.WriteString(s + ": ")
+	}
+	if e.Path != "" {
+		b.WriteString(e.Path + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found in one load.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (es Errors) sort() {
+	sort.SliceStable(es, func(i, j int) bool {
+		a, b := es[i].Pos, es[j].Pos
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Col < b.Col
+	})
+}

@@ -1,0 +1,179 @@
+package schema
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// write creates the files of a repository in a temp dir.
+func write(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+const good = `package zen
+
+pipelines: training: {
+	parameters: {test_fraction: 0.2, n_estimators: 100}
+	steps: {
+		load: {
+			run: ["python3", "steps/load.py"]
+			inputs: dataset: file: "data/features.csv"
+			outputs: {train: type: "table", test: type: "table"}
+		}
+		train: {
+			run: ["python3", "steps/train.py"]
+			inputs: data: steps.load.outputs.train
+			parameters: n_estimators: pipelines.training.parameters.n_estimators
+			outputs: model: {type: "model", model: "fraud-detector"}
+			retries: {attempts: 2, except_exit_codes: [3], backoff: "10ms"}
+			timeout: "90s"
+			env: {MODE: "fast", TOKEN: {secret: "api_token"}}
+		}
+		evaluate: {
+			run: ["python3", "steps/evaluate.py"]
+			inputs: {model: steps.train.outputs.model, test: steps.load.outputs.test}
+			outputs: report: type: "json"
+			cache: false
+		}
+	}
+}
+
+stacks: {
+	local: {orchestrator: flavor: "local", artifact_store: flavor: "oci-layout"}
+	shared: {orchestrator: flavor: "local", artifact_store: {flavor: "oci", repository: "127.0.0.1:5000/ml"}}
+}
+`
+
+func TestLoad(t *testing.T) {
+	dir := write(t, map[string]string{"zen.cue": good, "data/features.csv": "a,b\n1,2\n"})
+	cfg, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Pipelines["training"]
+	if got, want := strings.Join(p.Order, " "), "load train evaluate"; got != want {
+		t.Errorf("order = %q, want %q", got, want)
+	}
+	train := p.Steps["train"]
+	in := train.Inputs["data"]
+	if in.Kind != InputStep || in.Step != "load" || in.Output != "train" || in.Type != "table" {
+		t.Errorf("input data = %+v", in)
+	}
+	if got := train.Parameters["n_estimators"]; got == nil || got.(interface{ String() string }).String() != "100" {
+		t.Errorf("n_estimators = %v", got)
+	}
+	if train.Retries.Attempts != 2 || train.Retries.Backoff.String() != "10ms" || train.Retries.ExceptExitCodes[0] != 3 {
+		t.Errorf("retries = %+v", train.Retries)
+	}
+	if train.Timeout.String() != "1m30s" {
+		t.Errorf("timeout = %v", train.Timeout)
+	}
+	if train.Env["TOKEN"].Secret != "api_token" || train.Env["MODE"].Value != "fast" {
+		t.Errorf("env = %+v", train.Env)
+	}
+	if train.Outputs["model"].Model != "fraud-detector" {
+		t.Errorf("model binding = %+v", train.Outputs["model"])
+	}
+	if !p.Steps["load"].Cache || p.Steps["evaluate"].Cache {
+		t.Errorf("cache defaults wrong")
+	}
+	if got := p.Steps["load"].Inputs["dataset"]; got.Kind != InputFile || got.Path != "data/features.csv" {
+		t.Errorf("dataset = %+v", got)
+	}
+	if cfg.DefaultStack != "local" || cfg.Stacks["shared"].ArtifactStore.String("repository") != "127.0.0.1:5000/ml" {
+		t.Errorf("stacks = %+v", cfg.Stacks)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	base := "package zen\n\n"
+	tests := []struct {
+		name, src string
+		want      string // the whole first line of the error
+	}{
+		{"syntax", base + `pipelines: p: steps: s: {run: ["x"`, "zen.cue:3:"},
+		{"unknown field", base + `pipelines: p: steps: s: {run: ["x"], bogus: 1}`, `zen.cue:3:38: pipelines.p.steps.s.bogus: field not allowed`},
+		{"unknown top-level field", base + `pipeline: {}`, `zen.cue:3:1: pipeline: field not allowed`},
+		{"wrong type", base + `pipelines: p: steps: s: {run: "x"}`, `zen.cue:3:31: pipelines.p.steps.s.run: conflicting values "x" and [string,...string] (mismatched types string and list)`},
+		{"missing step", base + `pipelines: p: steps: s: {run: ["x"], inputs: a: steps.nope.outputs.o}`, `zen.cue:3:55: pipelines.p.steps.s.inputs.a: undefined field: nope`},
+		{"missing output", base + "pipelines: p: steps: {\n\tt: {run: [\"x\"], outputs: o: type: \"file\"}\n\ts: {run: [\"x\"], inputs: a: steps.t.outputs.zz}\n}", `zen.cue:5:45: pipelines.p.steps.s.inputs.a: undefined field: zz`},
+		{"cycle", base + "pipelines: p: steps: {\n\ta: {run: [\"x\"], inputs: i: steps.b.outputs.o, outputs: o: type: \"file\"}\n\tb: {run: [\"x\"], inputs: i: steps.a.outputs.o, outputs: o: type: \"file\"}\n}", `zen.cue:5:26: pipelines.p.steps.b.inputs.i: cycle: b → a → b`},
+		{"missing input file", base + `pipelines: p: steps: s: {run: ["x"], inputs: d: file: "data/nope.csv"}`, `zen.cue:3:49: pipelines.p.steps.s.inputs.d.file: data/nope.csv: no such file or directory`},
+		{"path leaves repo", base + `pipelines: p: steps: s: {run: ["x"], inputs: d: dir: "../etc"}`, `zen.cue:3:49: pipelines.p.steps.s.inputs.d.dir: ../etc: path leaves the repository`},
+		{"unknown flavor", base + `default_stack: "k"` + "\n" + `stacks: k: {orchestrator: flavor: "k8s", artifact_store: flavor: "oci-layout"}`, `zen.cue:4:27: stacks.k.orchestrator.flavor: unknown orchestrator flavor "k8s" (known: local, slurm)`},
+		{"oci without repository", base + `stacks: local: {orchestrator: flavor: "local", artifact_store: flavor: "oci"}`, `zen.cue:3:48: stacks.local.artifact_store.repository: an oci artifact store needs a repository, such as "registry.example.com/ml"`},
+		{"unknown default stack", base + `default_stack: "gpu"` + "\n" + `stacks: local: {orchestrator: flavor: "local", artifact_store: flavor: "oci-layout"}`, `zen.cue:3:1: default_stack: unknown stack "gpu" (stacks: local)`},
+		{"no default stack", base + `stacks: k: {orchestrator: flavor: "local", artifact_store: flavor: "oci-layout"}`, `zen.cue:3:1: default_stack: no stack named "local", the default: add one or set default_stack to one of k`},
+		{"bad timeout", base + `pipelines: p: steps: s: {run: ["x"], timeout: "5 min"}`, `zen.cue:3:38: pipelines.p.steps.s.timeout: invalid timeout "5 min": want a positive Go duration such as "30m"`},
+		{"bad name", base + `pipelines: "my-pipe": steps: s: run: ["x"]`, `zen.cue:3:12: pipelines."my-pipe": field not allowed`},
+		{"incomplete", base + `pipelines: p: steps: s: {run: ["x"], parameters: n: int}`, `zen.cue:3:53: pipelines.p.steps.s.parameters.n: incomplete value int`},
+		{"wrong input type", base + `pipelines: p: steps: s: {run: ["x"], inputs: k: {file: 3}}`, `zen.cue:3:56: pipelines.p.steps.s.inputs.k.file: conflicting values 3 and string (mismatched types int and string)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := write(t, map[string]string{"zen.cue": tt.src})
+			_, err := Load(dir)
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			first := strings.SplitN(err.Error(), "\n", 2)[0]
+			if !strings.HasPrefix(first, tt.want) {
+				t.Errorf("error:\n%s\nwant first line starting with:\n%s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadNoFiles(t *testing.T) {
+	_, err := Load(t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "run `zen init`") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestOverride(t *testing.T) {
+	dir := write(t, map[string]string{"zen.cue": good, "data/features.csv": "a\n"})
+	cfg, err := Load(dir, Override{Path: "training.n_estimators", Value: "200"}, Override{Path: "training.train.mode", Value: "x"})
+	if err == nil || !strings.Contains(err.Error(), "--set training.train.mode: no such parameter") {
+		t.Fatalf("err = %v", err)
+	}
+	cfg, err = Load(dir, Override{Path: "training.n_estimators", Value: "200"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Pipelines["training"].Steps["train"].Parameters["n_estimators"]; got.(interface{ String() string }).String() != "200" {
+		t.Errorf("step parameter after --set = %v, want 200 (through the reference)", got)
+	}
+	cfg, err = Load(dir, Override{Path: "training.test_fraction", Value: "abc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Pipelines["training"].Parameters["test_fraction"]; got != "abc" {
+		t.Errorf("a bare word is a string: got %v", got)
+	}
+}
+
+func TestParseOverride(t *testing.T) {
+	for _, bad := range []string{"x", "x=1", "a.b.c.d=1", "a..b=1"} {
+		if _, err := ParseOverride(bad); err == nil {
+			t.Errorf("ParseOverride(%q) succeeded", bad)
+		}
+	}
+	o, err := ParseOverride("training.lr=0.5")
+	if err != nil || o.Path != "training.lr" || o.JSON() != 0.5 {
+		t.Errorf("got %+v, %v", o, err)
+	}
+}

@@ -1,0 +1,207 @@
+// Package schema holds zen's CUE schema, embedded in the binary, and the Go
+// types a repository's CUE package decodes into.
+package schema
+
+import (
+	_ "embed"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Source is the CUE schema every zen repository is unified with.
+//
+//go:embed schema.cue
+var Source []byte
+
+// Config is a repository's desired state: its pipelines, stacks and models.
+type Config struct {
+	// Root is the absolute path of the directory the package was loaded from.
+	Root         string
+	DefaultStack string
+	Pipelines    map[string]*Pipeline
+	Stacks       map[string]*Stack
+	Models       map[string]*Model
+}
+
+// PipelineNames returns the pipeline names, sorted.
+func (c *Config) PipelineNames() []string { return sortedKeys(c.Pipelines) }
+
+// StackNames returns the stack names, sorted.
+func (c *Config) StackNames() []string { return sortedKeys(c.Stacks) }
+
+// Pipeline is a DAG of steps with its parameters.
+type Pipeline struct {
+	Name        string
+	Description string
+	Parameters  map[string]any
+	Steps       map[string]*Step
+	// Order lists the step names in a topological order: every step comes
+	// after the steps whose outputs it reads; ties are broken by name.
+	Order []string
+}
+
+// Step is one process of a pipeline.
+type Step struct {
+	Pipeline    string
+	Name        string
+	Description string
+	Run         []string
+	Image       string
+	Code        []string
+	Inputs      map[string]*Input
+	Outputs     map[string]*Output
+	Parameters  map[string]any
+	Env         map[string]EnvValue
+	Cache       bool
+	Retries     Retries
+	Timeout     time.Duration
+	Resources   *Resources
+}
+
+// Upstream returns the names of the steps whose outputs s reads, sorted and
+// without repeats.
+func (s *Step) Upstream() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, in := range s.Inputs {
+		if in.Kind == InputStep && !seen[in.Step] {
+			seen[in.Step] = true
+			out = append(out, in.Step)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// InputNames returns the input names, sorted.
+func (s *Step) InputNames() []string { return sortedKeys(s.Inputs) }
+
+// OutputNames returns the output names, sorted.
+func (s *Step) OutputNames() []string { return sortedKeys(s.Outputs) }
+
+// InputKind says where an input comes from.
+type InputKind string
+
+// The kinds of input.
+const (
+	InputStep  InputKind = "step"  // another step's output
+	InputFile  InputKind = "file"  // a file of the repository
+	InputDir   InputKind = "dir"   // a folder of the repository
+	InputModel InputKind = "model" // the model version in a stage
+)
+
+// Input is one named input of a step.
+type Input struct {
+	Name string
+	Kind InputKind
+	// Kind step: the producing step and output, and the output's type.
+	Step, Output, Type string
+	// Kind file or dir: a slash-separated path relative to the repository root.
+	Path string
+	// Kind model.
+	Model, Stage string
+}
+
+// Source describes where the input comes from, for messages:
+// "load.train", "data/iris.csv", "fraud-detector@production".
+func (in *Input) Source() string {
+	switch in.Kind {
+	case InputStep:
+		return in.Step + "." + in.Output
+	case InputModel:
+		return in.Model + "@" + in.Stage
+	default:
+		return in.Path
+	}
+}
+
+// Output is one declared output of a step.
+type Output struct {
+	Name  string
+	Type  string
+	Model string
+}
+
+// EnvValue is a literal value or a reference to a secret.
+type EnvValue struct {
+	Value  string
+	Secret string
+}
+
+// Retries says how often a failed step is tried again.
+type Retries struct {
+	Attempts        int
+	ExceptExitCodes []int
+	Backoff         time.Duration
+}
+
+// Resources are what a step asks of the machine that runs it.
+type Resources struct {
+	CPUs      int      `json:"cpus,omitempty"`
+	Memory    string   `json:"memory,omitempty"`
+	GPUs      int      `json:"gpus,omitempty"`
+	Time      string   `json:"time,omitempty"`
+	Partition string   `json:"partition,omitempty"`
+	Sbatch    []string `json:"sbatch,omitempty"`
+}
+
+// Stack says where pipelines run and where artifacts are stored.
+type Stack struct {
+	Name          string         `json:"name"`
+	Description   string         `json:"description,omitempty"`
+	Orchestrator  Component      `json:"orchestrator"`
+	ArtifactStore Component      `json:"artifact_store"`
+	Signer        map[string]any `json:"signer,omitempty"`
+}
+
+// Component is a stack component: a flavor and its settings.
+type Component struct {
+	Flavor   string         `json:"flavor"`
+	Settings map[string]any `json:"settings,omitempty"`
+}
+
+// String returns the component's setting key as a string, or "".
+func (c Component) String(key string) string {
+	s, _ := c.Settings[key].(string)
+	return s
+}
+
+// Model is a declared model: its versions, stages and gates.
+type Model struct {
+	Name     string
+	Versions map[string]map[string]any
+	Stages   map[string]string
+	Gates    map[string]string
+}
+
+// Known component flavors.
+var (
+	OrchestratorFlavors  = []string{"local", "slurm"}
+	ArtifactStoreFlavors = []string{"oci-layout", "oci"}
+)
+
+// Pos is a position in a CUE file, relative to the repository root.
+type Pos struct {
+	File      string
+	Line, Col int
+}
+
+func (p Pos) String() string {
+	if p.File == "" {
+		return ""
+	}
+	if p.Line == 0 {
+		return p.File
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

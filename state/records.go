@@ -1,0 +1,241 @@
+package state
+
+import (
+	"encoding/json"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+)
+
+// RecordVersion is the version of the JSON records zen writes. A record of
+// another version is refused with a message that names it.
+const RecordVersion = 1
+
+// Step and run statuses.
+const (
+	StatusSucceeded = "succeeded"
+	StatusCached    = "cached"
+	StatusFailed    = "failed"
+	StatusSkipped   = "skipped"
+	StatusCancelled = "cancelled"
+)
+
+// Artifact is a stored output, log or other blob of a run.
+type Artifact struct {
+	Digest    string `json:"digest"`
+	Size      int64  `json:"size"`
+	Type      string `json:"type"`
+	MediaType string `json:"mediaType,omitempty"`
+}
+
+// Run is the record of one pipeline run: runs/<shard>/<id>.json.
+type Run struct {
+	Version      int                    `json:"version"`
+	ID           string                 `json:"id"`
+	Pipeline     string                 `json:"pipeline"`
+	Status       string                 `json:"status"`
+	Error        string                 `json:"error,omitempty"`
+	SourceCommit string                 `json:"source_commit,omitempty"`
+	Dirty        bool                   `json:"dirty,omitempty"`
+	DirtyDigest  string                 `json:"dirty_digest,omitempty"`
+	Experiment   bool                   `json:"experiment,omitempty"`
+	Overrides    map[string]any         `json:"overrides,omitempty"`
+	Stack        string                 `json:"stack"`
+	Orchestrator string                 `json:"orchestrator"`
+	Store        string                 `json:"artifact_store"`
+	Parameters   map[string]any         `json:"parameters,omitempty"`
+	Started      time.Time              `json:"started"`
+	Finished     time.Time              `json:"finished"`
+	Steps        map[string]*StepResult `json:"steps"`
+}
+
+// StepResult is what happened to one step in a run.
+type StepResult struct {
+	Status     string              `json:"status"`
+	Reason     string              `json:"reason,omitempty"`
+	CacheKey   string              `json:"cache_key,omitempty"`
+	CachedFrom string              `json:"cached_from,omitempty"`
+	Attempts   int                 `json:"attempts,omitempty"`
+	ExitCode   *int                `json:"exit_code,omitempty"`
+	Started    *time.Time          `json:"started,omitempty"`
+	Finished   *time.Time          `json:"finished,omitempty"`
+	Outputs    map[string]Artifact `json:"outputs,omitempty"`
+	Metrics    map[string]float64  `json:"metrics,omitempty"`
+	Log        *Artifact           `json:"log,omitempty"`
+}
+
+// Cache is one cache index entry: cache/<shard>/<key>.json.
+type Cache struct {
+	Version    int                 `json:"version"`
+	Key        string              `json:"key"`
+	Pipeline   string              `json:"pipeline"`
+	Step       string              `json:"step"`
+	RunID      string              `json:"run_id"`
+	Dirty      bool                `json:"dirty,omitempty"`
+	Experiment bool                `json:"experiment,omitempty"`
+	Created    time.Time           `json:"created"`
+	Outputs    map[string]Artifact `json:"outputs"`
+	Metrics    map[string]float64  `json:"metrics,omitempty"`
+	Log        *Artifact           `json:"log,omitempty"`
+}
+
+// Pipeline is what plan compares a pipeline against: pipelines/<name>.json.
+type Pipeline struct {
+	Version      int                   `json:"version"`
+	Pipeline     string                `json:"pipeline"`
+	RunID        string                `json:"run_id"`
+	SourceCommit string                `json:"source_commit,omitempty"`
+	Dirty        bool                  `json:"dirty,omitempty"`
+	Updated      time.Time             `json:"updated"`
+	Steps        map[string]*StepState `json:"steps"`
+}
+
+// StepState is a step's latest fingerprint and what became of it.
+type StepState struct {
+	Fingerprint *Fingerprint `json:"fingerprint"`
+	Key         string       `json:"cache_key,omitempty"`
+	Status      string       `json:"status"`
+	Reason      string       `json:"reason,omitempty"`
+	RunID       string       `json:"run_id"`
+}
+
+// Fingerprint is everything the cache key of a step is made of. Secrets
+// appear by name only.
+type Fingerprint struct {
+	Command    []string                   `json:"command"`
+	Image      string                     `json:"image,omitempty"`
+	Executable string                     `json:"executable,omitempty"`
+	Env        map[string]string          `json:"env,omitempty"`
+	Parameters map[string]json.RawMessage `json:"parameters,omitempty"`
+	Code       map[string]string          `json:"code,omitempty"`
+	Inputs     map[string]string          `json:"inputs,omitempty"`
+	Outputs    map[string]string          `json:"outputs,omitempty"`
+}
+
+// RunPath is where the record of run id is kept. Run ids start with the
+// UTC date (20261123-101500-3fa2c1), and runs are sharded by month.
+func RunPath(id string) string {
+	shard := "other"
+	if len(id) >= 6 {
+		shard = id[:6]
+	}
+	return path.Join("runs", shard, id+".json")
+}
+
+// CachePath is where the cache entry of key is kept, sharded by its first
+// two hex digits.
+func CachePath(key string) string {
+	shard := "00"
+	if len(key) >= 2 {
+		shard = key[:2]
+	}
+	return path.Join("cache", shard, key+".json")
+}
+
+// PipelinePath is where the latest fingerprints of a pipeline are kept.
+func PipelinePath(name string) string { return path.Join("pipelines", name+".json") }
+
+// Encode marshals a record as indented JSON with a trailing newline, so that
+// `git show` and `git diff` of the state ref read well.
+func Encode(rec any) ([]byte, error) {
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// CorruptError is a record on the state ref that cannot be read.
+type CorruptError struct {
+	Ref, Commit, Path string
+	Err               error
+}
+
+func (e *CorruptError) Error() string {
+	c := e.Commit
+	if len(c) > 12 {
+		c = c[:12]
+	}
+	return fmt.Sprintf("corrupt record on the state ref %s (commit %s): %s: %v", e.Ref, c, e.Path, e.Err)
+}
+
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// decode parses a record and checks its version.
+func decode(data []byte, v any) error {
+	var head struct {
+		Version *int `json:"version"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return err
+	}
+	if head.Version == nil {
+		return fmt.Errorf("no version field")
+	}
+	if *head.Version != RecordVersion {
+		return fmt.Errorf("record version %d; this zen reads version %d (upgrade zen)", *head.Version, RecordVersion)
+	}
+	return json.Unmarshal(data, v)
+}
+
+// readRecord reads and decodes the record at p; ok is false when absent.
+func readRecord(sn *Snapshot, ref, p string, v any) (bool, error) {
+	data, ok, err := sn.Read(p)
+	if err != nil || !ok {
+		return ok, err
+	}
+	if err := decode(data, v); err != nil {
+		return true, &CorruptError{Ref: ref, Commit: sn.Commit(), Path: p, Err: err}
+	}
+	return true, nil
+}
+
+// Records reads typed records from one snapshot of the state ref.
+type Records struct {
+	Snapshot *Snapshot
+	Ref      string
+}
+
+// Run reads the record of run id.
+func (r Records) Run(id string) (*Run, bool, error) {
+	var rec Run
+	ok, err := readRecord(r.Snapshot, r.Ref, RunPath(id), &rec)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	return &rec, true, nil
+}
+
+// Cache reads the cache entry of key.
+func (r Records) Cache(key string) (*Cache, bool, error) {
+	var rec Cache
+	ok, err := readRecord(r.Snapshot, r.Ref, CachePath(key), &rec)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	return &rec, true, nil
+}
+
+// Pipeline reads the latest fingerprints of a pipeline.
+func (r Records) Pipeline(name string) (*Pipeline, bool, error) {
+	var rec Pipeline
+	ok, err := readRecord(r.Snapshot, r.Ref, PipelinePath(name), &rec)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	return &rec, true, nil
+}
+
+// RunIDs lists every recorded run id, oldest first. It reads tree entries
+// only, never the records.
+func (r Records) RunIDs() ([]string, error) {
+	var ids []string
+	err := r.Snapshot.Walk("runs", func(p string) error {
+		if strings.HasSuffix(p, ".json") {
+			ids = append(ids, strings.TrimSuffix(path.Base(p), ".json"))
+		}
+		return nil
+	})
+	return ids, err
+}

@@ -1,0 +1,189 @@
+// Package testscript runs zen's end-to-end scripts: testdata/*.txtar, each
+// a real git repository, real steps and a real artifact store. Set
+// ZEN_UPDATE=1 to rewrite the scripts' expected files from what zen prints.
+package testscript
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/zen-dev/zen/cmd/zen/cli"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"zen": func() { os.Exit(cli.Main()) },
+	})
+}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata",
+		UpdateScripts:       os.Getenv("ZEN_UPDATE") != "",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			gitconfig := filepath.Join(env.WorkDir, ".gitconfig")
+			cfg := "[user]\n\tname = Zen Test\n\temail = test@zen.invalid\n[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n"
+			if err := os.WriteFile(gitconfig, []byte(cfg), 0o644); err != nil {
+				return err
+			}
+			env.Setenv("GIT_CONFIG_GLOBAL", gitconfig)
+			env.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+			env.Setenv("HOME", env.WorkDir)
+			env.Setenv("NO_COLOR", "1")
+			env.Setenv("DOCKER_CONFIG", filepath.Join(env.WorkDir, ".docker"))
+			return nil
+		},
+		Condition: condition,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"registry": cmdRegistry,
+			"stateref": cmdStateRef,
+			"waitfile": cmdWaitFile,
+		},
+	})
+}
+
+// condition answers [registry-process]: whether the docker-registry
+// program is installed. In CI (CI set) its absence is an error, not a skip:
+// .ci/run installs it.
+func condition(cond string) (bool, error) {
+	switch cond {
+	case "registry-process":
+		if _, err := exec.LookPath("docker-registry"); err != nil {
+			if os.Getenv("CI") != "" {
+				return false, fmt.Errorf("docker-registry is not installed; .ci/run installs it (apt-get install docker-registry)")
+			}
+			return false, nil
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("unknown condition %q", cond)
+}
+
+// cmdRegistry starts an OCI registry on loopback for the rest of the
+// script and sets $REGISTRY to its host:port.
+//
+//	registry           go-containerregistry's registry, in this process
+//	registry process   the docker-registry program (distribution), a real
+//	                   separate process; required where CI=true
+//	registry closed    a host:port where nothing listens
+func cmdRegistry(ts *testscript.TestScript, neg bool, args []string) {
+	mode := ""
+	if len(args) > 0 {
+		mode = args[0]
+	}
+	switch mode {
+	case "":
+		srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+		ts.Defer(srv.Close)
+		ts.Setenv("REGISTRY", strings.TrimPrefix(srv.URL, "http://"))
+	case "closed":
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		ts.Check(err)
+		addr := l.Addr().String()
+		l.Close()
+		ts.Setenv("REGISTRY", addr)
+	case "process":
+		bin, err := exec.LookPath("docker-registry")
+		ts.Check(err) // scripts guard this with [registry-process]
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		ts.Check(err)
+		addr := l.Addr().String()
+		l.Close()
+		dir := ts.MkAbs("registry-data")
+		conf := filepath.Join(dir, "config.yml")
+		ts.Check(os.MkdirAll(dir, 0o755))
+		ts.Check(os.WriteFile(conf, []byte(fmt.Sprintf("version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}, delete: {enabled: true}}\nhttp: {addr: %s}\n", filepath.Join(dir, "data"), addr)), 0o644))
+		cmd := exec.Command(bin, "serve", conf)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		ts.Check(cmd.Start())
+		ts.Defer(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			resp, err := http.Get("http://" + addr + "/v2/")
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				ts.Fatalf("docker-registry did not start on %s: %s", addr, out.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		ts.Setenv("REGISTRY", addr)
+	default:
+		ts.Fatalf("usage: registry [process|closed]")
+	}
+}
+
+// cmdStateRef checks the state ref of the repository in the current
+// directory against a saved value, so a script can assert that a failed
+// command wrote nothing.
+//
+//	stateref save      remember where refs/zen/state is (or that it is absent)
+//	stateref same      fail unless it is still there
+//	stateref none      fail unless there is no state ref
+//	! stateref same    fail unless it moved
+func cmdStateRef(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: stateref save|same|none")
+	}
+	cur := revParse(ts, "refs/zen/state")
+	saved := filepath.Join(ts.Getenv("WORK"), ".stateref-saved")
+	switch args[0] {
+	case "save":
+		ts.Check(os.WriteFile(saved, []byte(cur), 0o644))
+	case "same":
+		b, err := os.ReadFile(saved)
+		ts.Check(err)
+		if same := string(b) == cur; same == neg {
+			ts.Fatalf("state ref: saved %q, now %q", b, cur)
+		}
+	case "none":
+		if (cur == "") == neg {
+			ts.Fatalf("state ref is %q", cur)
+		}
+	default:
+		ts.Fatalf("usage: stateref save|same|none")
+	}
+}
+
+func revParse(ts *testscript.TestScript, ref string) string {
+	cmd := exec.Command("git", "rev-parse", "--verify", "-q", ref)
+	cmd.Dir = ts.MkAbs(".")
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL="+ts.Getenv("GIT_CONFIG_GLOBAL"))
+	out, _ := cmd.Output()
+	return strings.TrimSpace(string(out))
+}
+
+// cmdWaitFile waits up to 30 s for a file to exist.
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waitfile PATH")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(ts.MkAbs(args[0])); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s did not appear", args[0])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -402,7 +402,7 @@ func (a *applier) pipelineRecord(pr *pipelineRun, now time.Time) (*state.Pipelin
 	rec.RunID, rec.SourceCommit, rec.Dirty, rec.Updated = pr.run.ID, pr.run.SourceCommit, pr.run.Dirty, now
 	for name, n := range pr.nodes {
 		switch n.res.Status {
-		case state.StatusSucceeded, state.StatusCached, state.StatusFailed:
+		case state.StatusSucceeded, state.StatusCached, state.StatusFailed, state.StatusCancelled:
 			if n.fp == nil {
 				continue
 			}
@@ -451,11 +451,11 @@ func put(files map[string][]byte, path string, rec any) error {
 }
 
 // NewRunID returns a run id: the UTC start time and six random hex digits,
-// so ids sort by time.
+// so ids sort by time (to the millisecond).
 func NewRunID(t time.Time) string {
 	var b [3]byte
 	_, _ = rand.Read(b[:])
-	return t.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+	return t.UTC().Format("20060102-150405.000") + "-" + hex.EncodeToString(b[:])
 }
 
 // LookupSecret resolves a secret from the environment variable

@@ -117,6 +117,7 @@ const (
 	ReasonExecutable ReasonKind = "executable" // the program run[0] names changed
 	ReasonOutputs    ReasonKind = "outputs"    // declared outputs changed
 	ReasonFailed     ReasonKind = "failed"     // the same step failed last time
+	ReasonCancelled  ReasonKind = "cancelled"  // the same step was cancelled last time
 	ReasonMissing    ReasonKind = "missing"    // recorded outputs are gone from the store
 	ReasonNoCache    ReasonKind = "no-cache"   // cache: false or --no-cache
 	ReasonNotCached  ReasonKind = "not-cached" // same fingerprint but no cache entry
@@ -160,6 +161,8 @@ func (r Reason) String() string {
 		return "outputs changed: " + r.Subject
 	case ReasonFailed:
 		return "failed in run " + r.Subject
+	case ReasonCancelled:
+		return "cancelled in run " + r.Subject
 	case ReasonMissing:
 		return "cached outputs missing from the store: " + r.Subject
 	case ReasonNoCache:
@@ -327,6 +330,9 @@ func planPipeline(ctx context.Context, pl *schema.Pipeline, rec Recorded, src So
 			ps.Reasons = Diff(last.Fingerprint, fp, false)
 			if len(ps.Reasons) == 0 && last.Status == state.StatusFailed {
 				ps.Reasons = []Reason{{Kind: ReasonFailed, Subject: last.RunID, New: last.Reason}}
+			}
+			if len(ps.Reasons) == 0 && last.Status == state.StatusCancelled {
+				ps.Reasons = []Reason{{Kind: ReasonCancelled, Subject: last.RunID}}
 			}
 			if len(ps.Reasons) == 0 {
 				ps.Reasons = []Reason{{Kind: ReasonNotCached, Subject: ps.Key}}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -482,9 +483,54 @@ func (l *loader) cueErrors(err error) Errors {
 		seen[key] = true
 		out = append(out, &Error{Pos: pos, Path: path, Msg: msg})
 	}
+	out = mostSpecific(out)
 	out.sort()
 	return out
 }
+
+// mostSpecific keeps, of the errors CUE reports for one field at one
+// position (one per disjunct that failed), those that say the most: a
+// bound or a value beats a mismatch of types.
+func mostSpecific(es Errors) Errors {
+	rank := func(e *Error) int {
+		switch {
+		case strings.Contains(e.Msg, "mismatched types"):
+			return 0
+		case strings.HasPrefix(e.Msg, "conflicting values"):
+			return 1
+		}
+		return 2
+	}
+	best := map[string]int{}
+	key := func(e *Error) string { return e.Pos.String() + " " + e.Path }
+	for _, e := range es {
+		if r := rank(e); r > best[key(e)] {
+			best[key(e)] = r
+		}
+	}
+	var out Errors
+	merged := map[string]*Error{}
+	for _, e := range es {
+		if rank(e) != best[key(e)] {
+			continue
+		}
+		// One "conflicting values A and V" per alternative A of an enum
+		// becomes one error listing the alternatives.
+		if m := conflict.FindStringSubmatch(e.Msg); m != nil && !strings.Contains(e.Msg, "mismatched types") {
+			if prev, ok := merged[key(e)]; ok && prev.value == m[2] {
+				prev.alts = append(prev.alts, m[1])
+				prev.Msg = fmt.Sprintf("%s is not allowed; want one of %s", m[2], strings.Join(prev.alts, ", "))
+				continue
+			}
+			e.value, e.alts = m[2], []string{m[1]}
+			merged[key(e)] = e
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+var conflict = regexp.MustCompile(`^conflicting values (.+) and (.+)$`)
 
 // onlyDisjunct reports whether e shares its path with another error of err:
 // then e comes from a disjunct that did not apply.
@@ -504,6 +550,9 @@ type Error struct {
 	Pos  Pos
 	Path string // the field, such as pipelines.training.steps.train.run
 	Msg  string
+
+	value string   // for merging enum conflicts
+	alts  []string // likewise
 }
 
 func (e *Error) Error() string {

@@ -114,7 +114,7 @@ type Fingerprint struct {
 }
 
 // RunPath is where the record of run id is kept. Run ids start with the
-// UTC date (20261123-101500-3fa2c1), and runs are sharded by month.
+// UTC date (20261123-101500.123-3fa2c1), and runs are sharded by month.
 func RunPath(id string) string {
 	shard := "other"
 	if len(id) >= 6 {

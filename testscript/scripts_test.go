@@ -34,18 +34,23 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata",
 		UpdateScripts:       os.Getenv("ZEN_UPDATE") != "",
-		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
-			gitconfig := filepath.Join(env.WorkDir, ".gitconfig")
+			// HOME and the git config live beside the work folder, so that
+			// files steps write there never make the repository dirty.
+			home := env.WorkDir + "-home"
+			if err := os.MkdirAll(home, 0o755); err != nil {
+				return err
+			}
+			gitconfig := filepath.Join(home, ".gitconfig")
 			cfg := "[user]\n\tname = Zen Test\n\temail = test@zen.invalid\n[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n"
 			if err := os.WriteFile(gitconfig, []byte(cfg), 0o644); err != nil {
 				return err
 			}
 			env.Setenv("GIT_CONFIG_GLOBAL", gitconfig)
 			env.Setenv("GIT_CONFIG_NOSYSTEM", "1")
-			env.Setenv("HOME", env.WorkDir)
+			env.Setenv("HOME", home)
 			env.Setenv("NO_COLOR", "1")
-			env.Setenv("DOCKER_CONFIG", filepath.Join(env.WorkDir, ".docker"))
+			env.Setenv("DOCKER_CONFIG", filepath.Join(home, ".docker"))
 			return nil
 		},
 		Condition: condition,
@@ -144,7 +149,7 @@ func cmdStateRef(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: stateref save|same|none")
 	}
 	cur := revParse(ts, "refs/zen/state")
-	saved := filepath.Join(ts.Getenv("WORK"), ".stateref-saved")
+	saved := ts.Getenv("HOME") + "/stateref-saved"
 	switch args[0] {
 	case "save":
 		ts.Check(os.WriteFile(saved, []byte(cur), 0o644))

@@ -1,34 +1,41 @@
-"""Split the data set into train and test tables, stratified by class.
+"""load: split a data set into a train and a test table, stratified by class.
 
-Input dataset (CSV with a header, label in the last column); parameters
-seed and test_fraction; outputs train and test (CSV).
+Contract (zen_step.py explains the environment variables):
+  input       $ZEN_INPUTS/dataset   CSV with a header; the label is the last column
+  parameters  seed                  seed of the shuffle
+              test_fraction         share of each class held out for testing, 0 < f < 1
+  outputs     $ZEN_OUTPUTS/train    CSV, same header, shuffled
+              $ZEN_OUTPUTS/test     CSV, same header, shuffled
+Rows are copied as text, never re-formatted, so a split is stable to the byte.
 """
-import csv
 import random
+import sys
 
+sys.dont_write_bytecode = True  # write nothing outside ZEN_OUTPUTS, not even steps/__pycache__
 import zen_step
 
 p = zen_step.params()
-with open(zen_step.input_path("dataset"), newline="") as f:
-    rows = list(csv.reader(f))
-header, rows = rows[0], rows[1:]
+seed, test_fraction = p["seed"], p["test_fraction"]
+if not 0 < test_fraction < 1:
+    sys.exit(f"load: test_fraction must be between 0 and 1, not {test_fraction}")
 
+header, rows = zen_step.read_csv("dataset")
 by_class = {}
 for row in rows:
     by_class.setdefault(row[-1], []).append(row)
 
-rng = random.Random(p["seed"])
+# Hold out the same share of every class, so train and test have the same mix.
+rng = random.Random(seed)
 train, test = [], []
 for label in sorted(by_class):
     group = by_class[label]
     rng.shuffle(group)
-    n_test = round(len(group) * p["test_fraction"])
+    n_test = round(len(group) * test_fraction)
     test += group[:n_test]
     train += group[n_test:]
+rng.shuffle(train)
+rng.shuffle(test)
 
-for name, part in (("train", train), ("test", test)):
-    with open(zen_step.output_path(name), "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(header)
-        w.writerows(part)
-print(f"{len(train)} rows to train on, {len(test)} to test with")
+zen_step.write_csv("train", header, train)
+zen_step.write_csv("test", header, test)
+print(f"{len(rows)} rows, {len(by_class)} classes: {len(train)} to train on, {len(test)} to test with")

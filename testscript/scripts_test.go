@@ -32,8 +32,8 @@ func TestMain(m *testing.M) {
 
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
-		Dir:                 "testdata",
-		UpdateScripts:       os.Getenv("ZEN_UPDATE") != "",
+		Dir:           "testdata",
+		UpdateScripts: os.Getenv("ZEN_UPDATE") != "",
 		Setup: func(env *testscript.Env) error {
 			// HOME and the git config live beside the work folder, so that
 			// files steps write there never make the repository dirty.

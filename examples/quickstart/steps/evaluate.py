@@ -10,7 +10,6 @@ Contract (zen_step.py explains the environment variables):
 A short summary goes to stdout, which zen keeps as the step's log.
 """
 import json
-import math
 import sys
 
 sys.dont_write_bytecode = True  # write nothing outside ZEN_OUTPUTS, not even steps/__pycache__
@@ -19,6 +18,8 @@ import zen_step
 with open(zen_step.input_path("model"), encoding="utf-8") as f:
     model = json.load(f)
 header, rows = zen_step.read_csv("test")
+if not rows:
+    sys.exit("evaluate: the test table is empty")
 features, classes = model["features"], model["classes"]
 if header[:-1] != features:
     sys.exit(f"evaluate: test columns {header[:-1]} are not the model's features {features}")
@@ -52,10 +53,8 @@ for c, name in enumerate(classes):
     per_class[name] = {"precision": round(precision, 6), "recall": round(recall, 6),
                        "f1": round(f1, 6), "support": actual}
 
-accuracy = sum(confusion[c][c] for c in range(k)) / len(rows) if rows else math.nan
+accuracy = sum(confusion[c][c] for c in range(k)) / len(rows)
 macro_f1 = sum(f1s) / k
-if not rows:
-    sys.exit("evaluate: the test table is empty")
 zen_step.write_json(zen_step.output_path("report"), {
     "test_rows": len(rows),
     "accuracy": round(accuracy, 6),

@@ -459,8 +459,9 @@ func NewRunID(t time.Time) string {
 }
 
 // LookupSecret resolves a secret from the environment variable
-// ZEN_SECRET_<NAME> (upper case, other characters as _), else from the file
-// $ZEN_SECRETS_DIR/<name>. The error never holds the value.
+// ZEN_SECRET_<NAME> (upper case, other characters as _) when it is set and
+// not empty, else from the file $ZEN_SECRETS_DIR/<name>. The error never
+// holds the value.
 func LookupSecret(name string) (string, error) {
 	env := "ZEN_SECRET_" + strings.Map(func(r rune) rune {
 		switch {
@@ -471,7 +472,7 @@ func LookupSecret(name string) (string, error) {
 		}
 		return '_'
 	}, name)
-	if v, ok := os.LookupEnv(env); ok {
+	if v := os.Getenv(env); v != "" {
 		return v, nil
 	}
 	if dir := os.Getenv("ZEN_SECRETS_DIR"); dir != "" {

@@ -1,71 +1,40 @@
-// Package registry stores step outputs as OCI artifacts: in an OCI image
-// layout folder or in any OCI registry. An artifact's digest depends only
-// on its content and type, so the same output is stored once.
 package registry
 
 import (
 	"archive/tar"
-	"context"
+	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// Media types of zen's artifacts.
-const (
-	ManifestMediaType = "application/vnd.oci.image.manifest.v1+json"
-	ArtifactType      = "application/vnd.zen.artifact.v1"
-	ConfigMediaType   = "application/vnd.zen.artifact.config.v1+json"
-	FileMediaType     = "application/octet-stream"
-	DirMediaType      = "application/vnd.oci.image.layer.v1.tar"
-)
-
-// ErrNotFound is returned for an artifact the store does not hold.
-var ErrNotFound = errors.New("artifact not found")
-
-// Descriptor identifies a stored artifact.
-type Descriptor struct {
-	Digest    string `json:"digest"`    // the manifest's digest, sha256:<hex>
-	Size      int64  `json:"size"`      // the content's size in bytes
-	MediaType string `json:"mediaType"` // the content layer's media type
-}
-
-// Store is an artifact store.
-type Store interface {
-	// String names the store in messages: "oci-layout .zen/store".
-	String() string
-	// Check makes sure the store can be written, before anything runs.
-	Check(ctx context.Context) error
-	// Push stores the regular file or directory at path as an artifact of
-	// the given type.
-	Push(ctx context.Context, path, typ string) (Descriptor, error)
-	// Has reports whether the artifact and all its blobs are stored.
-	Has(ctx context.Context, digest string) (bool, error)
-	// Pull writes the artifact's content to dest, which must not exist,
-	// checking every digest on the way.
-	Pull(ctx context.Context, digest, dest string) error
-	// Close finishes pending writes.
-	Close() error
-}
+// The manifest's types are zen's own rather than go-containerregistry's or
+// image-spec's: the digest of an artifact is its bytes, so their shape must
+// not move with a dependency.
 
 // descriptor is an OCI content descriptor.
 type descriptor struct {
-	MediaType   string            `json:"mediaType"`
-	Digest      string            `json:"digest"`
-	Size        int64             `json:"size"`
-	Annotations map[string]string `json:"annotations,omitempty"`
+	MediaType string  `json:"mediaType"`
+	Digest    v1.Hash `json:"digest"`
+	Size      int64   `json:"size"`
 }
 
-// manifest is an OCI image manifest of an artifact.
+// manifest is the OCI image manifest of an artifact.
 type manifest struct {
 	SchemaVersion int          `json:"schemaVersion"`
 	MediaType     string       `json:"mediaType"`
@@ -74,197 +43,348 @@ type manifest struct {
 	Layers        []descriptor `json:"layers"`
 }
 
-// content is what an artifact holds, ready to store: a file on disk with
-// its digest (a directory is packed into a temporary tar first).
-type content struct {
-	path   string
-	digest string
-	size   int64
-	media  string
-	format string // file or dir
-	temp   bool
+// config is the config blob of an artifact.
+type config struct {
+	Type   string `json:"type"`
+	Format string `json:"format"` // "file" or "dir"
 }
 
-func (c *content) open() (io.ReadCloser, error) { return os.Open(c.path) }
+// maxManifest bounds what is read as a manifest; zen's are some 500 bytes.
+const maxManifest = 1 << 20
 
-func (c *content) cleanup() {
-	if c.temp {
-		os.Remove(c.path)
-	}
+// packed is an artifact ready to store.
+type packed struct {
+	digest   v1.Hash // of the manifest
+	manifest []byte
+	m        manifest
+	config   []byte
+	file     string // holds the layer's bytes
+	temp     bool   // file is a temporary file of ours
 }
 
-// pack prepares the file or directory at p for storing.
-func pack(p string) (*content, error) {
-	fi, err := os.Lstat(p)
+// pack hashes the regular file or directory at p, a directory into a
+// reproducible tar written to a temporary file in tmpDir ("" for the
+// system's), and builds the artifact's config and manifest.
+func pack(p, typ, tmpDir string) (*packed, error) {
+	fi, err := os.Stat(p)
 	if err != nil {
 		return nil, err
 	}
+	a := &packed{file: p}
+	var layer descriptor
+	var format string
 	switch {
 	case fi.Mode().IsRegular():
-		d, n, err := hashFile(p)
-		if err != nil {
-			return nil, err
-		}
-		return &content{path: p, digest: d, size: n, media: FileMediaType, format: "file"}, nil
+		layer.MediaType, format = fileMediaType, "file"
+		layer.Digest, layer.Size, err = hashFile(p)
 	case fi.IsDir():
-		return packDir(p)
+		layer.MediaType, format, a.temp = dirMediaType, "dir", true
+		a.file, layer.Digest, layer.Size, err = tarDir(p, tmpDir)
+	default:
+		return nil, fmt.Errorf("%s is not a regular file or a directory", p)
 	}
-	return nil, fmt.Errorf("%s: not a regular file or a directory", p)
-}
-
-// packDir writes a reproducible tar of dir to a temporary file: sorted
-// entries, no times, no owners, modes 0644 or 0755.
-func packDir(dir string) (_ *content, err error) {
-	tmp, err := os.CreateTemp("", "zen-pack-*.tar")
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		tmp.Close()
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}()
-	h := sha256.New()
-	cw := &countWriter{w: io.MultiWriter(tmp, h)}
-	tw := tar.NewWriter(cw)
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == dir {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		name := filepath.ToSlash(rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		hdr := &tar.Header{Name: name, ModTime: time.Unix(0, 0), Mode: 0o644, Format: tar.FormatPAX}
-		if info.Mode()&0o111 != 0 {
-			hdr.Mode = 0o755
-		}
-		switch {
-		case d.IsDir():
-			hdr.Typeflag, hdr.Name, hdr.Mode = tar.TypeDir, name+"/", 0o755
-		case info.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			if !insideLink(name, target) {
-				return fmt.Errorf("%s: symbolic link to %s leaves the output", name, target)
-			}
-			hdr.Typeflag, hdr.Linkname, hdr.Mode = tar.TypeSymlink, target, 0o777
-		case info.Mode().IsRegular():
-			hdr.Typeflag, hdr.Size = tar.TypeReg, info.Size()
-		default:
-			return fmt.Errorf("%s: not a regular file, directory or symbolic link", name)
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if hdr.Typeflag == tar.TypeReg {
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(tw, f)
-			f.Close()
-			return err
-		}
-		return nil
-	})
-	if err != nil {
+	if a.config, err = json.Marshal(config{Type: typ, Format: format}); err != nil {
+		a.cleanup()
 		return nil, err
 	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	return &content{path: tmp.Name(), digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), size: cw.n, media: DirMediaType, format: "dir", temp: true}, nil
-}
-
-// insideLink reports whether a relative link at name pointing to target
-// stays inside the tree.
-func insideLink(name, target string) bool {
-	if path.IsAbs(target) || filepath.IsAbs(target) {
-		return false
-	}
-	p := path.Join(path.Dir(name), target)
-	return p != ".." && !strings.HasPrefix(p, "../")
-}
-
-// artifact builds the config and manifest of an artifact holding c.
-func artifact(typ string, c *content) (config, raw []byte) {
-	config, _ = json.Marshal(struct {
-		Type   string `json:"type"`
-		Format string `json:"format"`
-	}{typ, c.format})
-	m := manifest{
+	a.m = manifest{
 		SchemaVersion: 2,
-		MediaType:     ManifestMediaType,
-		ArtifactType:  ArtifactType,
-		Config:        descriptor{MediaType: ConfigMediaType, Digest: digestOf(config), Size: int64(len(config))},
-		Layers:        []descriptor{{MediaType: c.media, Digest: c.digest, Size: c.size}},
+		MediaType:     string(types.OCIManifestSchema1),
+		ArtifactType:  artifactType,
+		Config:        descriptor{MediaType: configMediaType, Digest: sha256Of(a.config), Size: int64(len(a.config))},
+		Layers:        []descriptor{layer},
 	}
-	raw, _ = json.Marshal(m)
-	return config, raw
+	if a.manifest, err = json.Marshal(a.m); err != nil {
+		a.cleanup()
+		return nil, err
+	}
+	a.digest = sha256Of(a.manifest)
+	return a, nil
 }
 
-// parseManifest checks raw against its digest and decodes it.
-func parseManifest(raw []byte, digest string) (*manifest, error) {
-	if got := digestOf(raw); got != digest {
-		return nil, fmt.Errorf("artifact %s: manifest does not match its digest (got %s)", digest, got)
+// layer is the descriptor of the artifact's content.
+func (a *packed) layer() descriptor { return a.m.Layers[0] }
+
+// descriptor describes the artifact to callers.
+func (a *packed) descriptor() Descriptor {
+	return Descriptor{Digest: a.digest.String(), Size: a.layer().Size, MediaType: a.layer().MediaType}
+}
+
+// cleanup removes the temporary tar, if any.
+func (a *packed) cleanup() {
+	if a.temp {
+		os.Remove(a.file)
 	}
+}
+
+// parseManifest decodes an artifact's manifest and checks that zen wrote it.
+func parseManifest(raw []byte) (*manifest, error) {
 	var m manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("artifact %s: manifest: %w", digest, err)
+		return nil, fmt.Errorf("manifest: %w", err)
 	}
-	if m.ArtifactType != ArtifactType || len(m.Layers) != 1 {
-		return nil, fmt.Errorf("artifact %s: not a zen artifact (artifactType %q, %d layers)", digest, m.ArtifactType, len(m.Layers))
+	if m.ArtifactType != artifactType || m.Config.MediaType != configMediaType || len(m.Layers) != 1 {
+		return nil, fmt.Errorf("not a zen artifact (artifactType %q, %d layers)", m.ArtifactType, len(m.Layers))
 	}
-	switch m.Layers[0].MediaType {
-	case FileMediaType, DirMediaType:
-	default:
-		return nil, fmt.Errorf("artifact %s: unknown layer media type %q", digest, m.Layers[0].MediaType)
+	if mt := m.Layers[0].MediaType; mt != fileMediaType && mt != dirMediaType {
+		return nil, fmt.Errorf("not a zen artifact (layer media type %q)", mt)
 	}
 	return &m, nil
 }
 
-// unpack writes a layer read from r to dest, checking its digest. dest is
-// written under a temporary name and renamed when complete.
-func unpack(r io.Reader, layer descriptor, dest string) (err error) {
-	if _, err := os.Lstat(dest); err == nil {
-		return fmt.Errorf("%s exists", dest)
+func sha256Of(b []byte) v1.Hash {
+	sum := sha256.Sum256(b)
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+}
+
+func hashFile(p string) (v1.Hash, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return v1.Hash{}, 0, err
 	}
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+	defer f.Close()
+	return v1.SHA256(f)
+}
+
+// hashingWriter counts and hashes what goes through it.
+type hashingWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func newHashingWriter(w io.Writer) *hashingWriter {
+	return &hashingWriter{w: w, h: sha256.New()}
+}
+
+func (w *hashingWriter) Write(b []byte) (int, error) {
+	n, err := w.w.Write(b)
+	w.h.Write(b[:n])
+	w.n += int64(n)
+	return n, err
+}
+
+func (w *hashingWriter) digest() v1.Hash {
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(w.h.Sum(nil))}
+}
+
+// tarDir writes a reproducible tar of dir to a temporary file in tmpDir:
+// entries in path order, directories included, no times, owners or names,
+// modes 0644 or 0755, and symlinks only when they stay inside dir.
+func tarDir(dir, tmpDir string) (name string, h v1.Hash, n int64, err error) {
+	f, err := os.CreateTemp(tmpDir, ".zen-tmp-*.tar")
+	if err != nil {
+		return "", h, 0, err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(f.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	hw := newHashingWriter(bw)
+	tw := tar.NewWriter(hw)
+	// WalkDir visits a directory's entries in lexical order, and no
+	// further than symlinks.
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		name := filepath.ToSlash(rel)
+		hdr := &tar.Header{Name: name, Mode: 0o644, ModTime: time.Unix(0, 0)}
+		switch t := d.Type(); {
+		case t.IsDir():
+			hdr.Typeflag, hdr.Name, hdr.Mode = tar.TypeDir, name+"/", 0o755
+		case t&fs.ModeSymlink != 0:
+			if hdr.Linkname, err = os.Readlink(p); err != nil {
+				return err
+			}
+			if err := checkLink(dir, name); err != nil {
+				return fmt.Errorf("symlink %s -> %s: %w", name, hdr.Linkname, err)
+			}
+			hdr.Typeflag, hdr.Mode = tar.TypeSymlink, 0o777
+		case t.IsRegular():
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			hdr.Typeflag, hdr.Size = tar.TypeReg, fi.Size()
+			if fi.Mode()&0o111 != 0 {
+				hdr.Mode = 0o755
+			}
+		default:
+			return fmt.Errorf("%s is not a regular file, directory or symlink (%s)", name, t)
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			return nil
+		}
+		src, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		if _, err := io.Copy(tw, src); err != nil {
+			return fmt.Errorf("%s: %w", name, err) // tar says "write too long" if it grew
+		}
+		return nil
+	})
+	if err == nil {
+		err = tw.Close()
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	return f.Name(), hw.digest(), hw.n, err
+}
+
+var errLinkOutside = errors.New("leads outside the directory")
+
+// checkLink follows the symlink at rel (slash-separated, under root) through
+// every symlink met on the way, and fails if that leaves root. Missing
+// components are taken as written, so a dangling link is judged by its text.
+// Following the links, rather than cleaning the target's text, catches
+// "l -> up/.." next to "up -> .".
+func checkLink(root, rel string) error {
+	hops := 0
+	var follow func(dir []string, target string) ([]string, error)
+	follow = func(dir []string, target string) ([]string, error) {
+		if path.IsAbs(target) || filepath.IsAbs(target) {
+			return nil, errLinkOutside
+		}
+		cur := slices.Clone(dir)
+		for _, c := range strings.Split(target, "/") {
+			switch c {
+			case "", ".":
+				continue
+			case "..":
+				if len(cur) == 0 {
+					return nil, errLinkOutside
+				}
+				cur = cur[:len(cur)-1]
+				continue
+			}
+			cur = append(cur, c)
+			p := filepath.Join(root, filepath.Join(cur...))
+			fi, err := os.Lstat(p)
+			if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+				continue
+			}
+			if hops++; hops > 255 {
+				return nil, errors.New("too many levels of symlinks")
+			}
+			t, err := os.Readlink(p)
+			if err != nil {
+				return nil, err
+			}
+			if cur, err = follow(cur[:len(cur)-1], t); err != nil {
+				return nil, err
+			}
+		}
+		return cur, nil
+	}
+	t, err := os.Readlink(filepath.Join(root, filepath.FromSlash(rel)))
+	if err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dest), ".zen-pull-")
+	var dir []string
+	if d := path.Dir(rel); d != "." {
+		dir = strings.Split(d, "/")
+	}
+	_, err = follow(dir, t)
+	return err
+}
+
+// absent fails unless nothing is at dest.
+func absent(dest string) error {
+	_, err := os.Lstat(dest)
+	switch {
+	case err == nil:
+		return fmt.Errorf("pull into %s: %w", dest, fs.ErrExist)
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	return nil
+}
+
+// unpack writes the layer read from r to dest, which must not exist: into a
+// temporary sibling first, moved to dest once the content matched its digest
+// and its symlinks were found to stay inside.
+func unpack(r io.Reader, layer descriptor, dest string) error {
+	if err := absent(dest); err != nil {
+		return err
+	}
+	parent := filepath.Dir(dest)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(parent, ".zen-pull-*")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	h := sha256.New()
-	r = io.TeeReader(r, h)
+
+	// Read one byte past the size so that longer content shows as a mismatch.
+	src := &readErr{r: r}
+	hw := newHashingWriter(io.Discard)
+	vr := io.TeeReader(io.LimitReader(src, layer.Size+1), hw)
 	out := filepath.Join(tmp, "content")
-	if layer.MediaType == DirMediaType {
-		err = extract(r, out)
+	if layer.MediaType == dirMediaType {
+		err = extract(vr, out)
 	} else {
-		err = writeFile(r, out)
+		err = writeFile(vr, out)
+	}
+	// A tar that does not parse is most likely corrupt: say so if it is.
+	if _, derr := io.Copy(io.Discard, vr); err == nil {
+		err = derr
+	}
+	// A reader that verifies (go-containerregistry's does) fails at the end
+	// of content that is whole but wrong: that is a mismatch too.
+	mismatch := hw.n != layer.Size || hw.digest() != layer.Digest
+	if src.err != nil && (!mismatch || hw.n != layer.Size) {
+		return fmt.Errorf("read content: %w", src.err)
+	}
+	if mismatch {
+		return ErrDigestMismatch
 	}
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(io.Discard, r); err != nil {
+	if err := absent(dest); err != nil {
 		return err
-	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != layer.Digest {
-		return fmt.Errorf("artifact layer %s: content does not match its digest (got %s)", layer.Digest, got)
 	}
 	return os.Rename(out, dest)
 }
 
+// readErr remembers the error of its reader, to tell a failed read from
+// content that does not parse.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErr) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	if err != nil && err != io.EOF && r.err == nil {
+		r.err = err
+	}
+	return n, err
+}
+
 func writeFile(r io.Reader, p string) error {
-	f, err := os.Create(p)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
@@ -275,86 +395,108 @@ func writeFile(r io.Reader, p string) error {
 	return f.Close()
 }
 
-// extract unpacks a tar into dir, refusing entries that would land
-// outside it.
-func extract(r io.Reader, dir string) error {
-	if err := os.Mkdir(dir, 0o755); err != nil {
+// extract unpacks a tar into the new directory root. It never writes through
+// a symlink, and refuses entries whose path or link leaves root.
+func extract(r io.Reader, root string) error {
+	if err := os.Mkdir(root, 0o755); err != nil {
 		return err
 	}
+	var links []string
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			return nil
+			break
 		}
 		if err != nil {
-			return fmt.Errorf("read archive: %w", err)
+			return fmt.Errorf("read tar: %w", err)
 		}
-		name := strings.TrimSuffix(hdr.Name, "/")
-		clean := path.Clean(name)
-		if name == "" || path.IsAbs(name) || clean == ".." || strings.HasPrefix(clean, "../") || clean != name {
-			return fmt.Errorf("archive entry %q: path leaves the artifact", hdr.Name)
+		name, err := entryName(hdr.Name)
+		if err != nil {
+			return err
 		}
-		p := filepath.Join(dir, filepath.FromSlash(clean))
+		if name == "." && hdr.Typeflag == tar.TypeDir {
+			continue
+		}
+		if err := mkParents(root, name); err != nil {
+			return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
+		}
+		p := filepath.Join(root, filepath.FromSlash(name))
 		switch hdr.Typeflag {
 		case tar.TypeDir:
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				return err
+			if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
+				continue
 			}
+			err = os.Mkdir(p, 0o755)
 		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				return err
+			mode := fs.FileMode(0o644)
+			if hdr.Mode&0o111 != 0 {
+				mode = 0o755
 			}
-			f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, fs.FileMode(hdr.Mode)&0o755|0o600)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(f, tr)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return err
+			var f *os.File
+			if f, err = os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode); err == nil {
+				_, err = io.Copy(f, tr)
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
 			}
 		case tar.TypeSymlink:
-			if !insideLink(clean, hdr.Linkname) {
-				return fmt.Errorf("archive entry %q: link to %q leaves the artifact", hdr.Name, hdr.Linkname)
+			if path.IsAbs(hdr.Linkname) {
+				return fmt.Errorf("tar entry %q: symlink to %s: %w", hdr.Name, hdr.Linkname, errLinkOutside)
 			}
-			if err := os.Symlink(hdr.Linkname, p); err != nil {
-				return err
-			}
+			err = os.Symlink(hdr.Linkname, p)
+			links = append(links, name)
 		default:
-			return fmt.Errorf("archive entry %q: unsupported type %q", hdr.Name, hdr.Typeflag)
+			return fmt.Errorf("tar entry %q: unsupported type %q", hdr.Name, hdr.Typeflag)
+		}
+		if err != nil {
+			return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
 		}
 	}
-}
-
-func hashFile(p string) (string, int64, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", 0, err
+	// Judge links once all are there: a link leaves through the others.
+	for _, l := range links {
+		if err := checkLink(root, l); err != nil {
+			t, _ := os.Readlink(filepath.Join(root, filepath.FromSlash(l)))
+			return fmt.Errorf("tar entry %q: symlink to %s: %w", l, t, err)
+		}
 	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, err
+	return nil
+}
+
+// entryName cleans a tar entry's name, refusing one that leaves the root.
+func entryName(name string) (string, error) {
+	if name == "" || path.IsAbs(name) || slices.Contains(strings.Split(name, "/"), "..") {
+		return "", fmt.Errorf("tar entry %q: path leaves the destination", name)
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), n, nil
+	return path.Clean(name), nil
 }
 
-func digestOf(b []byte) string {
-	s := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(s[:])
+// mkParents makes sure every parent of name under root is a real directory,
+// making missing ones; a symlink in the way is refused, not followed.
+func mkParents(root, name string) error {
+	dir := path.Dir(name)
+	if dir == "." {
+		return nil
+	}
+	p := root
+	for _, c := range strings.Split(dir, "/") {
+		p = filepath.Join(p, c)
+		fi, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := os.Mkdir(p, 0o755); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case !fi.IsDir():
+			return fmt.Errorf("parent %s is not a directory", c)
+		}
+	}
+	return nil
 }
 
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n += int64(n)
-	return n, err
+// bytesOpener opens b as a blob.
+func bytesOpener(b []byte) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 }

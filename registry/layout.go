@@ -1,250 +1,361 @@
 package registry
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 )
 
-// layout is an OCI image layout folder.
-type layout struct {
-	dir  string
-	name string
+// go-containerregistry's layout package writes blobs and index.json in
+// place, so a crash can leave half a file under its final name; this store
+// writes everything under a temporary name and renames it.
+
+const (
+	layoutFile = `{"imageLayoutVersion":"1.0.0"}` + "\n"
+	emptyIndex = `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}` + "\n"
+)
+
+// layoutStore is an OCI image layout directory.
+type layoutStore struct {
+	name string // as given, for messages
+	root string // absolute
 
 	mu      sync.Mutex
-	pending map[string]descriptor // manifests to add to index.json
+	ready   bool                      // the layout exists
+	pending map[v1.Hash]v1.Descriptor // pushed, not yet in index.json
 }
 
-// OpenLayout opens the OCI image layout at dir; Check creates it.
+// OpenLayout opens the OCI image layout directory dir. Nothing is written
+// until Check or Push, which create the layout if it is missing.
 func OpenLayout(dir string) (Store, error) {
-	abs, err := filepath.Abs(dir)
+	root, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("artifact store oci-layout %s: %w", dir, err)
 	}
-	name := dir
-	if wd, err := os.Getwd(); err == nil {
-		if rel, err := filepath.Rel(wd, abs); err == nil && !strings.HasPrefix(rel, "..") {
-			name = rel
-		}
-	}
-	return &layout{dir: abs, name: "oci-layout " + filepath.ToSlash(name), pending: map[string]descriptor{}}, nil
+	return &layoutStore{name: filepath.ToSlash(dir), root: root, pending: map[v1.Hash]v1.Descriptor{}}, nil
 }
 
-func (l *layout) String() string { return l.name }
+func (s *layoutStore) String() string { return "oci-layout " + s.name }
 
-func (l *layout) blobPath(digest string) (string, error) {
-	alg, hex, ok := strings.Cut(digest, ":")
-	if !ok || alg != "sha256" || len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
-		return "", fmt.Errorf("invalid digest %q", digest)
-	}
-	return filepath.Join(l.dir, "blobs", alg, hex), nil
+func (s *layoutStore) fail(err error) error {
+	return fmt.Errorf("artifact store %s: %w", s, err)
 }
 
-func (l *layout) Check(ctx context.Context) error {
-	if err := os.MkdirAll(filepath.Join(l.dir, "blobs", "sha256"), 0o755); err != nil {
-		return fmt.Errorf("artifact store %s: %w", l, err)
+func (s *layoutStore) blobDir() string { return filepath.Join(s.root, "blobs", "sha256") }
+
+func (s *layoutStore) blobPath(h v1.Hash) string { return filepath.Join(s.blobDir(), h.Hex) }
+
+// init creates the layout if it is missing, and checks it if not.
+func (s *layoutStore) init() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ready {
+		return nil
 	}
-	files := map[string]string{
-		"oci-layout": `{"imageLayoutVersion":"1.0.0"}`,
-		"index.json": `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`,
+	if err := os.MkdirAll(s.blobDir(), 0o755); err != nil {
+		return err
 	}
-	for name, content := range files {
-		p := filepath.Join(l.dir, name)
-		if _, err := os.Stat(p); err == nil {
-			continue
+	for _, f := range []struct{ name, data string }{{"oci-layout", layoutFile}, {"index.json", emptyIndex}} {
+		if err := createFile(filepath.Join(s.root, f.name), []byte(f.data)); err != nil {
+			return err
 		}
-		if err := writeAtomic(p, strings.NewReader(content+"\n")); err != nil {
-			return fmt.Errorf("artifact store %s: %w", l, err)
-		}
 	}
+	b, err := os.ReadFile(filepath.Join(s.root, "oci-layout"))
+	if err != nil {
+		return err
+	}
+	var l struct {
+		Version string `json:"imageLayoutVersion"`
+	}
+	if err := json.Unmarshal(b, &l); err != nil || l.Version != "1.0.0" {
+		return fmt.Errorf("not an OCI image layout version 1.0.0 (oci-layout: %q)", b)
+	}
+	s.ready = true
 	return nil
 }
 
-// writeBlob stores the content of r under digest, unless it is there.
-func (l *layout) writeBlob(digest string, r io.Reader) error {
-	p, err := l.blobPath(digest)
+func (s *layoutStore) Check(ctx context.Context) error {
+	if err := s.init(); err != nil {
+		return s.fail(err)
+	}
+	f, err := os.CreateTemp(s.blobDir(), ".zen-tmp-*")
+	if err != nil {
+		return s.fail(fmt.Errorf("cannot write: %w", err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func (s *layoutStore) Push(ctx context.Context, path, typ string) (Descriptor, error) {
+	if err := s.init(); err != nil {
+		return Descriptor{}, s.fail(err)
+	}
+	a, err := pack(path, typ, s.blobDir())
+	if err != nil {
+		return Descriptor{}, s.fail(fmt.Errorf("push %s: %w", path, err))
+	}
+	defer a.cleanup()
+	if err := s.store(a); err != nil {
+		return Descriptor{}, s.fail(fmt.Errorf("push %s: %w", path, err))
+	}
+	s.mu.Lock()
+	s.pending[a.digest] = v1.Descriptor{
+		MediaType:    types.OCIManifestSchema1,
+		Size:         int64(len(a.manifest)),
+		Digest:       a.digest,
+		ArtifactType: artifactType,
+		Annotations:  map[string]string{refNameAnnotation: a.digest.Hex},
+	}
+	s.mu.Unlock()
+	return a.descriptor(), nil
+}
+
+// store writes the artifact's blobs, the manifest last.
+func (s *layoutStore) store(a *packed) error {
+	layer := a.layer()
+	switch {
+	case s.stored(layer):
+	case a.temp:
+		// The tar was written in the blob directory: move it in place.
+		f, err := os.OpenFile(a.file, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		if err := commit(f, s.blobPath(layer.Digest)); err != nil {
+			return err
+		}
+		a.temp = false
+	default:
+		f, err := os.Open(a.file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := s.writeBlob(layer, f); err != nil {
+			return err
+		}
+	}
+	if err := s.writeBytes(a.m.Config, a.config); err != nil {
+		return err
+	}
+	return s.writeBytes(descriptor{Digest: a.digest, Size: int64(len(a.manifest))}, a.manifest)
+}
+
+// stored reports whether the blob d is in place, judging by its size.
+func (s *layoutStore) stored(d descriptor) bool {
+	fi, err := os.Stat(s.blobPath(d.Digest))
+	return err == nil && fi.Mode().IsRegular() && fi.Size() == d.Size
+}
+
+func (s *layoutStore) writeBytes(d descriptor, b []byte) error {
+	if s.stored(d) {
+		return nil
+	}
+	f, err := os.CreateTemp(s.blobDir(), ".zen-tmp-*")
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(p); err == nil {
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		os.Remove(f.Name())
 		return err
 	}
-	return writeAtomic(p, r)
+	return commit(f, s.blobPath(d.Digest))
 }
 
-// writeAtomic writes a file under a temporary name, syncs it and renames
-// it, so that a crash never leaves half a file under the final name.
-func writeAtomic(p string, r io.Reader) error {
-	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-")
+// writeBlob copies the blob d from r, checking that r holds what d says: a
+// file changed since it was hashed is not stored under the old digest.
+func (s *layoutStore) writeBlob(d descriptor, r io.Reader) error {
+	if s.stored(d) {
+		return nil
+	}
+	f, err := os.CreateTemp(s.blobDir(), ".zen-tmp-*")
+	if err != nil {
+		return err
+	}
+	hw := newHashingWriter(f)
+	_, err = io.CopyBuffer(hw, r, make([]byte, 1<<20))
+	if err == nil && (hw.n != d.Size || hw.digest() != d.Digest) {
+		err = errors.New("content changed while it was being stored")
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	return commit(f, s.blobPath(d.Digest))
+}
+
+// commit syncs and closes the temporary file f and renames it to name, so
+// that a crash never leaves a partial file under name.
+func commit(f *os.File, name string) error {
+	err := f.Chmod(0o644)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), name)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// createFile writes name with data unless it exists, atomically: two
+// processes creating it at once both succeed, and the first one wins.
+func createFile(name string, data []byte) error {
+	if _, err := os.Lstat(name); err == nil {
+		return nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(name), ".zen-tmp-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(f.Name())
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), p)
-}
-
-func (l *layout) Push(ctx context.Context, p, typ string) (Descriptor, error) {
-	c, err := pack(p)
-	if err != nil {
-		return Descriptor{}, fmt.Errorf("artifact store %s: pack %s: %w", l, filepath.Base(p), err)
-	}
-	defer c.cleanup()
-	config, raw := artifact(typ, c)
-	digest := digestOf(raw)
-	f, err := c.open()
-	if err != nil {
-		return Descriptor{}, err
-	}
-	err = l.writeBlob(c.digest, f)
-	f.Close()
+	_, err = f.Write(data)
 	if err == nil {
-		err = l.writeBlob(digestOf(config), bytes.NewReader(config))
+		err = f.Chmod(0o644)
 	}
 	if err == nil {
-		err = l.writeBlob(digest, bytes.NewReader(raw))
+		err = f.Sync()
 	}
-	if err != nil {
-		return Descriptor{}, fmt.Errorf("artifact store %s: %w", l, err)
-	}
-	l.mu.Lock()
-	l.pending[digest] = descriptor{MediaType: ManifestMediaType, Digest: digest, Size: int64(len(raw)),
-		Annotations: map[string]string{"org.opencontainers.image.ref.name": strings.TrimPrefix(digest, "sha256:")}}
-	l.mu.Unlock()
-	return Descriptor{Digest: digest, Size: c.size, MediaType: c.media}, nil
-}
-
-func (l *layout) readManifest(digest string) (*manifest, error) {
-	p, err := l.blobPath(digest)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := os.ReadFile(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("artifact store %s: %s: %w", l, digest, ErrNotFound)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return parseManifest(raw, digest)
-}
-
-func (l *layout) Has(ctx context.Context, digest string) (bool, error) {
-	m, err := l.readManifest(digest)
-	if errors.Is(err, ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	for _, d := range append([]descriptor{m.Config}, m.Layers...) {
-		p, err := l.blobPath(d.Digest)
-		if err != nil {
-			return false, err
-		}
-		if _, err := os.Stat(p); err != nil {
-			return false, nil
-		}
-	}
-	return true, nil
-}
-
-func (l *layout) Pull(ctx context.Context, digest, dest string) error {
-	m, err := l.readManifest(digest)
-	if err != nil {
-		return err
-	}
-	layer := m.Layers[0]
-	p, err := l.blobPath(layer.Digest)
-	if err != nil {
-		return err
-	}
-	f, err := os.Open(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("artifact store %s: %s: layer %s: %w", l, digest, layer.Digest, ErrNotFound)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	if err := unpack(f, layer, dest); err != nil {
-		return fmt.Errorf("artifact store %s: %w", l, err)
+	if err := os.Link(f.Name(), name); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
 	}
 	return nil
 }
 
-// Close adds the pushed artifacts to index.json, under a lock shared with
-// other zen processes, so that layout tools can list them.
-func (l *layout) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.pending) == 0 {
+func (s *layoutStore) Has(ctx context.Context, digest string) (bool, error) {
+	ok, err := has(ctx, s, digest)
+	if err != nil {
+		return false, s.fail(err)
+	}
+	return ok, nil
+}
+
+func (s *layoutStore) Pull(ctx context.Context, digest, dest string) error {
+	if err := pull(ctx, s, digest, dest); err != nil {
+		return s.fail(err)
+	}
+	return nil
+}
+
+func (s *layoutStore) manifest(_ context.Context, h v1.Hash) ([]byte, error) {
+	f, err := os.Open(s.blobPath(h))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxManifest))
+}
+
+func (s *layoutStore) open(_ context.Context, d descriptor) (io.ReadCloser, error) {
+	f, err := os.Open(s.blobPath(d.Digest))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s: %w", d.Digest, ErrNotFound)
+	}
+	return f, err
+}
+
+func (s *layoutStore) has(_ context.Context, d descriptor) (bool, error) {
+	return s.stored(d), nil
+}
+
+// Close adds the artifacts pushed since the last Close to index.json, under
+// a lock that other zen processes honour too, keeping what is listed there.
+func (s *layoutStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) == 0 {
 		return nil
 	}
-	lock, err := os.OpenFile(filepath.Join(l.dir, "index.json.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err := s.writeIndex(); err != nil {
+		return s.fail(fmt.Errorf("update index.json: %w", err))
+	}
+	clear(s.pending)
+	return nil
+}
+
+func (s *layoutStore) writeIndex() error {
+	lock, err := os.OpenFile(filepath.Join(s.root, "index.json.lock"), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
 	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return err
-	}
-	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
-	var index struct {
-		SchemaVersion int          `json:"schemaVersion"`
-		MediaType     string       `json:"mediaType"`
-		Manifests     []descriptor `json:"manifests"`
-	}
-	p := filepath.Join(l.dir, "index.json")
-	if b, err := os.ReadFile(p); err == nil {
-		if err := json.Unmarshal(b, &index); err != nil {
-			return fmt.Errorf("artifact store %s: index.json: %w", l, err)
+	defer lock.Close() // releases the lock
+	for {
+		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
 		}
 	}
-	index.SchemaVersion, index.MediaType = 2, "application/vnd.oci.image.index.v1+json"
-	seen := map[string]bool{}
-	for _, d := range index.Manifests {
-		seen[d.Digest] = true
+	if err != nil {
+		return fmt.Errorf("lock: %w", err)
 	}
-	for _, d := range l.pending {
-		if !seen[d.Digest] {
+
+	name := filepath.Join(s.root, "index.json")
+	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
+	switch b, err := os.ReadFile(name); {
+	case err == nil:
+		if err := json.Unmarshal(b, &index); err != nil {
+			return err
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	type key struct{ digest, ref string }
+	seen := map[key]bool{}
+	for _, d := range index.Manifests {
+		seen[key{d.Digest.String(), d.Annotations[refNameAnnotation]}] = true
+	}
+	for _, d := range s.pending {
+		if k := (key{d.Digest.String(), d.Annotations[refNameAnnotation]}); !seen[k] {
+			seen[k] = true
 			index.Manifests = append(index.Manifests, d)
 		}
 	}
-	sort.SliceStable(index.Manifests, func(i, j int) bool { return index.Manifests[i].Digest < index.Manifests[j].Digest })
-	b, err := json.Marshal(index)
+	sort.SliceStable(index.Manifests, func(i, j int) bool {
+		a, b := index.Manifests[i], index.Manifests[j]
+		if ra, rb := a.Annotations[refNameAnnotation], b.Annotations[refNameAnnotation]; ra != rb {
+			return ra < rb
+		}
+		return a.Digest.String() < b.Digest.String()
+	})
+	b, err := json.MarshalIndent(index, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(p, bytes.NewReader(append(b, '\n'))); err != nil {
-		return fmt.Errorf("artifact store %s: %w", l, err)
+	f, err := os.CreateTemp(s.root, ".zen-tmp-*")
+	if err != nil {
+		return err
 	}
-	l.pending = map[string]descriptor{}
-	return nil
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	return commit(f, name)
 }

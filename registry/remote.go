@@ -1,12 +1,13 @@
 package registry
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -18,158 +19,223 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// remoteStore is an OCI registry repository; artifacts go to
-// <repository>/artifacts, tagged with their digest's hex so that a
+// checkTimeout bounds Check, whatever the registry does.
+const checkTimeout = 30 * time.Second
+
+// checkBackoff retries Check's requests briefly: a registry that is down
+// should be reported now, not after go-containerregistry's 4 s of retries.
+var checkBackoff = remote.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 2}
+
+// remoteStore is a repository in an OCI registry. Artifacts go to
+// <repository>/artifacts, tagged with their digest's hex so that the
 // registry's garbage collection keeps them.
 type remoteStore struct {
-	name string
+	name string // as given, for messages
 	repo name.Repository
 }
 
 // OpenRemote opens the registry repository named like
-// "registry.example.com/ml". Credentials come from the docker config
-// keychain; loopback registries are spoken to over plain HTTP.
+// "registry.example.com/ml". Credentials come from authn.DefaultKeychain (the
+// docker config); loopback and private registries are spoken to over plain
+// HTTP, as go-containerregistry does.
 func OpenRemote(repository string) (Store, error) {
 	repo, err := name.NewRepository(strings.TrimSuffix(repository, "/") + "/artifacts")
 	if err != nil {
 		return nil, fmt.Errorf("artifact store oci %s: %w", repository, err)
 	}
-	return &remoteStore{name: "oci " + repository, repo: repo}, nil
+	return &remoteStore{name: repository, repo: repo}, nil
 }
 
-func (r *remoteStore) String() string { return r.name }
+func (s *remoteStore) String() string { return "oci " + s.name }
 
-func (r *remoteStore) options(ctx context.Context, extra ...remote.Option) []remote.Option {
-	return append([]remote.Option{
+func (s *remoteStore) options(ctx context.Context) []remote.Option {
+	return []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
 		remote.WithUserAgent("zen"),
-		remote.WithRetryBackoff(remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 3}),
-	}, extra...)
-}
-
-// fail wraps a registry error with the store's name and what was done.
-func (r *remoteStore) fail(doing string, err error) error {
-	var terr *transport.Error
-	if !errors.As(err, &terr) {
-		return fmt.Errorf("artifact store %s: %s: cannot reach registry: %w", r, doing, err)
 	}
-	return fmt.Errorf("artifact store %s: %s: %w", r, doing, err)
 }
 
-func (r *remoteStore) Check(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+// fail wraps err with the store's name and what was being done.
+func (s *remoteStore) fail(doing string, err error) error {
+	if doing == "" {
+		return fmt.Errorf("artifact store %s: %w", s, err)
+	}
+	return fmt.Errorf("artifact store %s: %s: %w", s, doing, err)
+}
+
+// reach says so when err is a failure to reach the registry at all, keeping
+// only the network error: the URL and retries add nothing to "dial tcp
+// 127.0.0.1:5000: connect: connection refused".
+func reach(err error) error {
+	if unreachable(err) {
+		var nerr *net.OpError
+		if errors.As(err, &nerr) {
+			err = nerr
+		}
+		return fmt.Errorf("cannot reach registry: %w", err)
+	}
+	return err
+}
+
+func unreachable(err error) bool {
+	var nerr *net.OpError
+	return errors.As(err, &nerr) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func (s *remoteStore) Check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	req := r.repo.Tag("zen-check")
-	if err := remote.CheckPushPermission(req, authn.DefaultKeychain, &ctxTransport{ctx: ctx, rt: tr}); err != nil {
-		return r.fail("check push access", err)
+	// CheckPushPermission takes no context: bind its requests to ctx.
+	rt := transport.NewRetry(ctxTransport{ctx, remote.DefaultTransport}, transport.WithRetryBackoff(checkBackoff))
+	err := remote.CheckPushPermission(s.repo.Tag("zen-check"), authn.DefaultKeychain, rt)
+	var terr *transport.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden):
+		return s.fail("", fmt.Errorf("not allowed to push to %s (docker login?): %w", s.repo, err))
+	case unreachable(err):
+		return s.fail("", reach(err))
 	}
-	return nil
+	return s.fail("check push access to "+s.repo.String(), err)
 }
 
-// ctxTransport binds requests to a context.
+// ctxTransport binds every request to a context.
 type ctxTransport struct {
 	ctx context.Context
 	rt  http.RoundTripper
 }
 
-func (t *ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.rt.RoundTrip(req.WithContext(t.ctx))
 }
 
-func (r *remoteStore) Push(ctx context.Context, p, typ string) (Descriptor, error) {
-	c, err := pack(p)
+func (s *remoteStore) Push(ctx context.Context, path, typ string) (Descriptor, error) {
+	a, err := pack(path, typ, "")
 	if err != nil {
-		return Descriptor{}, fmt.Errorf("artifact store %s: pack %s: %w", r, p, err)
+		return Descriptor{}, s.fail("", fmt.Errorf("push %s: %w", path, err))
 	}
-	defer c.cleanup()
-	config, raw := artifact(typ, c)
-	digest := digestOf(raw)
-	opts := r.options(ctx)
-	for _, l := range []v1.Layer{
-		&blobLayer{digest: c.digest, size: c.size, media: c.media, open: c.open},
-		&blobLayer{digest: digestOf(config), size: int64(len(config)), media: ConfigMediaType, open: bytesOpener(config)},
+	defer a.cleanup()
+	// One pusher per push: it authenticates once for all requests, and
+	// remembers the blobs it wrote only as long as it lives.
+	p, err := remote.NewPusher(s.options(ctx)...)
+	if err != nil {
+		return Descriptor{}, s.fail("", err)
+	}
+	layer := a.layer()
+	for _, l := range []*blobLayer{
+		{d: a.m.Config, open: bytesOpener(a.config)},
+		{d: layer, open: func() (io.ReadCloser, error) { return os.Open(a.file) }},
 	} {
-		if err := remote.WriteLayer(r.repo, l, opts...); err != nil {
-			return Descriptor{}, r.fail("push blob", err)
+		// Upload does as remote.WriteLayer: nothing if the blob is there.
+		if err := p.Upload(ctx, s.repo, l); err != nil {
+			return Descriptor{}, s.fail(fmt.Sprintf("push %s: upload blob %s", path, l.d.Digest), reach(err))
 		}
 	}
-	tag := r.repo.Tag(strings.TrimPrefix(digest, "sha256:"))
-	if err := remote.Put(tag, rawManifest(raw), opts...); err != nil {
-		return Descriptor{}, r.fail("push manifest", err)
+	if err := p.Put(ctx, s.repo.Tag(a.digest.Hex), rawManifest(a.manifest)); err != nil {
+		return Descriptor{}, s.fail(fmt.Sprintf("push %s: put manifest %s", path, a.digest), reach(err))
 	}
-	return Descriptor{Digest: digest, Size: c.size, MediaType: c.media}, nil
+	return a.descriptor(), nil
 }
 
-func (r *remoteStore) Has(ctx context.Context, digest string) (bool, error) {
-	ref := r.repo.Digest(digest)
-	if _, err := remote.Head(ref, r.options(ctx)...); err != nil {
-		if notFound(err) {
-			return false, nil
+func (s *remoteStore) Has(ctx context.Context, digest string) (bool, error) {
+	b, err := s.blobs(ctx)
+	if err == nil {
+		var ok bool
+		if ok, err = has(ctx, b, digest); err == nil {
+			return ok, nil
 		}
-		return false, r.fail("look up "+digest, err)
 	}
-	return true, nil
+	return false, s.fail("", err)
 }
 
-func notFound(err error) bool {
-	var terr *transport.Error
-	return errors.As(err, &terr) && (terr.StatusCode == http.StatusNotFound)
-}
-
-func (r *remoteStore) Pull(ctx context.Context, digest, dest string) error {
-	opts := r.options(ctx)
-	desc, err := remote.Get(r.repo.Digest(digest), opts...)
-	if notFound(err) {
-		return fmt.Errorf("artifact store %s: %s: %w", r, digest, ErrNotFound)
+func (s *remoteStore) Pull(ctx context.Context, digest, dest string) error {
+	b, err := s.blobs(ctx)
+	if err == nil {
+		err = pull(ctx, b, digest, dest)
 	}
 	if err != nil {
-		return r.fail("fetch "+digest, err)
-	}
-	m, err := parseManifest(desc.Manifest, digest)
-	if err != nil {
-		return err
-	}
-	layer := m.Layers[0]
-	l, err := remote.Layer(r.repo.Digest(layer.Digest), opts...)
-	if err != nil {
-		return r.fail("fetch "+layer.Digest, err)
-	}
-	rc, err := l.Compressed()
-	if err != nil {
-		return r.fail("fetch "+layer.Digest, err)
-	}
-	defer rc.Close()
-	if err := unpack(rc, layer, dest); err != nil {
-		return fmt.Errorf("artifact store %s: %w", r, err)
+		return s.fail("", err)
 	}
 	return nil
 }
 
-func (r *remoteStore) Close() error { return nil }
+// Close does nothing: a registry holds nothing pending.
+func (s *remoteStore) Close() error { return nil }
 
-// blobLayer is a blob whose digest is known, read from disk when uploaded.
+func (s *remoteStore) blobs(ctx context.Context) (remoteBlobs, error) {
+	p, err := remote.NewPuller(s.options(ctx)...)
+	return remoteBlobs{repo: s.repo, p: p}, err
+}
+
+// remoteBlobs reads a repository with one puller, which authenticates once.
+type remoteBlobs struct {
+	repo name.Repository
+	p    *remote.Puller
+}
+
+func notFound(err error) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
+}
+
+func (b remoteBlobs) manifest(ctx context.Context, h v1.Hash) ([]byte, error) {
+	d, err := b.p.Get(ctx, b.repo.Digest(h.String()))
+	switch {
+	case notFound(err):
+		return nil, ErrNotFound
+	case err != nil:
+		return nil, fmt.Errorf("fetch manifest: %w", reach(err))
+	}
+	return d.Manifest, nil
+}
+
+func (b remoteBlobs) open(ctx context.Context, d descriptor) (io.ReadCloser, error) {
+	l, err := b.p.Layer(ctx, b.repo.Digest(d.Digest.String()))
+	var rc io.ReadCloser
+	if err == nil {
+		rc, err = l.Compressed()
+	}
+	switch {
+	case notFound(err):
+		return nil, fmt.Errorf("blob %s: %w", d.Digest, ErrNotFound)
+	case err != nil:
+		return nil, fmt.Errorf("fetch blob %s: %w", d.Digest, reach(err))
+	}
+	return rc, nil
+}
+
+func (b remoteBlobs) has(ctx context.Context, d descriptor) (bool, error) {
+	l, err := b.p.Layer(ctx, b.repo.Digest(d.Digest.String()))
+	var n int64
+	if err == nil {
+		n, err = l.Size() // a HEAD request
+	}
+	switch {
+	case notFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("look up blob %s: %w", d.Digest, reach(err))
+	}
+	return n < 0 || n == d.Size, nil
+}
+
+// blobLayer is a blob of known digest and size, read when uploaded.
 type blobLayer struct {
-	digest string
-	size   int64
-	media  string
-	open   func() (io.ReadCloser, error)
+	d    descriptor
+	open func() (io.ReadCloser, error)
 }
 
-func (b *blobLayer) Digest() (v1.Hash, error)             { return v1.NewHash(b.digest) }
-func (b *blobLayer) DiffID() (v1.Hash, error)             { return v1.NewHash(b.digest) }
-func (b *blobLayer) Compressed() (io.ReadCloser, error)   { return b.open() }
-func (b *blobLayer) Uncompressed() (io.ReadCloser, error) { return b.open() }
-func (b *blobLayer) Size() (int64, error)                 { return b.size, nil }
-func (b *blobLayer) MediaType() (types.MediaType, error)  { return types.MediaType(b.media), nil }
+func (l *blobLayer) Digest() (v1.Hash, error)             { return l.d.Digest, nil }
+func (l *blobLayer) DiffID() (v1.Hash, error)             { return l.d.Digest, nil }
+func (l *blobLayer) Compressed() (io.ReadCloser, error)   { return l.open() }
+func (l *blobLayer) Uncompressed() (io.ReadCloser, error) { return l.open() }
+func (l *blobLayer) Size() (int64, error)                 { return l.d.Size, nil }
+func (l *blobLayer) MediaType() (types.MediaType, error)  { return types.MediaType(l.d.MediaType), nil }
 
-func bytesOpener(b []byte) func() (io.ReadCloser, error) {
-	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-}
-
-// rawManifest is a manifest pushed as it is.
+// rawManifest is a manifest pushed byte for byte.
 type rawManifest []byte
 
 func (m rawManifest) RawManifest() ([]byte, error)        { return m, nil }
-func (m rawManifest) MediaType() (types.MediaType, error) { return ManifestMediaType, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }

@@ -108,7 +108,7 @@ type rawStep struct {
 	Outputs     map[string]rawOutput       `json:"outputs"`
 	Parameters  map[string]any             `json:"parameters"`
 	Env         map[string]json.RawMessage `json:"env"`
-	Cache       bool                       `json:"cache"`
+	Cache       *bool                      `json:"cache"`
 	Retries     json.RawMessage            `json:"retries"`
 	Timeout     string                     `json:"timeout"`
 	Resources   *Resources                 `json:"resources"`
@@ -215,18 +215,34 @@ func (l *loader) step(pname, sname string, rs rawStep) *Step {
 		Outputs:     map[string]*Output{},
 		Parameters:  rs.Parameters,
 		Env:         map[string]EnvValue{},
-		Cache:       rs.Cache,
+		Cache:       rs.Cache == nil || *rs.Cache,
 		Resources:   rs.Resources,
 	}
 	if s.Parameters == nil {
 		s.Parameters = map[string]any{}
 	}
-	for name, ro := range rs.Outputs {
+	for _, name := range sortedKeys(rs.Outputs) {
+		ro := rs.Outputs[name]
 		s.Outputs[name] = &Output{Name: name, Type: ro.Type, Model: ro.Model}
+		if !contains(OutputTypes, ro.Type) {
+			p, ps := at("outputs", name, "type")
+			l.errorf(l.pos(p...), ps, "unknown output type %q (want one of %s)", ro.Type, strings.Join(OutputTypes, ", "))
+		}
 	}
 	for _, name := range sortedKeys(rs.Inputs) {
 		ri := rs.Inputs[name]
 		in := &Input{Name: name}
+		kinds := 0
+		for _, set := range []bool{ri.Ref != "", ri.File != "", ri.Dir != "", ri.Stage != ""} {
+			if set {
+				kinds++
+			}
+		}
+		if kinds != 1 || (ri.Ref == "" && ri.Type != "") || (ri.Stage != "" && ri.Model == "") || (ri.Model != "" && ri.Ref == "" && ri.Stage == "") {
+			p, ps := at("inputs", name)
+			l.errorf(l.pos(p...), ps, "an input is one of: another step's output (steps.NAME.outputs.NAME), {file: PATH}, {dir: PATH}, or {model: NAME, stage: NAME}")
+			continue
+		}
 		switch {
 		case ri.Ref != "":
 			parts := strings.Split(ri.Ref, ".")
@@ -267,7 +283,7 @@ func (l *loader) step(pname, sname string, rs rawStep) *Step {
 		}
 		s.Env[name] = ev
 	}
-	if n, err := json.Number(strings.TrimSpace(string(rs.Retries))).Int64(); err == nil {
+	if n, err := json.Number(strings.TrimSpace(string(rs.Retries))).Int64(); err == nil || len(rs.Retries) == 0 {
 		s.Retries = Retries{Attempts: int(n), Backoff: time.Second}
 	} else {
 		var rr struct {
@@ -277,6 +293,9 @@ func (l *loader) step(pname, sname string, rs rawStep) *Step {
 		}
 		_ = json.Unmarshal(rs.Retries, &rr)
 		s.Retries = Retries{Attempts: rr.Attempts, ExceptExitCodes: rr.ExceptExitCodes}
+		if rr.Backoff == "" {
+			rr.Backoff = "1s"
+		}
 		d, err := time.ParseDuration(rr.Backoff)
 		if err != nil || d < 0 {
 			p, ps := at("retries", "backoff")

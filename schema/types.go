@@ -175,6 +175,9 @@ type Model struct {
 	Gates    map[string]string
 }
 
+// OutputTypes are the types an output can have.
+var OutputTypes = []string{"dir", "file", "json", "model", "table"}
+
 // Known component flavors.
 var (
 	OrchestratorFlavors  = []string{"local", "slurm"}

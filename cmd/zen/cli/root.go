@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -44,6 +45,14 @@ func (e *codeError) Unwrap() error { return e.err }
 func Main() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if p := os.Getenv("ZEN_CPUPROFILE"); p != "" {
+		// For zen's own performance work: a CPU profile of this command.
+		if f, err := os.Create(p); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	root := newRoot(os.Stdout, os.Stderr)
 	root.SetArgs(os.Args[1:])
 	err := root.ExecuteContext(ctx)

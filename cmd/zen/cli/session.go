@@ -104,6 +104,12 @@ func (s *session) openStore(st *schema.Stack) (registry.Store, error) {
 		}
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(s.ws.Root, filepath.FromSlash(p))
+			// Named relative to where zen runs, as a user would type it.
+			if wd, err := os.Getwd(); err == nil {
+				if rel, err := filepath.Rel(wd, p); err == nil {
+					p = rel
+				}
+			}
 		}
 		return registry.OpenLayout(p)
 	case "oci":

@@ -1,0 +1,152 @@
+// Package registry stores the outputs of pipeline steps as OCI artifacts, in
+// an OCI image layout directory or in any OCI registry.
+//
+// An artifact is an OCI image manifest with artifactType
+// application/vnd.zen.artifact.v1, a config blob {"type":…,"format":…} and
+// one layer: the bytes of a file, or a reproducible tar of a directory.
+// Nothing in it depends on the time or the run, so the manifest digest is a
+// function of the content and the type alone, and the same output is stored
+// once.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Descriptor identifies a stored artifact.
+type Descriptor struct {
+	Digest    string `json:"digest"`    // manifest digest, "sha256:<hex>"
+	Size      int64  `json:"size"`      // content size in bytes (sum of layer sizes)
+	MediaType string `json:"mediaType"` // media type of the content layer
+}
+
+// Store is an artifact store. Its methods are safe for concurrent use.
+type Store interface {
+	// String names the store in messages: "oci-layout .zen/store",
+	// "oci 127.0.0.1:5000/ml".
+	String() string
+	// Check makes sure, before anything runs, that the store can be reached
+	// and written; a layout store is created if missing.
+	Check(ctx context.Context) error
+	// Push stores the regular file or directory at path as an artifact of
+	// type typ. Blobs the store already holds are not written again.
+	Push(ctx context.Context, path, typ string) (Descriptor, error)
+	// Has reports whether the artifact's manifest and all its blobs are
+	// stored.
+	Has(ctx context.Context, digest string) (bool, error)
+	// Pull writes the artifact's content to dest, a file or a directory as
+	// it was pushed. dest must not exist; it appears only once the content
+	// matched its digest.
+	Pull(ctx context.Context, digest, dest string) error
+	// Close writes what Push left pending (a layout's index.json).
+	Close() error
+}
+
+var (
+	// ErrNotFound is wrapped by the errors for an artifact, or a blob of
+	// one, that the store does not hold.
+	ErrNotFound = errors.New("not found")
+	// ErrDigestMismatch is wrapped by the errors for stored content that
+	// does not match its digest.
+	ErrDigestMismatch = errors.New("content does not match its digest")
+)
+
+const (
+	artifactType      = "application/vnd.zen.artifact.v1"
+	configMediaType   = "application/vnd.zen.artifact.config.v1+json"
+	fileMediaType     = "application/octet-stream"
+	dirMediaType      = string(types.OCIUncompressedLayer)
+	refNameAnnotation = "org.opencontainers.image.ref.name"
+)
+
+// parseDigest parses an artifact digest given by a caller.
+func parseDigest(digest string) (v1.Hash, error) {
+	h, err := v1.NewHash(digest)
+	if err == nil && h.Algorithm != "sha256" {
+		err = fmt.Errorf("unsupported algorithm %q", h.Algorithm)
+	}
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("invalid artifact digest %q: %w", digest, err)
+	}
+	return h, nil
+}
+
+// blobs is what Has and Pull need from a store.
+type blobs interface {
+	// manifest returns the raw manifest stored under h, or an error
+	// wrapping ErrNotFound.
+	manifest(ctx context.Context, h v1.Hash) ([]byte, error)
+	// open opens the blob d, or returns an error wrapping ErrNotFound.
+	open(ctx context.Context, d descriptor) (io.ReadCloser, error)
+	// has reports whether the blob d is stored whole.
+	has(ctx context.Context, d descriptor) (bool, error)
+}
+
+// readManifest fetches the manifest h and checks it against its digest.
+func readManifest(ctx context.Context, b blobs, h v1.Hash) (*manifest, error) {
+	raw, err := b.manifest(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	if got := sha256Of(raw); got != h {
+		return nil, fmt.Errorf("manifest: %w", ErrDigestMismatch)
+	}
+	return parseManifest(raw)
+}
+
+func has(ctx context.Context, b blobs, digest string) (bool, error) {
+	h, err := parseDigest(digest)
+	if err != nil {
+		return false, err
+	}
+	m, err := readManifest(ctx, b, h)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("artifact %s: %w", h, err)
+	}
+	for _, d := range []descriptor{m.Config, m.Layers[0]} {
+		ok, err := b.has(ctx, d)
+		if err != nil {
+			return false, fmt.Errorf("artifact %s: %w", h, err)
+		}
+		if !ok {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func pull(ctx context.Context, b blobs, digest, dest string) error {
+	h, err := parseDigest(digest)
+	if err != nil {
+		return err
+	}
+	if err := pullLayer(ctx, b, h, dest); err != nil {
+		return fmt.Errorf("artifact %s: %w", h, err)
+	}
+	return nil
+}
+
+func pullLayer(ctx context.Context, b blobs, h v1.Hash, dest string) error {
+	if err := absent(dest); err != nil {
+		return err
+	}
+	m, err := readManifest(ctx, b, h)
+	if err != nil {
+		return err
+	}
+	rc, err := b.open(ctx, m.Layers[0])
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return unpack(rc, m.Layers[0], dest)
+}

@@ -4,22 +4,30 @@
 package state
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-billy/v5"
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
+	formatcfg "github.com/go-git/go-git/v5/plumbing/format/config"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
 )
 
 // DefaultRef is the ref zen records on.
@@ -29,42 +37,58 @@ const DefaultRef = "refs/zen/state"
 // and the change overlaps with what moved it.
 var ErrStateMoved = errors.New("state moved, plan again")
 
-// ErrNotRepository is returned for a directory outside any git repository.
+// ErrNotRepository is returned by Open for a directory outside any git
+// repository.
 var ErrNotRepository = errors.New("not a git repository")
 
-// LockTimeout is how long Commit waits for another writer's lock.
-var LockTimeout = 10 * time.Second
+// ErrLocked is returned by Commit when another writer held the ref's lock
+// file for longer than LockTimeout.
+var ErrLocked = errors.New("locked")
 
-// Store is the state ref of one repository.
+// LockTimeout is how long Commit waits for another writer's lock file
+// before it gives up. A lock held that long is most likely left behind by a
+// writer that was killed: git never removes such files by itself either.
+var LockTimeout = 5 * time.Second
+
+// Store is the state ref of one repository. It is safe for concurrent use;
+// other processes, zen or git, are kept out by the ref's lock file.
 type Store struct {
-	repo      *git.Repository
-	ref       plumbing.ReferenceName
-	commonDir string // where refs live (the main .git of linked worktrees)
-	objDir    string
+	ref       string
+	gitDir    string // this work tree's git dir: .git, or .git/worktrees/<name>
+	commonDir string // where refs and objects live: the main .git
+	st        *filesystem.Storage
+
+	// mu serialises go-git's object storage, which is not safe for
+	// concurrent use (it loads pack indexes lazily into a map).
+	mu sync.Mutex
+	// reads counts objects read, so tests can check that reads and
+	// commits follow only the paths they touch.
+	reads atomic.Int64
 }
 
-// Open opens the state ref named ref of the git repository containing dir.
+// Open opens the state ref named ref ("" means DefaultRef) of the git
+// repository containing dir. Like git, it searches dir and its parents for
+// a .git directory or file, or a bare repository. In a linked work tree
+// the ref is the one of the main repository: refs and objects live in the
+// common git dir.
 func Open(dir, ref string) (*Store, error) {
+	if ref == "" {
+		ref = DefaultRef
+	}
+	if err := gitCheckRefName(ref); err != nil {
+		return nil, err
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
-	repo, err := git.PlainOpenWithOptions(abs, &git.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
-	if errors.Is(err, git.ErrRepositoryNotExists) {
-		return nil, fmt.Errorf("%w (or any parent): %s", ErrNotRepository, abs)
+	if _, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("open state ref %s: %w", ref, err)
 	}
+	gitDir, err := gitDiscover(abs)
 	if err != nil {
-		return nil, fmt.Errorf("open git repository at %s: %w", abs, err)
+		return nil, err
 	}
-	name := plumbing.ReferenceName(ref)
-	if !strings.HasPrefix(ref, "refs/") || name.Validate() != nil {
-		return nil, fmt.Errorf("state ref %q: not a valid ref name under refs/", ref)
-	}
-	fs, ok := repo.Storer.(*filesystem.Storage)
-	if !ok {
-		return nil, fmt.Errorf("open git repository at %s: unsupported storage", abs)
-	}
-	gitDir := fs.Filesystem().Root()
 	common := gitDir
 	if b, err := os.ReadFile(filepath.Join(gitDir, "commondir")); err == nil {
 		c := strings.TrimSpace(string(b))
@@ -73,26 +97,207 @@ func Open(dir, ref string) (*Store, error) {
 		}
 		common = filepath.Clean(c)
 	}
-	return &Store{repo: repo, ref: name, commonDir: common, objDir: filepath.Join(common, "objects")}, nil
+	s := &Store{ref: ref, gitDir: gitDir, commonDir: common}
+	if cfg, err := gitReadConfig(filepath.Join(common, "config")); err == nil {
+		if f := gitConfigValue(cfg, "extensions", "objectformat"); f != "" && !strings.EqualFold(f, "sha1") {
+			return nil, fmt.Errorf("state ref %s: %s: object format %s is not supported (only sha1)", ref, common, f)
+		}
+		if f := gitConfigValue(cfg, "extensions", "refstorage"); f != "" && !strings.EqualFold(f, "files") {
+			return nil, fmt.Errorf("state ref %s: %s: ref storage %s is not supported (only files)", ref, common, f)
+		}
+	}
+	var dot billy.Filesystem = osfs.New(gitDir)
+	if common != gitDir {
+		dot = dotgit.NewRepositoryFilesystem(dot, osfs.New(common))
+	}
+	s.st = filesystem.NewStorage(dot, cache.NewObjectLRUDefault())
+	return s, nil
+}
+
+// gitCheckRefName accepts the names git accepts for a shared ref.
+func gitCheckRefName(ref string) error {
+	if !strings.HasPrefix(ref, "refs/") || plumbing.ReferenceName(ref).Validate() != nil ||
+		strings.HasSuffix(ref, ".lock") || strings.Contains(ref, "/.") {
+		return fmt.Errorf("state ref %q: not a valid ref name under refs/", ref)
+	}
+	for _, p := range []string{"refs/worktree/", "refs/bisect/", "refs/rewritten/"} {
+		if strings.HasPrefix(ref, p) {
+			return fmt.Errorf("state ref %q: refs under %s belong to one work tree; use a shared ref such as %s", ref, p, DefaultRef)
+		}
+	}
+	return nil
+}
+
+// gitDiscover finds the git dir for dir the way git does: at each level
+// up, a .git directory, a .git file naming one, or a bare repository.
+func gitDiscover(dir string) (string, error) {
+	for d := dir; ; {
+		dot := filepath.Join(d, ".git")
+		fi, err := os.Stat(dot)
+		switch {
+		case err == nil && fi.IsDir():
+			if gitIsGitDir(dot) {
+				return dot, nil
+			}
+		case err == nil:
+			b, err := os.ReadFile(dot)
+			if err != nil {
+				return "", fmt.Errorf("read %s: %w", dot, err)
+			}
+			target, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "gitdir:")
+			if !ok {
+				return "", fmt.Errorf("invalid gitfile %s: no gitdir: line", dot)
+			}
+			target = strings.TrimSpace(target)
+			if !filepath.IsAbs(target) {
+				target = filepath.Join(d, target)
+			}
+			if !gitIsGitDir(target) {
+				return "", fmt.Errorf("%s names %s, which is not a git directory", dot, target)
+			}
+			return filepath.Clean(target), nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return "", err
+		}
+		if gitIsGitDir(d) {
+			return d, nil // bare
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", fmt.Errorf("%w (or any parent): %s", ErrNotRepository, dir)
+		}
+		d = parent
+	}
+}
+
+// gitIsGitDir is git's is_git_directory, roughly: HEAD, and objects and
+// refs here or in a common dir.
+func gitIsGitDir(d string) bool {
+	if fi, err := os.Stat(filepath.Join(d, "HEAD")); err != nil || fi.IsDir() {
+		return false
+	}
+	if _, err := os.Stat(filepath.Join(d, "commondir")); err == nil {
+		return true
+	}
+	for _, sub := range []string{"objects", "refs"} {
+		if fi, err := os.Stat(filepath.Join(d, sub)); err != nil || !fi.IsDir() {
+			return false
+		}
+	}
+	return true
 }
 
 // Ref returns the ref's name.
-func (s *Store) Ref() string { return string(s.ref) }
+func (s *Store) Ref() string { return s.ref }
 
-// current returns the commit the ref points at, or the zero hash.
+// refPath is the loose ref file; refs other than per-work-tree ones live in
+// the common dir.
+func (s *Store) refPath() string {
+	return filepath.Join(s.commonDir, filepath.FromSlash(s.ref))
+}
+
+// current returns the commit the ref points at, or the zero hash when
+// there is no such ref. A loose ref wins over packed-refs, as in git.
 func (s *Store) current() (plumbing.Hash, error) {
-	r, err := s.repo.Storer.Reference(s.ref)
-	if errors.Is(err, plumbing.ErrReferenceNotFound) {
+	p := s.refPath()
+	b, err := os.ReadFile(p)
+	if err == nil {
+		line := strings.TrimSpace(string(b))
+		switch {
+		case plumbing.IsHash(line):
+			return plumbing.NewHash(line), nil
+		case line == "":
+			return plumbing.ZeroHash, fmt.Errorf("state ref %s: %s is empty (a writer crashed?): point it at a commit with git update-ref, or remove it", s.ref, p)
+		case strings.HasPrefix(line, "ref:"):
+			return plumbing.ZeroHash, fmt.Errorf("state ref %s: is a symbolic ref (%s); zen needs a plain ref", s.ref, line)
+		default:
+			return plumbing.ZeroHash, fmt.Errorf("state ref %s: %s does not hold a commit hash", s.ref, p)
+		}
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return plumbing.ZeroHash, fmt.Errorf("state ref %s: %w", s.ref, err)
+	}
+	packed, err := os.ReadFile(filepath.Join(s.commonDir, "packed-refs"))
+	if errors.Is(err, fs.ErrNotExist) {
 		return plumbing.ZeroHash, nil
 	}
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("state ref %s: %w", s.ref, err)
 	}
-	return r.Hash(), nil
+	for line := range bytes.Lines(packed) {
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 || line[0] == '#' || line[0] == '^' {
+			continue
+		}
+		h, name, ok := bytes.Cut(line, []byte{' '})
+		if ok && string(name) == s.ref && plumbing.IsHash(string(h)) {
+			return plumbing.NewHash(string(h)), nil
+		}
+	}
+	return plumbing.ZeroHash, nil
 }
 
-// Head returns a read-only snapshot of the ref's commit; a missing ref is
-// an empty snapshot.
+// load reads the object h, which must be of type want, whole.
+func (s *Store) load(h plumbing.Hash, want plumbing.ObjectType) (*plumbing.MemoryObject, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads.Add(1)
+	obj, err := s.st.EncodedObject(plumbing.AnyObject, h)
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		// git gc may have packed it since the pack indexes were loaded.
+		s.st.Reindex()
+		obj, err = s.st.EncodedObject(plumbing.AnyObject, h)
+	}
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return nil, fmt.Errorf("%s %s: object missing from the repository", want, h)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", want, h, err)
+	}
+	if obj.Type() != want {
+		return nil, fmt.Errorf("%s %s: is a %s", want, h, obj.Type())
+	}
+	r, err := obj.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", want, h, err)
+	}
+	defer r.Close()
+	mo := &plumbing.MemoryObject{}
+	mo.SetType(want)
+	if _, err := io.Copy(mo, r); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", want, h, err)
+	}
+	return mo, nil
+}
+
+// readTree returns the entries of tree h, in the order git stores them.
+func (s *Store) readTree(h plumbing.Hash) ([]object.TreeEntry, error) {
+	mo, err := s.load(h, plumbing.TreeObject)
+	if err != nil {
+		return nil, err
+	}
+	var t object.Tree
+	if err := t.Decode(mo); err != nil {
+		return nil, fmt.Errorf("tree %s: %w", h, err)
+	}
+	return t.Entries, nil
+}
+
+// readCommit decodes commit h.
+func (s *Store) readCommit(h plumbing.Hash) (*object.Commit, error) {
+	mo, err := s.load(h, plumbing.CommitObject)
+	if err != nil {
+		return nil, err
+	}
+	var c object.Commit
+	if err := c.Decode(mo); err != nil {
+		return nil, fmt.Errorf("commit %s: %w", h, err)
+	}
+	return &c, nil
+}
+
+// Head returns a read-only snapshot of the ref's current commit. A missing
+// ref is the empty state: a snapshot whose Commit is "".
 func (s *Store) Head() (*Snapshot, error) {
 	h, err := s.current()
 	if err != nil {
@@ -103,128 +308,181 @@ func (s *Store) Head() (*Snapshot, error) {
 
 func (s *Store) snapshot(h plumbing.Hash) (*Snapshot, error) {
 	if h.IsZero() {
-		return &Snapshot{}, nil
+		return &Snapshot{s: s}, nil
 	}
-	c, err := object.GetCommit(s.repo.Storer, h)
+	c, err := s.readCommit(h)
 	if err != nil {
 		return nil, fmt.Errorf("state ref %s: commit %s: %w", s.ref, h, err)
 	}
-	t, err := c.Tree()
-	if err != nil {
-		return nil, fmt.Errorf("state ref %s: commit %s: tree: %w", s.ref, h, err)
-	}
-	return &Snapshot{commit: h, tree: t}, nil
+	return &Snapshot{s: s, commit: h, root: c.TreeHash}, nil
 }
 
-// Snapshot is the state at one commit of the ref.
+// Snapshot is the state at one commit of the ref. It reads objects on
+// demand, following only the trees on the paths asked for, so a state of
+// any size costs a read what its path costs. It is safe for concurrent use.
 type Snapshot struct {
+	s      *Store
 	commit plumbing.Hash
-	tree   *object.Tree // nil for the empty state
+	root   plumbing.Hash // zero for the empty state
 }
 
 // Commit returns the snapshot's commit hash, or "" for the empty state.
 func (sn *Snapshot) Commit() string {
-	if sn.tree == nil {
+	if sn.commit.IsZero() {
 		return ""
 	}
 	return sn.commit.String()
 }
 
-// Read returns the content of the file at p; ok is false when absent. It
-// reads only the trees on the way to p.
-func (sn *Snapshot) Read(p string) ([]byte, bool, error) {
-	if sn.tree == nil {
-		return nil, false, nil
-	}
-	f, err := sn.tree.File(p)
-	if errors.Is(err, object.ErrFileNotFound) || errors.Is(err, object.ErrDirectoryNotFound) || errors.Is(err, object.ErrEntryNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("state %s: %s: %w", short(sn.Commit()), p, err)
-	}
-	r, err := f.Reader()
-	if err != nil {
-		return nil, false, fmt.Errorf("state %s: %s: %w", short(sn.Commit()), p, err)
-	}
-	defer r.Close()
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return nil, false, fmt.Errorf("state %s: %s: %w", short(sn.Commit()), p, err)
-	}
-	return b, true, nil
+func (sn *Snapshot) errorf(p, format string, args ...any) error {
+	return fmt.Errorf("state ref %s: commit %s: %s: %w", sn.s.ref, gitShort(sn.Commit()), p, fmt.Errorf(format, args...))
 }
 
-// subtree returns the tree at dir, or nil when there is none.
-func (sn *Snapshot) subtree(dir string) (*object.Tree, error) {
-	if sn.tree == nil {
-		return nil, nil
+// lookup finds the entry at p ("" is the root), reading only the trees on
+// the way there.
+func (sn *Snapshot) lookup(p string) (object.TreeEntry, bool, error) {
+	if sn.root.IsZero() {
+		return object.TreeEntry{}, false, nil
 	}
-	if dir == "" || dir == "." {
-		return sn.tree, nil
+	e := object.TreeEntry{Mode: filemode.Dir, Hash: sn.root}
+	if p == "" {
+		return e, true, nil
 	}
-	t, err := sn.tree.Tree(dir)
-	if errors.Is(err, object.ErrDirectoryNotFound) || errors.Is(err, object.ErrEntryNotFound) {
-		return nil, nil
+	for name := range strings.SplitSeq(p, "/") {
+		if e.Mode != filemode.Dir {
+			return object.TreeEntry{}, false, nil // the path goes through a file
+		}
+		entries, err := sn.s.readTree(e.Hash)
+		if err != nil {
+			return object.TreeEntry{}, false, sn.errorf(p, "%w", err)
+		}
+		found := false
+		for _, c := range entries {
+			if c.Name == name {
+				e, found = c, true
+				break
+			}
+		}
+		if !found {
+			return object.TreeEntry{}, false, nil
+		}
 	}
-	return t, err
+	return e, true, nil
 }
 
-// List returns the sorted names of the entries directly under dir ("" is
-// the root).
+// Read returns the content of the file at path; ok is false when there is
+// no such file. It reads only the trees on the way to path, never the
+// whole state.
+func (sn *Snapshot) Read(path string) ([]byte, bool, error) {
+	if err := gitCheckPath(path); err != nil {
+		return nil, false, fmt.Errorf("state ref %s: %w", sn.s.ref, err)
+	}
+	e, ok, err := sn.lookup(path)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	if e.Mode == filemode.Dir || e.Mode == filemode.Submodule {
+		return nil, false, sn.errorf(path, "not a file")
+	}
+	mo, err := sn.s.load(e.Hash, plumbing.BlobObject)
+	if err != nil {
+		return nil, false, sn.errorf(path, "%w", err)
+	}
+	return mo.Bytes(), true, nil
+}
+
+// dir looks up the directory dir ("" or "." is the root); ok is false when
+// there is none.
+func (sn *Snapshot) dir(dir string) (plumbing.Hash, string, bool, error) {
+	dir = strings.TrimSuffix(dir, "/")
+	if dir == "." {
+		dir = ""
+	}
+	if dir != "" {
+		if err := gitCheckPath(dir); err != nil {
+			return plumbing.ZeroHash, "", false, fmt.Errorf("state ref %s: %w", sn.s.ref, err)
+		}
+	}
+	e, ok, err := sn.lookup(dir)
+	if err != nil || !ok {
+		return plumbing.ZeroHash, dir, false, err
+	}
+	if e.Mode != filemode.Dir {
+		return plumbing.ZeroHash, dir, false, sn.errorf(dir, "not a directory")
+	}
+	return e.Hash, dir, true, nil
+}
+
+// List returns the sorted names of the entries, files and directories,
+// directly under dir ("" is the root). A missing dir lists as empty.
 func (sn *Snapshot) List(dir string) ([]string, error) {
-	t, err := sn.subtree(dir)
-	if t == nil || err != nil {
+	h, dir, ok, err := sn.dir(dir)
+	if err != nil || !ok {
 		return nil, err
 	}
-	names := make([]string, len(t.Entries))
-	for i, e := range t.Entries {
+	entries, err := sn.s.readTree(h)
+	if err != nil {
+		return nil, sn.errorf(dir, "%w", err)
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
 		names[i] = e.Name
 	}
 	sort.Strings(names)
 	return names, nil
 }
 
-// Walk calls fn with the path of every file under dir, in sorted order.
-func (sn *Snapshot) Walk(dir string, fn func(p string) error) error {
-	t, err := sn.subtree(dir)
-	if t == nil || err != nil {
+// Walk calls fn with the path of every file under dir ("" is the root),
+// in sorted order. A missing dir has no files. When fn returns an error,
+// Walk stops and returns it; fs.SkipAll stops it without an error.
+func (sn *Snapshot) Walk(dir string, fn func(path string) error) error {
+	h, dir, ok, err := sn.dir(dir)
+	if err != nil || !ok {
 		return err
 	}
-	var walk func(prefix string, t *object.Tree) error
-	walk = func(prefix string, t *object.Tree) error {
-		entries := append([]object.TreeEntry(nil), t.Entries...)
-		sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
+	var walk func(prefix string, h plumbing.Hash) error
+	walk = func(prefix string, h plumbing.Hash) error {
+		entries, err := sn.s.readTree(h)
+		if err != nil {
+			return sn.errorf(prefix, "%w", err)
+		}
+		// git's order, where a directory sorts as name+"/", is the
+		// sorted order of the full paths.
+		entries = append([]object.TreeEntry(nil), entries...)
+		sort.Stable(object.TreeEntrySorter(entries))
 		for _, e := range entries {
 			p := path.Join(prefix, e.Name)
 			if e.Mode == filemode.Dir {
-				st, err := t.Tree(e.Name)
-				if err != nil {
-					return err
-				}
-				if err := walk(p, st); err != nil {
-					return err
-				}
-				continue
+				err = walk(p, e.Hash)
+			} else {
+				err = fn(p)
 			}
-			if err := fn(p); err != nil {
+			if err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return walk(dir, t)
+	if err := walk(dir, h); err != nil && !errors.Is(err, fs.SkipAll) {
+		return err
+	}
+	return nil
 }
 
 // Change is one commit's worth of writes.
 type Change struct {
-	// Files maps slash-separated paths to their new content.
+	// Files maps slash-separated paths to their new content, written as
+	// regular files (mode 0644). Other files of the state are kept.
 	Files map[string][]byte
-	// Guard lists paths that must not differ between the base and the
-	// current ref for the change to be replayed on a moved ref.
-	Guard   []string
+	// Guard lists paths, files or directories ("" is the whole state),
+	// that must not differ between the base and the ref's current commit
+	// for the change to be replayed on a ref that moved.
+	Guard []string
+	// Message is the commit message; "" is "zen: record state".
 	Message string
-	// Author defaults to the repository's user.name and user.email.
+	// Author defaults to GIT_AUTHOR_NAME and GIT_AUTHOR_EMAIL, then
+	// user.name and user.email of the repository's git config (local,
+	// global, system), then "zen <zen@localhost>"; When defaults to now.
 	Author Signature
 }
 
@@ -235,56 +493,78 @@ type Signature struct {
 }
 
 // Commit writes ch on top of base (a commit hash, "" for no state yet) and
-// moves the ref with compare-and-swap. When the ref moved away from base
-// and none of ch.Guard differs between base and the ref, ch is replayed on
-// top of the ref's commit: records are independent files. Otherwise the
-// error wraps ErrStateMoved. It returns the new commit's hash.
+// moves the ref with compare-and-swap. When the ref is no longer at base
+// and none of ch.Guard differs between base and the ref's commit, ch is
+// replayed on top of the ref's commit, since records are independent
+// files; otherwise the error wraps ErrStateMoved and names the path that
+// moved. It returns the new commit's hash.
+//
+// Objects are written and synced to disk before the ref moves; the ref is
+// moved the way git moves refs (a <ref>.lock file, renamed over the ref),
+// so that neither a crash nor a concurrent git or zen can lose an update.
 func (s *Store) Commit(base string, ch Change) (string, error) {
-	baseHash := plumbing.NewHash(base)
-	if base == "" {
-		baseHash = plumbing.ZeroHash
+	baseHash := plumbing.ZeroHash
+	if base != "" {
+		if !plumbing.IsHash(base) {
+			return "", fmt.Errorf("state ref %s: base %q is not a commit hash", s.ref, base)
+		}
+		baseHash = plumbing.NewHash(base)
 	}
-	author := s.author(ch.Author)
-	for attempt := 0; ; attempt++ {
-		cur, err := s.current()
-		if err != nil {
+	files, err := gitSortFiles(ch.Files)
+	if err != nil {
+		return "", fmt.Errorf("state ref %s: %w", s.ref, err)
+	}
+	for _, g := range ch.Guard {
+		if g != "" {
+			if err := gitCheckPath(g); err != nil {
+				return "", fmt.Errorf("state ref %s: guard: %w", s.ref, err)
+			}
+		}
+	}
+	msg := ch.Message
+	if strings.TrimSpace(msg) == "" {
+		msg = "zen: record state"
+	}
+	if !strings.HasSuffix(msg, "\n") {
+		msg += "\n"
+	}
+	w := &gitWriter{s: s, blobs: map[string]plumbing.Hash{}, msg: msg, author: s.signature(ch.Author)}
+
+	// Build on the ref as it is now without holding the lock, so that
+	// writers only queue for the rename; whoever finds the ref moved
+	// once it holds the lock builds again, and then nobody can move it.
+	cur, err := s.current()
+	if err != nil {
+		return "", err
+	}
+	commit, err := w.build(baseHash, cur, files, ch.Guard)
+	if err != nil {
+		return "", err
+	}
+	if err := w.sync(); err != nil {
+		return "", fmt.Errorf("state ref %s: sync objects: %w", s.ref, err)
+	}
+	lk, err := s.lock()
+	if err != nil {
+		return "", err
+	}
+	defer lk.release()
+	now, err := s.current()
+	if err != nil {
+		return "", err
+	}
+	if now != cur {
+		if commit, err = w.build(baseHash, now, files, ch.Guard); err != nil {
 			return "", err
-		}
-		if cur != baseHash {
-			if err := s.checkGuard(baseHash, cur, ch.Guard); err != nil {
-				return "", err
-			}
-		}
-		var parentTree *object.Tree
-		var parents []plumbing.Hash
-		if !cur.IsZero() {
-			sn, err := s.snapshot(cur)
-			if err != nil {
-				return "", err
-			}
-			parentTree, parents = sn.tree, []plumbing.Hash{cur}
-		}
-		w := &writer{s: s}
-		treeHash, err := w.tree(parentTree, ch.Files)
-		if err != nil {
-			return "", fmt.Errorf("state ref %s: write tree: %w", s.ref, err)
-		}
-		c := &object.Commit{Author: author, Committer: author, Message: ch.Message, TreeHash: treeHash, ParentHashes: parents}
-		commitHash, err := w.encode(c)
-		if err != nil {
-			return "", fmt.Errorf("state ref %s: write commit: %w", s.ref, err)
 		}
 		if err := w.sync(); err != nil {
 			return "", fmt.Errorf("state ref %s: sync objects: %w", s.ref, err)
 		}
-		err = s.swap(cur, commitHash)
-		if err == nil {
-			return commitHash.String(), nil
-		}
-		if !errors.Is(err, errRaced) || attempt >= 20 {
-			return "", err
-		}
 	}
+	if err := lk.commit(now, commit, w.author, msg); err != nil {
+		return "", err
+	}
+	return commit.String(), nil
 }
 
 // checkGuard fails with ErrStateMoved when a guarded path differs between
@@ -295,45 +575,35 @@ func (s *Store) checkGuard(base, cur plumbing.Hash, guard []string) error {
 	}
 	from, err := s.snapshot(base)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (the base of this change)", err)
 	}
 	to, err := s.snapshot(cur)
 	if err != nil {
 		return err
 	}
 	for _, p := range guard {
-		a, aok, err := entryHash(from, p)
+		a, aok, err := from.lookup(p)
 		if err != nil {
 			return err
 		}
-		b, bok, err := entryHash(to, p)
+		b, bok, err := to.lookup(p)
 		if err != nil {
 			return err
 		}
-		if a != b || aok != bok {
-			return fmt.Errorf("%w: %s changed on %s (%s → %s) since this plan was made", ErrStateMoved, p, s.ref, short(from.Commit()), short(to.Commit()))
+		if aok != bok || a.Hash != b.Hash || a.Mode != b.Mode {
+			what := p
+			if p == "" {
+				what = "the state"
+			}
+			return fmt.Errorf("state ref %s moved from %s to %s and changed %s: %w",
+				s.ref, gitDescribe(base), gitDescribe(cur), what, ErrStateMoved)
 		}
 	}
 	return nil
 }
 
-func entryHash(sn *Snapshot, p string) (plumbing.Hash, bool, error) {
-	if sn.tree == nil {
-		return plumbing.ZeroHash, false, nil
-	}
-	e, err := sn.tree.FindEntry(p)
-	if errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrDirectoryNotFound) || errors.Is(err, object.ErrFileNotFound) {
-		return plumbing.ZeroHash, false, nil
-	}
-	if err != nil {
-		return plumbing.ZeroHash, false, err
-	}
-	return e.Hash, true, nil
-}
-
-// author fills in a signature the way git does: GIT_AUTHOR_* variables,
-// then the repository's and the user's config, then zen's own.
-func (s *Store) author(a Signature) object.Signature {
+// signature fills in a commit's author the way git does.
+func (s *Store) signature(a Signature) object.Signature {
 	if a.Name == "" {
 		a.Name = os.Getenv("GIT_AUTHOR_NAME")
 	}
@@ -341,15 +611,24 @@ func (s *Store) author(a Signature) object.Signature {
 		a.Email = os.Getenv("GIT_AUTHOR_EMAIL")
 	}
 	if a.Name == "" || a.Email == "" {
-		if cfg, err := s.repo.ConfigScoped(config.SystemScope); err == nil {
-			if a.Name == "" {
-				a.Name = cfg.User.Name
-			}
-			if a.Email == "" {
-				a.Email = cfg.User.Email
-			}
+		name, email := s.configUser()
+		if a.Name == "" {
+			a.Name = name
+		}
+		if a.Email == "" {
+			a.Email = email
 		}
 	}
+	// git strips what would break the "Name <email> time zone" line.
+	clean := func(v string) string {
+		return strings.TrimSpace(strings.Map(func(r rune) rune {
+			if r == '<' || r == '>' || r == '\n' || r == 0 {
+				return -1
+			}
+			return r
+		}, v))
+	}
+	a.Name, a.Email = clean(a.Name), clean(a.Email)
 	if a.Name == "" {
 		a.Name = "zen"
 	}
@@ -362,224 +641,496 @@ func (s *Store) author(a Signature) object.Signature {
 	return object.Signature{Name: a.Name, Email: a.Email, When: a.When}
 }
 
-// errRaced: the ref moved between reading it and locking it.
-var errRaced = errors.New("state ref moved while committing")
-
-// swap moves the ref from old to new the way git does: take <ref>.lock
-// with O_EXCL, check the old value, write and fsync the new one, rename
-// the lock over the ref. C git honours the same lock.
-func (s *Store) swap(old, new plumbing.Hash) error {
-	refPath := filepath.Join(s.commonDir, filepath.FromSlash(string(s.ref)))
-	lock := refPath + ".lock"
-	if err := os.MkdirAll(filepath.Dir(refPath), 0o755); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(LockTimeout)
-	var f *os.File
-	for {
-		var err error
-		f, err = os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-		if err == nil {
-			break
+// configFiles lists the git config files in increasing precedence, the
+// way git finds them (GIT_CONFIG_NOSYSTEM, GIT_CONFIG_SYSTEM,
+// GIT_CONFIG_GLOBAL, XDG_CONFIG_HOME are honoured; include is not).
+func (s *Store) configFiles() []string {
+	var files []string
+	if os.Getenv("GIT_CONFIG_NOSYSTEM") == "" {
+		if p := os.Getenv("GIT_CONFIG_SYSTEM"); p != "" {
+			files = append(files, p)
+		} else {
+			files = append(files, "/etc/gitconfig")
 		}
-		if !errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("state ref %s: lock: %w", s.ref, err)
+	}
+	if p, ok := os.LookupEnv("GIT_CONFIG_GLOBAL"); ok {
+		if p != "" {
+			files = append(files, p)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("state ref %s is locked by %s: another zen apply is recording; if none is running, remove that file", s.ref, lock)
+	} else {
+		home, _ := os.UserHomeDir()
+		xdg := os.Getenv("XDG_CONFIG_HOME")
+		if xdg == "" && home != "" {
+			xdg = filepath.Join(home, ".config")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	renamed := false
-	defer func() {
-		if !renamed {
-			f.Close()
-			os.Remove(lock)
+		if xdg != "" {
+			files = append(files, filepath.Join(xdg, "git", "config"))
 		}
-	}()
-	cur, err := s.current()
-	if err != nil {
-		return err
+		if home != "" {
+			files = append(files, filepath.Join(home, ".gitconfig"))
+		}
 	}
-	if cur != old {
-		return errRaced
+	files = append(files, filepath.Join(s.commonDir, "config"))
+	if s.gitDir != s.commonDir {
+		files = append(files, filepath.Join(s.gitDir, "config.worktree"))
 	}
-	if _, err := f.WriteString(new.String() + "\n"); err != nil {
-		return fmt.Errorf("state ref %s: %w", s.ref, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("state ref %s: %w", s.ref, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("state ref %s: %w", s.ref, err)
-	}
-	if err := os.Rename(lock, refPath); err != nil {
-		return fmt.Errorf("state ref %s: %w", s.ref, err)
-	}
-	renamed = true
-	return syncDir(filepath.Dir(refPath))
+	return files
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// writer writes objects and remembers them, to fsync before the ref moves.
-type writer struct {
-	s       *Store
-	written []plumbing.Hash
-}
-
-type encoder interface {
-	Encode(plumbing.EncodedObject) error
-}
-
-func (w *writer) encode(o encoder) (plumbing.Hash, error) {
-	obj := w.s.repo.Storer.NewEncodedObject()
-	if err := o.Encode(obj); err != nil {
-		return plumbing.ZeroHash, err
-	}
-	return w.store(obj)
-}
-
-func (w *writer) store(obj plumbing.EncodedObject) (plumbing.Hash, error) {
-	if w.s.repo.Storer.HasEncodedObject(obj.Hash()) == nil {
-		return obj.Hash(), nil
-	}
-	h, err := w.s.repo.Storer.SetEncodedObject(obj)
-	if err == nil {
-		w.written = append(w.written, h)
-	}
-	return h, err
-}
-
-func (w *writer) blob(data []byte) (plumbing.Hash, error) {
-	obj := w.s.repo.Storer.NewEncodedObject()
-	obj.SetType(plumbing.BlobObject)
-	wr, err := obj.Writer()
-	if err != nil {
-		return plumbing.ZeroHash, err
-	}
-	if _, err := wr.Write(data); err != nil {
-		return plumbing.ZeroHash, err
-	}
-	if err := wr.Close(); err != nil {
-		return plumbing.ZeroHash, err
-	}
-	return w.store(obj)
-}
-
-// tree writes base with files written over it, rewriting only the trees on
-// the changed paths; unchanged subtrees keep their hashes.
-func (w *writer) tree(base *object.Tree, files map[string][]byte) (plumbing.Hash, error) {
-	here := map[string][]byte{}
-	sub := map[string]map[string][]byte{}
-	for p, data := range files {
-		first, rest, nested := strings.Cut(p, "/")
-		if !nested {
-			here[first] = data
+// configValue returns the value of section.key in effect, or "".
+func (s *Store) configValue(section, key string) string {
+	v := ""
+	for _, f := range s.configFiles() {
+		cfg, err := gitReadConfig(f)
+		if err != nil {
 			continue
 		}
-		if sub[first] == nil {
-			sub[first] = map[string][]byte{}
-		}
-		sub[first][rest] = data
-	}
-	entries := map[string]object.TreeEntry{}
-	if base != nil {
-		for _, e := range base.Entries {
-			entries[e.Name] = e
+		if x := gitConfigValue(cfg, section, key); x != "" {
+			v = x
 		}
 	}
-	for name, data := range here {
-		h, err := w.blob(data)
+	return v
+}
+
+func (s *Store) configUser() (name, email string) {
+	for _, f := range s.configFiles() {
+		cfg, err := gitReadConfig(f)
+		if err != nil {
+			continue
+		}
+		if v := gitConfigValue(cfg, "user", "name"); v != "" {
+			name = v
+		}
+		if v := gitConfigValue(cfg, "user", "email"); v != "" {
+			email = v
+		}
+	}
+	return name, email
+}
+
+func gitReadConfig(file string) (*formatcfg.Config, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	cfg := formatcfg.New()
+	if err := formatcfg.NewDecoder(f).Decode(cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// gitConfigValue returns the last value of section.key (no subsection).
+func gitConfigValue(cfg *formatcfg.Config, section, key string) string {
+	v := ""
+	for _, sec := range cfg.Sections {
+		if sec.IsName(section) && sec.Options.Has(key) {
+			v = sec.Options.Get(key)
+		}
+	}
+	return v
+}
+
+// gitWriter writes the objects of one Commit call and remembers the loose
+// ones, to sync them before the ref moves.
+type gitWriter struct {
+	s      *Store
+	msg    string
+	author object.Signature
+	blobs  map[string]plumbing.Hash // path → blob, kept across a rebuild
+	loose  []plumbing.Hash          // written, not yet synced
+}
+
+// build writes the commit of files over cur, checking the guard first when
+// cur is not base.
+func (w *gitWriter) build(base, cur plumbing.Hash, files []gitFile, guard []string) (plumbing.Hash, error) {
+	s := w.s
+	if cur != base {
+		if err := s.checkGuard(base, cur, guard); err != nil {
+			return plumbing.ZeroHash, err
+		}
+	}
+	var root plumbing.Hash
+	var parents []plumbing.Hash
+	if !cur.IsZero() {
+		sn, err := s.snapshot(cur)
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}
-		entries[name] = object.TreeEntry{Name: name, Mode: filemode.Regular, Hash: h}
+		root, parents = sn.root, []plumbing.Hash{cur}
 	}
-	for name, files := range sub {
-		var child *object.Tree
-		if e, ok := entries[name]; ok && e.Mode == filemode.Dir {
-			t, err := object.GetTree(w.s.repo.Storer, e.Hash)
+	tree, err := w.tree("", root, files)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("state ref %s: write tree on %s: %w", s.ref, gitDescribe(cur), err)
+	}
+	c := &object.Commit{Author: w.author, Committer: w.author, Message: w.msg, TreeHash: tree, ParentHashes: parents}
+	obj := &plumbing.MemoryObject{}
+	if err := c.Encode(obj); err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("state ref %s: encode commit: %w", s.ref, err)
+	}
+	if err := w.write(obj); err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("state ref %s: write commit: %w", s.ref, err)
+	}
+	return obj.Hash(), nil
+}
+
+// gitFile is one file of a Change: its path split at the first slash as
+// the tree is descended.
+type gitFile struct {
+	full, rest string
+	data       []byte
+}
+
+// gitSortFiles checks the paths of a Change and sorts them.
+func gitSortFiles(m map[string][]byte) ([]gitFile, error) {
+	files := make([]gitFile, 0, len(m))
+	for p, data := range m {
+		if err := gitCheckPath(p); err != nil {
+			return nil, err
+		}
+		for d := path.Dir(p); d != "."; d = path.Dir(d) {
+			if _, ok := m[d]; ok {
+				return nil, fmt.Errorf("%s and %s: a path cannot be both a file and a directory", d, p)
+			}
+		}
+		files = append(files, gitFile{full: p, rest: p, data: data})
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].full < files[j].full })
+	return files, nil
+}
+
+// gitCheckPath accepts a clean relative slash-separated path that git
+// accepts in a tree.
+func gitCheckPath(p string) error {
+	if p == "" {
+		return fmt.Errorf("empty path")
+	}
+	for name := range strings.SplitSeq(p, "/") {
+		switch {
+		case name == "" || name == "." || name == "..":
+			return fmt.Errorf("path %q: not a clean relative slash-separated path", p)
+		case strings.EqualFold(name, ".git"):
+			return fmt.Errorf("path %q: git does not allow .git in a tree", p)
+		case strings.IndexByte(name, 0) >= 0:
+			return fmt.Errorf("path %q: NUL byte in a path", p)
+		}
+	}
+	return nil
+}
+
+// tree writes the tree base (zero: none) of directory dir with files
+// written over it, and returns its hash. Only the trees on the paths of
+// files are read and rewritten; other entries keep their hashes.
+func (w *gitWriter) tree(dir string, base plumbing.Hash, files []gitFile) (plumbing.Hash, error) {
+	var entries []object.TreeEntry
+	if !base.IsZero() {
+		var err error
+		if entries, err = w.s.readTree(base); err != nil {
+			return plumbing.ZeroHash, err
+		}
+	}
+	index := make(map[string]int, len(entries))
+	for i, e := range entries {
+		index[e.Name] = i
+	}
+	set := func(e object.TreeEntry) {
+		if i, ok := index[e.Name]; ok {
+			entries[i] = e
+			return
+		}
+		index[e.Name] = len(entries)
+		entries = append(entries, e)
+	}
+	// files is sorted, so the files of one subdirectory are adjacent.
+	for i := 0; i < len(files); {
+		f := files[i]
+		name, rest, nested := strings.Cut(f.rest, "/")
+		p := path.Join(dir, name)
+		old, exists := object.TreeEntry{}, false
+		if j, ok := index[name]; ok {
+			old, exists = entries[j], true
+		}
+		if !nested {
+			if exists && old.Mode == filemode.Dir {
+				return plumbing.ZeroHash, fmt.Errorf("%s: is a directory on the state ref", p)
+			}
+			h, err := w.blob(f.full, f.data)
 			if err != nil {
 				return plumbing.ZeroHash, err
 			}
-			child = t
+			set(object.TreeEntry{Name: name, Mode: filemode.Regular, Hash: h})
+			i++
+			continue
 		}
-		h, err := w.tree(child, files)
+		var sub []gitFile
+		for ; i < len(files); i++ {
+			n, r, ok := strings.Cut(files[i].rest, "/")
+			if !ok || n != name {
+				break
+			}
+			sub = append(sub, gitFile{full: files[i].full, rest: r, data: files[i].data})
+		}
+		_ = rest
+		var child plumbing.Hash
+		if exists {
+			if old.Mode != filemode.Dir {
+				return plumbing.ZeroHash, fmt.Errorf("%s: is a file on the state ref", p)
+			}
+			child = old.Hash
+		}
+		h, err := w.tree(p, child, sub)
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}
-		entries[name] = object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h}
+		set(object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h})
 	}
-	t := &object.Tree{}
-	for _, e := range entries {
-		t.Entries = append(t.Entries, e)
+	// git orders entries by name, a directory's name with "/" after it;
+	// go-git refuses to encode a tree in any other order.
+	sort.Stable(object.TreeEntrySorter(entries))
+	obj := &plumbing.MemoryObject{}
+	if err := (&object.Tree{Entries: entries}).Encode(obj); err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("tree %s: %w", dir, err)
 	}
-	// git orders a tree's entries by name, a folder's name with "/" after it.
-	key := func(e object.TreeEntry) string {
-		if e.Mode == filemode.Dir {
-			return e.Name + "/"
-		}
-		return e.Name
+	if err := w.write(obj); err != nil {
+		return plumbing.ZeroHash, err
 	}
-	sort.Slice(t.Entries, func(i, j int) bool { return key(t.Entries[i]) < key(t.Entries[j]) })
-	return w.encode(t)
+	return obj.Hash(), nil
 }
 
-// sync flushes the loose objects written to disk, so that the ref never
-// points at objects a crash could lose.
-func (w *writer) sync() error {
+// blob writes data as the blob of path p, once per Commit call.
+func (w *gitWriter) blob(p string, data []byte) (plumbing.Hash, error) {
+	if h, ok := w.blobs[p]; ok {
+		return h, nil
+	}
+	obj := &plumbing.MemoryObject{}
+	obj.SetType(plumbing.BlobObject)
+	if _, err := obj.Write(data); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if err := w.write(obj); err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("%s: %w", p, err)
+	}
+	w.blobs[p] = obj.Hash()
+	return obj.Hash(), nil
+}
+
+// write stores obj as a loose object unless the repository has it.
+func (w *gitWriter) write(obj *plumbing.MemoryObject) error {
+	s := w.s
+	h := obj.Hash()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st.HasEncodedObject(h) == nil {
+		return nil
+	}
+	if _, err := s.st.SetEncodedObject(obj); err != nil {
+		return fmt.Errorf("write %s %s: %w", obj.Type(), h, err)
+	}
+	w.loose = append(w.loose, h)
+	return nil
+}
+
+// sync flushes the loose objects written so far to disk, so that the ref
+// never points at objects a crash could lose. go-git writes an object to
+// a temporary file and renames it, without fsync.
+func (w *gitWriter) sync() error {
+	if len(w.loose) == 0 {
+		return nil
+	}
+	objects := filepath.Join(w.s.commonDir, "objects")
 	dirs := map[string]bool{}
-	for _, h := range w.written {
+	for _, h := range w.loose {
 		hex := h.String()
-		p := filepath.Join(w.s.objDir, hex[:2], hex[2:])
-		f, err := os.Open(p)
-		if err != nil {
-			continue // packed or elsewhere: not ours to sync
-		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
+		p := filepath.Join(objects, hex[:2], hex[2:])
+		if err := gitSyncFile(p); err != nil {
 			return err
 		}
 		dirs[filepath.Dir(p)] = true
 	}
+	w.loose = w.loose[:0]
+	dirs[objects] = true // a fan-out directory may be new
 	for d := range dirs {
-		if err := syncDir(d); err != nil {
+		if err := gitSyncFile(d); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// gitSyncFile fsyncs a file or a directory.
+func gitSyncFile(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// gitRefLock is a held <ref>.lock file.
+type gitRefLock struct {
+	s         *Store
+	path, ref string
+	f         *os.File
+	done      bool
+}
+
+// lock takes the ref's lock file the way git does, waiting up to
+// LockTimeout for another writer to finish.
+func (s *Store) lock() (*gitRefLock, error) {
+	ref := s.refPath()
+	lockPath := ref + ".lock"
+	if err := gitMkdirAll(filepath.Dir(ref), s.commonDir); err != nil {
+		return nil, fmt.Errorf("state ref %s: %w", s.ref, err)
+	}
+	deadline := time.Now().Add(LockTimeout)
+	wait := time.Millisecond
+	for {
+		f, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+		if err == nil {
+			return &gitRefLock{s: s, path: lockPath, ref: ref, f: f}, nil
+		}
+		switch {
+		case errors.Is(err, fs.ErrExist):
+		case errors.Is(err, fs.ErrNotExist):
+			// git pack-refs prunes empty directories under refs/.
+			if err := gitMkdirAll(filepath.Dir(ref), s.commonDir); err != nil {
+				return nil, fmt.Errorf("state ref %s: %w", s.ref, err)
+			}
+		default:
+			return nil, fmt.Errorf("state ref %s: lock: %w", s.ref, err)
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, fmt.Errorf("state ref %s: %w: another zen apply is recording; if none is running, remove %s", s.ref, ErrLocked, lockPath)
+		}
+		time.Sleep(min(left, wait/2+rand.N(wait)))
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+}
+
+// gitMkdirAll creates dir and syncs the parents of what it created, up to
+// top, so that the ref file does not vanish with its new directory in a
+// crash.
+func gitMkdirAll(dir, top string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return err
+	}
+	for d := filepath.Dir(dir); strings.HasPrefix(d, top); d = filepath.Dir(d) {
+		if err := gitSyncFile(d); err != nil {
+			return err
+		}
+		if d == top {
+			break
+		}
+	}
+	return nil
+}
+
+// commit moves the ref from old to new: it writes the lock file, syncs it
+// and renames it over the ref, then syncs the directory. The caller has
+// checked, holding the lock, that the ref is at old.
+func (l *gitRefLock) commit(old, new plumbing.Hash, who object.Signature, msg string) error {
+	s := l.s
+	fail := func(err error) error { return fmt.Errorf("state ref %s: update %s: %w", s.ref, l.ref, err) }
+	if _, err := l.f.WriteString(new.String() + "\n"); err != nil {
+		return fail(err)
+	}
+	if err := l.f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := l.f.Close(); err != nil {
+		return fail(err)
+	}
+	if err := l.reflog(old, new, who, msg); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(l.path, l.ref); err != nil {
+		return fail(err)
+	}
+	l.done = true
+	if err := gitSyncFile(filepath.Dir(l.ref)); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// reflog appends to the ref's reflog when git would: when the log exists
+// or core.logAllRefUpdates is "always" (refs/zen/* is not logged by
+// default).
+func (l *gitRefLock) reflog(old, new plumbing.Hash, who object.Signature, msg string) error {
+	s := l.s
+	p := filepath.Join(s.commonDir, "logs", filepath.FromSlash(s.ref))
+	if _, err := os.Stat(p); err != nil {
+		if !strings.EqualFold(s.configValue("core", "logallrefupdates"), "always") {
+			return nil
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o777); err != nil {
+			return err
+		}
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666)
+	if err != nil {
+		return err
+	}
+	subject, _, _ := strings.Cut(strings.TrimSpace(msg), "\n")
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s %s ", old, new)
+	if err := who.Encode(&b); err != nil {
+		f.Close()
+		return err
+	}
+	fmt.Fprintf(&b, "\t%s\n", subject)
+	_, err = f.Write(b.Bytes())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// release removes the lock file unless it became the ref.
+func (l *gitRefLock) release() {
+	if l.done {
+		return
+	}
+	l.f.Close()
+	os.Remove(l.path)
+}
+
 // LogEntry is one commit of the state ref.
 type LogEntry struct {
 	Commit  string    `json:"commit"`
 	Message string    `json:"message"`
-	Author  string    `json:"author"`
+	Author  string    `json:"author"` // "Name <email>"
 	When    time.Time `json:"when"`
 }
 
-// Log lists the ref's commits, newest first, up to n (0: all).
+// Log lists the ref's commits, newest first, following first parents, up
+// to n of them (n <= 0: all).
 func (s *Store) Log(n int) ([]LogEntry, error) {
 	h, err := s.current()
-	if err != nil || h.IsZero() {
+	if err != nil {
 		return nil, err
 	}
 	var out []LogEntry
 	for !h.IsZero() && (n <= 0 || len(out) < n) {
-		c, err := object.GetCommit(s.repo.Storer, h)
+		c, err := s.readCommit(h)
 		if err != nil {
 			return nil, fmt.Errorf("state ref %s: commit %s: %w", s.ref, h, err)
 		}
-		out = append(out, LogEntry{Commit: h.String(), Message: c.Message, Author: c.Author.Name + " <" + c.Author.Email + ">", When: c.Author.When})
+		out = append(out, LogEntry{
+			Commit:  h.String(),
+			Message: strings.TrimSuffix(c.Message, "\n"),
+			Author:  c.Author.String(),
+			When:    c.Author.When,
+		})
 		h = plumbing.ZeroHash
 		if len(c.ParentHashes) > 0 {
 			h = c.ParentHashes[0]
@@ -588,7 +1139,15 @@ func (s *Store) Log(n int) ([]LogEntry, error) {
 	return out, nil
 }
 
-func short(s string) string {
+// gitDescribe names a commit of the state ref in a message.
+func gitDescribe(h plumbing.Hash) string {
+	if h.IsZero() {
+		return "(no state)"
+	}
+	return gitShort(h.String())
+}
+
+func gitShort(s string) string {
 	if len(s) > 12 {
 		return s[:12]
 	}

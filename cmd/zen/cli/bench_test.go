@@ -102,4 +102,3 @@ func BenchmarkApplyTrivialSteps(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*100)/1000, "ms/step")
 }
-

@@ -406,7 +406,8 @@ func (a *applier) pipelineRecord(pr *pipelineRun, now time.Time) (*state.Pipelin
 			if n.fp == nil {
 				continue
 			}
-			st := &state.StepState{Fingerprint: n.fp, Key: n.res.CacheKey, Status: n.res.Status, Reason: n.res.Reason, RunID: pr.run.ID}
+			st := &state.StepState{Fingerprint: n.fp, Key: n.res.CacheKey, Status: n.res.Status, Reason: n.res.Reason, RunID: pr.run.ID,
+				Outputs: n.res.Outputs, Metrics: n.res.Metrics, Log: n.res.Log}
 			if n.res.CachedFrom != "" {
 				st.RunID = n.res.CachedFrom
 			}

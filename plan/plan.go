@@ -300,7 +300,7 @@ func planPipeline(ctx context.Context, pl *schema.Pipeline, rec Recorded, src So
 			ps.Reasons = []Reason{{Kind: ReasonNoCache, Subject: why}}
 			continue
 		}
-		hit, ok, err := rec.Cache(ps.Key)
+		hit, ok, err := lookup(rec, pl.Name, name, last, ps.Key)
 		if err != nil {
 			return nil, err
 		}
@@ -340,6 +340,15 @@ func planPipeline(ctx context.Context, pl *schema.Pipeline, rec Recorded, src So
 		}
 	}
 	return pp, nil
+}
+
+// lookup finds the cache entry of key: in the pipeline's record when the
+// step's last result has that key, else in the cache index.
+func lookup(rec Recorded, pipeline, step string, last *state.StepState, key string) (*state.Cache, bool, error) {
+	if last != nil && last.Key == key && last.Outputs != nil && (last.Status == state.StatusSucceeded || last.Status == state.StatusCached) {
+		return &state.Cache{Key: key, Pipeline: pipeline, Step: step, RunID: last.RunID, Outputs: last.Outputs, Metrics: last.Metrics, Log: last.Log}, true, nil
+	}
+	return rec.Cache(key)
 }
 
 // missingOutputs lists the outputs of a cache entry that the store lacks.

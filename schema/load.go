@@ -44,6 +44,14 @@ func (l *loader) load() (*Config, error) {
 	if len(matches) == 0 {
 		return nil, fmt.Errorf("no CUE files in %s: run `zen init` to create zen.cue", l.root)
 	}
+	if data := l.cached(); data != nil {
+		if cfg, err := l.decode(data); err == nil {
+			return cfg, nil
+		}
+		// A check outside CUE failed (a missing input file, say): evaluate
+		// again, to report it with its position.
+		l.errs = nil
+	}
 	insts := load.Instances([]string{"."}, &load.Config{Dir: l.root})
 	if len(insts) != 1 {
 		return nil, fmt.Errorf("%s: expected one CUE package, found %d", l.root, len(insts))
@@ -72,6 +80,16 @@ func (l *loader) load() (*Config, error) {
 	if err != nil {
 		return nil, l.cueErrors(err)
 	}
+	cfg, err := l.decode(data)
+	if err == nil {
+		l.remember(insts[0], data)
+	}
+	return cfg, err
+}
+
+// decode turns the evaluated JSON into a Config and checks what CUE does
+// not.
+func (l *loader) decode(data []byte) (*Config, error) {
 	var raw rawZen
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -141,7 +159,7 @@ func (l *loader) convert(raw *rawZen) *Config {
 	}
 	if len(cfg.Stacks) > 0 || raw.DefaultStack != "local" {
 		if _, ok := cfg.Stacks[cfg.DefaultStack]; !ok {
-			if l.user.LookupPath(cue.ParsePath("default_stack")).Exists() {
+			if l.user.Exists() && l.user.LookupPath(cue.ParsePath("default_stack")).Exists() {
 				l.errorf(l.pos("default_stack"), "default_stack", "unknown stack %q (stacks: %s)", cfg.DefaultStack, strings.Join(cfg.StackNames(), ", "))
 			} else {
 				l.errorf(l.pos("stacks"), "default_stack", "no stack named %q, the default: add one or set default_stack to one of %s", cfg.DefaultStack, strings.Join(cfg.StackNames(), ", "))
@@ -443,6 +461,9 @@ func contains(list []string, s string) bool {
 
 // pos returns the position of a field in the user's package.
 func (l *loader) pos(path ...string) Pos {
+	if !l.user.Exists() {
+		return Pos{} // decoded from the cache: the next, full load has positions
+	}
 	sels := make([]cue.Selector, len(path))
 	for i, p := range path {
 		sels[i] = cue.Str(p)

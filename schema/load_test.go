@@ -177,3 +177,60 @@ func TestParseOverride(t *testing.T) {
 		t.Errorf("got %+v, %v", o, err)
 	}
 }
+
+func TestLoadCache(t *testing.T) {
+	dir := write(t, map[string]string{"zen.cue": good, "data/features.csv": "a\n", "extra.cue": "package zen\n"})
+	first, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".zen", "cache", "config.json")); err != nil {
+		t.Fatalf("no cache written: %v", err)
+	}
+	second, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := first.Pipelines["training"].Steps["train"].Parameters["n_estimators"], second.Pipelines["training"].Steps["train"].Parameters["n_estimators"]; a.(interface{ String() string }).String() != b.(interface{ String() string }).String() {
+		t.Fatalf("cached load differs: %v vs %v", a, b)
+	}
+	// Each kind of change is seen: a file's content, a new file, a removed
+	// file, an override, and a check outside CUE (a missing input).
+	for _, tt := range []struct {
+		name   string
+		change func()
+		want   string
+	}{
+		{"content", func() { os.WriteFile(filepath.Join(dir, "extra.cue"), []byte("package zen\nbogus: 1\n"), 0o644) }, "extra.cue:2:1: bogus: field not allowed"},
+		{"new file", func() {
+			os.WriteFile(filepath.Join(dir, "extra.cue"), []byte("package zen\n"), 0o644)
+			os.WriteFile(filepath.Join(dir, "more.cue"), []byte("package zen\nmore: 1\n"), 0o644)
+		}, "more.cue:2:1: more: field not allowed"},
+		{"removed file", func() { os.Remove(filepath.Join(dir, "more.cue")); os.Remove(filepath.Join(dir, "extra.cue")) }, ""},
+		{"missing input", func() { os.Remove(filepath.Join(dir, "data/features.csv")) }, "zen.cue:8:"},
+	} {
+		Load(dir) // fill the cache
+		tt.change()
+		_, err := Load(dir)
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tt.name, err)
+			}
+			continue
+		}
+		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("%s: err = %v, want prefix %q", tt.name, err, tt.want)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "data/features.csv"), []byte("a\n"), 0o644)
+	if _, err := Load(dir, Override{Path: "training.n_estimators", Value: "7"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Pipelines["training"].Parameters["n_estimators"]; got.(interface{ String() string }).String() != "100" {
+		t.Errorf("an override leaked through the cache: %v", got)
+	}
+}

@@ -91,13 +91,18 @@ type Pipeline struct {
 	Steps        map[string]*StepState `json:"steps"`
 }
 
-// StepState is a step's latest fingerprint and what became of it.
+// StepState is a step's latest fingerprint and what became of it. A step
+// that succeeded keeps its outputs here too, so that a plan with nothing
+// changed reads one record per pipeline rather than one per step.
 type StepState struct {
-	Fingerprint *Fingerprint `json:"fingerprint"`
-	Key         string       `json:"cache_key,omitempty"`
-	Status      string       `json:"status"`
-	Reason      string       `json:"reason,omitempty"`
-	RunID       string       `json:"run_id"`
+	Fingerprint *Fingerprint        `json:"fingerprint"`
+	Key         string              `json:"cache_key,omitempty"`
+	Status      string              `json:"status"`
+	Reason      string              `json:"reason,omitempty"`
+	RunID       string              `json:"run_id"`
+	Outputs     map[string]Artifact `json:"outputs,omitempty"`
+	Metrics     map[string]float64  `json:"metrics,omitempty"`
+	Log         *Artifact           `json:"log,omitempty"`
 }
 
 // Fingerprint is everything the cache key of a step is made of. Secrets

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/bmatcuk/doublestar/v4"
 	"github.com/go-git/go-git/v5"
@@ -34,6 +35,9 @@ type Workspace struct {
 	Root   string // absolute path of the work tree's top
 	Repo   *git.Repository
 	Hasher *digest.Hasher
+
+	mu   sync.Mutex
+	exes map[string]string // Executable's answers, which do not change while zen runs
 }
 
 // Open finds the work tree containing dir.
@@ -181,6 +185,25 @@ func (w *Workspace) Executable(name string) (string, error) {
 	if strings.Contains(name, "/") && !filepath.IsAbs(name) {
 		return "", nil
 	}
+	w.mu.Lock()
+	id, ok := w.exes[name]
+	w.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	id, err := w.executable(name)
+	if err == nil {
+		w.mu.Lock()
+		if w.exes == nil {
+			w.exes = map[string]string{}
+		}
+		w.exes[name] = id
+		w.mu.Unlock()
+	}
+	return id, err
+}
+
+func (w *Workspace) executable(name string) (string, error) {
 	p, err := exec.LookPath(name)
 	if err != nil {
 		return "", fmt.Errorf("command %q: not found on PATH", name)

@@ -1,0 +1,116 @@
+package apply
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/zen-dev/zen/schema"
+)
+
+func TestReadMetrics(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, content, want, err string
+	}{
+		{"flat", `{"a": 1, "b": 0.5}`, "a=1 b=0.5", ""},
+		{"nested", `{"eval": {"f1": 0.9, "deep": {"x": 2}}}`, "eval.deep.x=2 eval.f1=0.9", ""},
+		{"string", `{"a": "high"}`, "", "metrics: a is not a number"},
+		{"array", `[1, 2]`, "", "want a JSON object of numbers"},
+		{"broken", `{"a": `, "", "want a JSON object of numbers"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, tt.name+".json")
+			os.WriteFile(p, []byte(tt.content), 0o644)
+			m, err := readMetrics(p)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, k := range sortedKeys(m) {
+				got = append(got, k+"="+strconv.FormatFloat(m[k], 'g', -1, 64))
+			}
+			if strings.Join(got, " ") != tt.want {
+				t.Errorf("got %v, want %s", got, tt.want)
+			}
+		})
+	}
+	if m, err := readMetrics(filepath.Join(dir, "absent.json")); err != nil || m != nil {
+		t.Errorf("absent metrics: %v, %v", m, err)
+	}
+}
+
+func TestCheckOutputs(t *testing.T) {
+	step := &schema.Step{Outputs: map[string]*schema.Output{
+		"f": {Name: "f", Type: "file"}, "j": {Name: "j", Type: "json"}, "d": {Name: "d", Type: "dir"}, "m": {Name: "m", Type: "model"},
+	}}
+	tests := []struct {
+		name  string
+		setup func(dir string)
+		err   string
+	}{
+		{"all good", func(d string) {}, ""},
+		{"missing", func(d string) { os.Remove(filepath.Join(d, "f")) }, "output f: not written"},
+		{"extra", func(d string) { os.WriteFile(filepath.Join(d, "x"), nil, 0o644) }, "wrote undeclared outputs: x"},
+		{"bad json", func(d string) { os.WriteFile(filepath.Join(d, "j"), []byte("{"), 0o644) }, "output j: type json: not valid JSON"},
+		{"dir is file", func(d string) { os.RemoveAll(filepath.Join(d, "d")); os.WriteFile(filepath.Join(d, "d"), nil, 0o644) }, "output d: type dir, but the step wrote a file"},
+		{"empty model dir", func(d string) { os.Remove(filepath.Join(d, "m")); os.Mkdir(filepath.Join(d, "m"), 0o755) }, "output m: type model, but the folder is empty"},
+		{"symlink", func(d string) { os.Remove(filepath.Join(d, "f")); os.Symlink("/etc/passwd", filepath.Join(d, "f")) }, "output f: is a symbolic link"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := t.TempDir()
+			os.WriteFile(filepath.Join(d, "f"), []byte("x"), 0o644)
+			os.WriteFile(filepath.Join(d, "j"), []byte(`{"a": 1}`), 0o644)
+			os.Mkdir(filepath.Join(d, "d"), 0o755)
+			os.WriteFile(filepath.Join(d, "m"), []byte("weights"), 0o644)
+			tt.setup(d)
+			err := checkOutputs(step, d)
+			if tt.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("err = %v, want %q", err, tt.err)
+			}
+		})
+	}
+}
+
+func TestLookupSecret(t *testing.T) {
+	t.Setenv("ZEN_SECRET_DB_PASSWORD", "hunter2")
+	if v, err := LookupSecret("db.password"); err != nil || v != "hunter2" {
+		t.Fatalf("env: %q, %v", v, err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "api"), []byte("from-file\n"), 0o600)
+	t.Setenv("ZEN_SECRETS_DIR", dir)
+	if v, err := LookupSecret("api"); err != nil || v != "from-file" {
+		t.Fatalf("file: %q, %v", v, err)
+	}
+	_, err := LookupSecret("nope")
+	if err == nil || !strings.Contains(err.Error(), "export ZEN_SECRET_NOPE") {
+		t.Fatalf("missing: %v", err)
+	}
+}
+
+func TestStepEnv(t *testing.T) {
+	got := stepEnv([]string{"PATH=/bin", "ZEN_SECRET_X=1", "ZEN_STACK=a", "TMPDIR=/tmp", "HOME=/h"})
+	if strings.Join(got, " ") != "PATH=/bin HOME=/h" {
+		t.Fatalf("got %v", got)
+	}
+	if r := Redact("token abc and abc", []string{"abc", ""}); r != "token *** and ***" {
+		t.Fatalf("redact: %q", r)
+	}
+}

@@ -82,10 +82,15 @@ func Open(dir, ref string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(abs); err != nil {
+	fi, err := os.Stat(abs)
+	if err != nil {
 		return nil, fmt.Errorf("open state ref %s: %w", ref, err)
 	}
-	gitDir, err := gitDiscover(abs)
+	start := abs
+	if !fi.IsDir() {
+		start = filepath.Dir(abs)
+	}
+	gitDir, err := gitDiscover(start)
 	if err != nil {
 		return nil, err
 	}
@@ -237,8 +242,8 @@ func (s *Store) current() (plumbing.Hash, error) {
 	return plumbing.ZeroHash, nil
 }
 
-// load reads the object h, which must be of type want, whole.
-func (s *Store) load(h plumbing.Hash, want plumbing.ObjectType) (*plumbing.MemoryObject, error) {
+// load reads the content of object h, which must be of type want.
+func (s *Store) load(h plumbing.Hash, want plumbing.ObjectType) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.reads.Add(1)
@@ -262,36 +267,44 @@ func (s *Store) load(h plumbing.Hash, want plumbing.ObjectType) (*plumbing.Memor
 		return nil, fmt.Errorf("%s %s: %w", want, h, err)
 	}
 	defer r.Close()
-	mo := &plumbing.MemoryObject{}
-	mo.SetType(want)
-	if _, err := io.Copy(mo, r); err != nil {
+	data, err := io.ReadAll(r)
+	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", want, h, err)
 	}
-	return mo, nil
+	return data, nil
+}
+
+// decode loads object h of type want into v.
+func (s *Store) decode(h plumbing.Hash, want plumbing.ObjectType, v interface {
+	Decode(plumbing.EncodedObject) error
+}) error {
+	data, err := s.load(h, want)
+	if err != nil {
+		return err
+	}
+	mo := &plumbing.MemoryObject{}
+	mo.SetType(want)
+	mo.Write(data)
+	if err := v.Decode(mo); err != nil {
+		return fmt.Errorf("%s %s: %w", want, h, err)
+	}
+	return nil
 }
 
 // readTree returns the entries of tree h, in the order git stores them.
 func (s *Store) readTree(h plumbing.Hash) ([]object.TreeEntry, error) {
-	mo, err := s.load(h, plumbing.TreeObject)
-	if err != nil {
-		return nil, err
-	}
 	var t object.Tree
-	if err := t.Decode(mo); err != nil {
-		return nil, fmt.Errorf("tree %s: %w", h, err)
+	if err := s.decode(h, plumbing.TreeObject, &t); err != nil {
+		return nil, err
 	}
 	return t.Entries, nil
 }
 
 // readCommit decodes commit h.
 func (s *Store) readCommit(h plumbing.Hash) (*object.Commit, error) {
-	mo, err := s.load(h, plumbing.CommitObject)
-	if err != nil {
-		return nil, err
-	}
 	var c object.Commit
-	if err := c.Decode(mo); err != nil {
-		return nil, fmt.Errorf("commit %s: %w", h, err)
+	if err := s.decode(h, plumbing.CommitObject, &c); err != nil {
+		return nil, err
 	}
 	return &c, nil
 }
@@ -312,7 +325,7 @@ func (s *Store) snapshot(h plumbing.Hash) (*Snapshot, error) {
 	}
 	c, err := s.readCommit(h)
 	if err != nil {
-		return nil, fmt.Errorf("state ref %s: commit %s: %w", s.ref, h, err)
+		return nil, fmt.Errorf("state ref %s: %w", s.ref, err)
 	}
 	return &Snapshot{s: s, commit: h, root: c.TreeHash}, nil
 }
@@ -384,11 +397,11 @@ func (sn *Snapshot) Read(path string) ([]byte, bool, error) {
 	if e.Mode == filemode.Dir || e.Mode == filemode.Submodule {
 		return nil, false, sn.errorf(path, "not a file")
 	}
-	mo, err := sn.s.load(e.Hash, plumbing.BlobObject)
+	data, err := sn.s.load(e.Hash, plumbing.BlobObject)
 	if err != nil {
 		return nil, false, sn.errorf(path, "%w", err)
 	}
-	return mo.Bytes(), true, nil
+	return data, true, nil
 }
 
 // dir looks up the directory dir ("" or "." is the root); ok is false when
@@ -845,7 +858,7 @@ func (w *gitWriter) tree(dir string, base plumbing.Hash, files []gitFile) (plumb
 	// files is sorted, so the files of one subdirectory are adjacent.
 	for i := 0; i < len(files); {
 		f := files[i]
-		name, rest, nested := strings.Cut(f.rest, "/")
+		name, _, nested := strings.Cut(f.rest, "/")
 		p := path.Join(dir, name)
 		old, exists := object.TreeEntry{}, false
 		if j, ok := index[name]; ok {
@@ -871,7 +884,6 @@ func (w *gitWriter) tree(dir string, base plumbing.Hash, files []gitFile) (plumb
 			}
 			sub = append(sub, gitFile{full: files[i].full, rest: r, data: files[i].data})
 		}
-		_ = rest
 		var child plumbing.Hash
 		if exists {
 			if old.Mode != filemode.Dir {
@@ -1123,7 +1135,7 @@ func (s *Store) Log(n int) ([]LogEntry, error) {
 	for !h.IsZero() && (n <= 0 || len(out) < n) {
 		c, err := s.readCommit(h)
 		if err != nil {
-			return nil, fmt.Errorf("state ref %s: commit %s: %w", s.ref, h, err)
+			return nil, fmt.Errorf("state ref %s: %w", s.ref, err)
 		}
 		out = append(out, LogEntry{
 			Commit:  h.String(),

@@ -178,6 +178,7 @@ func (a *applier) prepare() error {
 			Orchestrator: a.env.Stack.Orchestrator.Flavor,
 			Store:        a.env.Store.String(),
 			Parameters:   pl.Parameters,
+			Order:        pl.Order,
 			Started:      started,
 			Steps:        map[string]*state.StepResult{},
 		}

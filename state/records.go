@@ -47,7 +47,9 @@ type Run struct {
 	Parameters   map[string]any         `json:"parameters,omitempty"`
 	Started      time.Time              `json:"started"`
 	Finished     time.Time              `json:"finished"`
-	Steps        map[string]*StepResult `json:"steps"`
+	// Order lists the steps in the order they can run.
+	Order []string               `json:"order,omitempty"`
+	Steps map[string]*StepResult `json:"steps"`
 }
 
 // StepResult is what happened to one step in a run.

@@ -204,7 +204,11 @@ func printRun(g *globals, r *state.Run) {
 		}
 	}
 	fmt.Fprintln(w, "  steps:")
-	for _, name := range sortedKeys(r.Steps) {
+	order := r.Order
+	if len(order) != len(r.Steps) {
+		order = sortedKeys(r.Steps)
+	}
+	for _, name := range order {
 		s := r.Steps[name]
 		line := fmt.Sprintf("    %s: %s", name, s.Status)
 		if s.CachedFrom != "" {

@@ -31,22 +31,22 @@ type Artifact struct {
 
 // Run is the record of one pipeline run: runs/<shard>/<id>.json.
 type Run struct {
-	Version      int                    `json:"version"`
-	ID           string                 `json:"id"`
-	Pipeline     string                 `json:"pipeline"`
-	Status       string                 `json:"status"`
-	Error        string                 `json:"error,omitempty"`
-	SourceCommit string                 `json:"source_commit,omitempty"`
-	Dirty        bool                   `json:"dirty,omitempty"`
-	DirtyDigest  string                 `json:"dirty_digest,omitempty"`
-	Experiment   bool                   `json:"experiment,omitempty"`
-	Overrides    map[string]any         `json:"overrides,omitempty"`
-	Stack        string                 `json:"stack"`
-	Orchestrator string                 `json:"orchestrator"`
-	Store        string                 `json:"artifact_store"`
-	Parameters   map[string]any         `json:"parameters,omitempty"`
-	Started      time.Time              `json:"started"`
-	Finished     time.Time              `json:"finished"`
+	Version      int            `json:"version"`
+	ID           string         `json:"id"`
+	Pipeline     string         `json:"pipeline"`
+	Status       string         `json:"status"`
+	Error        string         `json:"error,omitempty"`
+	SourceCommit string         `json:"source_commit,omitempty"`
+	Dirty        bool           `json:"dirty,omitempty"`
+	DirtyDigest  string         `json:"dirty_digest,omitempty"`
+	Experiment   bool           `json:"experiment,omitempty"`
+	Overrides    map[string]any `json:"overrides,omitempty"`
+	Stack        string         `json:"stack"`
+	Orchestrator string         `json:"orchestrator"`
+	Store        string         `json:"artifact_store"`
+	Parameters   map[string]any `json:"parameters,omitempty"`
+	Started      time.Time      `json:"started"`
+	Finished     time.Time      `json:"finished"`
 	// Order lists the steps in the order they can run.
 	Order []string               `json:"order,omitempty"`
 	Steps map[string]*StepResult `json:"steps"`

@@ -70,7 +70,7 @@ type Store struct {
 // repository containing dir. Like git, it searches dir and its parents for
 // a .git directory or file, or a bare repository. In a linked work tree
 // the ref is the one of the main repository: refs and objects live in the
-// common git dir.
+// common git dir. GIT_DIR and friends are not consulted: dir says where.
 func Open(dir, ref string) (*Store, error) {
 	if ref == "" {
 		ref = DefaultRef
@@ -659,7 +659,8 @@ func (s *Store) signature(a Signature) object.Signature {
 // GIT_CONFIG_GLOBAL, XDG_CONFIG_HOME are honoured; include is not).
 func (s *Store) configFiles() []string {
 	var files []string
-	if os.Getenv("GIT_CONFIG_NOSYSTEM") == "" {
+	switch strings.ToLower(os.Getenv("GIT_CONFIG_NOSYSTEM")) {
+	case "", "0", "false", "no", "off":
 		if p := os.Getenv("GIT_CONFIG_SYSTEM"); p != "" {
 			files = append(files, p)
 		} else {
@@ -706,19 +707,7 @@ func (s *Store) configValue(section, key string) string {
 }
 
 func (s *Store) configUser() (name, email string) {
-	for _, f := range s.configFiles() {
-		cfg, err := gitReadConfig(f)
-		if err != nil {
-			continue
-		}
-		if v := gitConfigValue(cfg, "user", "name"); v != "" {
-			name = v
-		}
-		if v := gitConfigValue(cfg, "user", "email"); v != "" {
-			email = v
-		}
-	}
-	return name, email
+	return s.configValue("user", "name"), s.configValue("user", "email")
 }
 
 func gitReadConfig(file string) (*formatcfg.Config, error) {

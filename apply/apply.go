@@ -10,10 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -195,7 +196,7 @@ func (a *applier) prepare() error {
 				n.deps = append(n.deps, pr.nodes[up])
 			}
 			if ps.Runs() {
-				for _, name := range sortedKeys(n.step.Env) {
+				for _, name := range slices.Sorted(maps.Keys(n.step.Env)) {
 					ev := n.step.Env[name]
 					v := ev.Value
 					if ev.Secret != "" {
@@ -494,15 +495,6 @@ func short(s string) string {
 		return s[:12]
 	}
 	return s
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // removeAll removes a tree, making read-only folders writable first.

@@ -1,8 +1,10 @@
 package apply
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,7 +38,7 @@ func TestReadMetrics(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got []string
-			for _, k := range sortedKeys(m) {
+			for _, k := range slices.Sorted(maps.Keys(m)) {
 				got = append(got, k+"="+strconv.FormatFloat(m[k], 'g', -1, 64))
 			}
 			if strings.Join(got, " ") != tt.want {

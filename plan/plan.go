@@ -8,6 +8,8 @@ package plan
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/zen-dev/zen/schema"
@@ -354,7 +356,7 @@ func lookup(rec Recorded, pipeline, step string, last *state.StepState, key stri
 // missingOutputs lists the outputs of a cache entry that the store lacks.
 func missingOutputs(ctx context.Context, store Store, c *state.Cache) ([]string, error) {
 	var missing []string
-	for _, name := range sortedKeys(c.Outputs) {
+	for _, name := range slices.Sorted(maps.Keys(c.Outputs)) {
 		ok, err := store.Has(ctx, c.Outputs[name].Digest)
 		if err != nil {
 			return nil, err
@@ -417,13 +419,4 @@ func short(s string) string {
 		return s[:12]
 	}
 	return s
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -175,10 +177,10 @@ func (l *loader) convert(raw *rawZen) *Config {
 		}{&m.Versions, &m.Stages, &m.Gates})
 		cfg.Models[name] = m
 	}
-	for _, pname := range sortedKeys(raw.Pipelines) {
+	for _, pname := range slices.Sorted(maps.Keys(raw.Pipelines)) {
 		rp := raw.Pipelines[pname]
 		p := &Pipeline{Name: pname, Description: rp.Description, Parameters: rp.Parameters, Steps: map[string]*Step{}}
-		for _, sname := range sortedKeys(rp.Steps) {
+		for _, sname := range slices.Sorted(maps.Keys(rp.Steps)) {
 			p.Steps[sname] = l.step(pname, sname, rp.Steps[sname])
 		}
 		p.Order = l.order(p)
@@ -239,7 +241,7 @@ func (l *loader) step(pname, sname string, rs rawStep) *Step {
 	if s.Parameters == nil {
 		s.Parameters = map[string]any{}
 	}
-	for _, name := range sortedKeys(rs.Outputs) {
+	for _, name := range slices.Sorted(maps.Keys(rs.Outputs)) {
 		ro := rs.Outputs[name]
 		s.Outputs[name] = &Output{Name: name, Type: ro.Type, Model: ro.Model}
 		if !contains(OutputTypes, ro.Type) {
@@ -247,7 +249,7 @@ func (l *loader) step(pname, sname string, rs rawStep) *Step {
 			l.errorf(l.pos(p...), ps, "unknown output type %q (want one of %s)", ro.Type, strings.Join(OutputTypes, ", "))
 		}
 	}
-	for _, name := range sortedKeys(rs.Inputs) {
+	for _, name := range slices.Sorted(maps.Keys(rs.Inputs)) {
 		ri := rs.Inputs[name]
 		in := &Input{Name: name}
 		kinds := 0
@@ -290,7 +292,7 @@ func (l *loader) step(pname, sname string, rs rawStep) *Step {
 		}
 		s.Inputs[name] = in
 	}
-	for _, name := range sortedKeys(rs.Env) {
+	for _, name := range slices.Sorted(maps.Keys(rs.Env)) {
 		var ev EnvValue
 		if err := json.Unmarshal(rs.Env[name], &ev.Value); err != nil {
 			var sec struct {
@@ -376,7 +378,7 @@ func checkRel(p string) string {
 func (l *loader) order(p *Pipeline) []string {
 	indeg := map[string]int{}
 	down := map[string][]string{}
-	for _, name := range sortedKeys(p.Steps) {
+	for _, name := range slices.Sorted(maps.Keys(p.Steps)) {
 		s := p.Steps[name]
 		for _, up := range s.Upstream() {
 			if _, ok := p.Steps[up]; !ok {
@@ -387,7 +389,7 @@ func (l *loader) order(p *Pipeline) []string {
 		}
 	}
 	var ready, order []string
-	for _, name := range sortedKeys(p.Steps) {
+	for _, name := range slices.Sorted(maps.Keys(p.Steps)) {
 		if indeg[name] == 0 {
 			ready = append(ready, name)
 		}
@@ -412,7 +414,7 @@ func (l *loader) order(p *Pipeline) []string {
 // cycle reports one cycle among the steps left with incoming edges.
 func (l *loader) cycle(p *Pipeline, indeg map[string]int) {
 	var start string
-	for _, name := range sortedKeys(p.Steps) {
+	for _, name := range slices.Sorted(maps.Keys(p.Steps)) {
 		if indeg[name] > 0 {
 			start = name
 			break

@@ -5,6 +5,8 @@ package schema
 import (
 	_ "embed"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 )
@@ -25,10 +27,10 @@ type Config struct {
 }
 
 // PipelineNames returns the pipeline names, sorted.
-func (c *Config) PipelineNames() []string { return sortedKeys(c.Pipelines) }
+func (c *Config) PipelineNames() []string { return slices.Sorted(maps.Keys(c.Pipelines)) }
 
 // StackNames returns the stack names, sorted.
-func (c *Config) StackNames() []string { return sortedKeys(c.Stacks) }
+func (c *Config) StackNames() []string { return slices.Sorted(maps.Keys(c.Stacks)) }
 
 // Pipeline is a DAG of steps with its parameters.
 type Pipeline struct {
@@ -75,10 +77,10 @@ func (s *Step) Upstream() []string {
 }
 
 // InputNames returns the input names, sorted.
-func (s *Step) InputNames() []string { return sortedKeys(s.Inputs) }
+func (s *Step) InputNames() []string { return slices.Sorted(maps.Keys(s.Inputs)) }
 
 // OutputNames returns the output names, sorted.
-func (s *Step) OutputNames() []string { return sortedKeys(s.Outputs) }
+func (s *Step) OutputNames() []string { return slices.Sorted(maps.Keys(s.Outputs)) }
 
 // InputKind says where an input comes from.
 type InputKind string
@@ -198,13 +200,4 @@ func (p Pos) String() string {
 		return p.File
 	}
 	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

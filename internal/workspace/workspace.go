@@ -65,6 +65,21 @@ func Open(dir string) (*Workspace, error) {
 	}, nil
 }
 
+// EnsureDataDir creates zen's folder with a .gitignore that ignores the
+// folder itself, so that its caches and local store never show up in git
+// status, whatever the repository's own .gitignore says.
+func (w *Workspace) EnsureDataDir() error {
+	dir := filepath.Join(w.Root, DataDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	p := filepath.Join(dir, ".gitignore")
+	if _, err := os.Stat(p); err == nil {
+		return nil
+	}
+	return os.WriteFile(p, []byte("# zen's local caches and artifact store\n*\n"), 0o644)
+}
+
 // Head returns the commit HEAD points at, or "" before the first commit.
 func (w *Workspace) Head() (string, error) {
 	ref, err := w.Repo.Head()

@@ -57,13 +57,22 @@ func TestChanges(t *testing.T) {
 	if paths, id, err := ws.Changes(); err != nil || len(paths) != 0 || id != "" {
 		t.Fatalf("clean tree: %v %q %v", paths, id, err)
 	}
-	// zen's own folder and ignored files are not changes.
+	// zen's own folder and ignored files are not changes, and git itself
+	// ignores zen's folder.
+	if err := ws.EnsureDataDir(); err != nil {
+		t.Fatal(err)
+	}
 	os.MkdirAll(filepath.Join(dir, ".zen", "store"), 0o755)
 	os.WriteFile(filepath.Join(dir, ".zen", "store", "x"), []byte("x"), 0o644)
 	os.MkdirAll(filepath.Join(dir, "ignored"), 0o755)
 	os.WriteFile(filepath.Join(dir, "ignored", "y"), []byte("y"), 0o644)
 	if paths, _, _ := ws.Changes(); len(paths) != 0 {
 		t.Fatalf("zen's folder or ignored files counted: %v", paths)
+	}
+	st := exec.Command("git", "status", "--porcelain")
+	st.Dir = dir
+	if out, err := st.Output(); err != nil || len(out) != 0 {
+		t.Fatalf("git status shows zen's folder: %q %v", out, err)
 	}
 	os.WriteFile(filepath.Join(dir, "steps", "train.py"), []byte("print(2)\n"), 0o644)
 	paths, id1, err := ws.Changes()

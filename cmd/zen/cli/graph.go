@@ -24,11 +24,7 @@ Graphviz and Mermaid.`,
   zen graph --format mermaid`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ws, err := openWorkspace()
-			if err != nil {
-				return err
-			}
-			cfg, err := schema.Load(ws.Root)
+			cfg, err := loadConfig()
 			if err != nil {
 				return err
 			}

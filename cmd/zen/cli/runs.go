@@ -2,8 +2,10 @@ package cli
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -190,7 +192,7 @@ func printRun(g *globals, r *state.Run) {
 	fmt.Fprintf(w, "  source:    %s\n", src)
 	if r.Experiment {
 		var sets []string
-		for _, k := range sortedKeys(r.Overrides) {
+		for _, k := range slices.Sorted(maps.Keys(r.Overrides)) {
 			sets = append(sets, fmt.Sprintf("%s=%v", k, r.Overrides[k]))
 		}
 		fmt.Fprintf(w, "  experiment: %s\n", strings.Join(sets, ", "))
@@ -199,14 +201,14 @@ func printRun(g *globals, r *state.Run) {
 	fmt.Fprintf(w, "  started:   %s (%s)\n", r.Started.Local().Format(time.DateTime), r.Finished.Sub(r.Started).Round(time.Millisecond))
 	if len(r.Parameters) > 0 {
 		fmt.Fprintln(w, "  parameters:")
-		for _, k := range sortedKeys(r.Parameters) {
+		for _, k := range slices.Sorted(maps.Keys(r.Parameters)) {
 			fmt.Fprintf(w, "    %s = %v\n", k, r.Parameters[k])
 		}
 	}
 	fmt.Fprintln(w, "  steps:")
 	order := r.Order
 	if len(order) != len(r.Steps) {
-		order = sortedKeys(r.Steps)
+		order = slices.Sorted(maps.Keys(r.Steps))
 	}
 	for _, name := range order {
 		s := r.Steps[name]
@@ -224,11 +226,11 @@ func printRun(g *globals, r *state.Run) {
 			line += ": " + s.Reason
 		}
 		fmt.Fprintln(w, line)
-		for _, o := range sortedKeys(s.Outputs) {
+		for _, o := range slices.Sorted(maps.Keys(s.Outputs)) {
 			a := s.Outputs[o]
 			fmt.Fprintf(w, "      output %s (%s, %d bytes) %s\n", o, a.Type, a.Size, a.Digest)
 		}
-		for _, m := range sortedKeys(s.Metrics) {
+		for _, m := range slices.Sorted(maps.Keys(s.Metrics)) {
 			fmt.Fprintf(w, "      metric %s = %g\n", m, s.Metrics[m])
 		}
 	}
@@ -294,7 +296,7 @@ func newArtifacts(g *globals) *cobra.Command {
 			}
 			a, ok := step.Outputs[args[2]]
 			if !ok {
-				return fmt.Errorf("run %s: step %s has no output %q (outputs: %s)", r.ID, args[1], args[2], strings.Join(sortedKeys(step.Outputs), ", "))
+				return fmt.Errorf("run %s: step %s has no output %q (outputs: %s)", r.ID, args[1], args[2], strings.Join(slices.Sorted(maps.Keys(step.Outputs)), ", "))
 			}
 			dest := out
 			if dest == "" {
@@ -331,7 +333,7 @@ func runStep(runID, stepName string) (*session, *state.Run, *state.StepResult, e
 	}
 	s, ok := r.Steps[stepName]
 	if !ok {
-		return nil, nil, nil, fmt.Errorf("run %s of %s has no step %q (steps: %s)", r.ID, r.Pipeline, stepName, strings.Join(sortedKeys(r.Steps), ", "))
+		return nil, nil, nil, fmt.Errorf("run %s of %s has no step %q (steps: %s)", r.ID, r.Pipeline, stepName, strings.Join(slices.Sorted(maps.Keys(r.Steps)), ", "))
 	}
 	return sess, r, s, nil
 }

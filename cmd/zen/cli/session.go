@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/zen-dev/zen/internal/workspace"
@@ -36,7 +38,23 @@ func openWorkspace() (*workspace.Workspace, error) {
 	if err != nil {
 		return nil, err
 	}
-	return workspace.Open(wd)
+	ws, err := workspace.Open(wd)
+	if err != nil {
+		return nil, err
+	}
+	if err := ws.EnsureDataDir(); err != nil {
+		return nil, fmt.Errorf("create %s: %w", workspace.DataDir, err)
+	}
+	return ws, nil
+}
+
+// loadConfig loads the CUE of the work tree around the current directory.
+func loadConfig() (*schema.Config, error) {
+	ws, err := openWorkspace()
+	if err != nil {
+		return nil, err
+	}
+	return schema.Load(ws.Root)
 }
 
 // open opens the work tree and the state ref; with load, it loads the CUE
@@ -89,7 +107,7 @@ func (s *session) selectStack(flag string) (*schema.Stack, error) {
 	all := stacks(s.cfg)
 	st, ok := all[name]
 	if !ok {
-		return nil, fmt.Errorf("unknown stack %q (from %s); stacks: %s", name, from, strings.Join(sortedKeys(all), ", "))
+		return nil, fmt.Errorf("unknown stack %q (from %s); stacks: %s", name, from, strings.Join(slices.Sorted(maps.Keys(all)), ", "))
 	}
 	return st, nil
 }
@@ -131,13 +149,4 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sortStrings(keys)
-	return keys
 }

@@ -2,16 +2,15 @@ package cli
 
 import (
 	"fmt"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zen-dev/zen/schema"
 )
-
-func sortStrings(s []string) { sort.Strings(s) }
 
 func newStack(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
@@ -38,12 +37,12 @@ the clone's choice made with zen stack use, the repository's default_stack.`,
 			all := stacks(sess.cfg)
 			if g.output == "json" {
 				var out []any
-				for _, n := range sortedKeys(all) {
+				for _, n := range slices.Sorted(maps.Keys(all)) {
 					out = append(out, map[string]any{"name": n, "current": n == cur.Name, "stack": all[n]})
 				}
 				return writeJSON(g.stdout, out)
 			}
-			for _, n := range sortedKeys(all) {
+			for _, n := range slices.Sorted(maps.Keys(all)) {
 				mark := " "
 				if n == cur.Name {
 					mark = "*"
@@ -99,7 +98,7 @@ committed, so each clone and CI job chooses its own.`,
 			}
 			all := stacks(sess.cfg)
 			if _, ok := all[args[0]]; !ok {
-				return fmt.Errorf("unknown stack %q; stacks: %s", args[0], strings.Join(sortedKeys(all), ", "))
+				return fmt.Errorf("unknown stack %q; stacks: %s", args[0], strings.Join(slices.Sorted(maps.Keys(all)), ", "))
 			}
 			cfg, err := sess.ws.Repo.Config()
 			if err != nil {
@@ -135,7 +134,7 @@ func describeStore(st *schema.Stack) string {
 
 func settings(c schema.Component) string {
 	var parts []string
-	for _, k := range sortedKeys(c.Settings) {
+	for _, k := range slices.Sorted(maps.Keys(c.Settings)) {
 		parts = append(parts, fmt.Sprintf("%s=%v", k, c.Settings[k]))
 	}
 	if len(parts) == 0 {

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -20,11 +22,7 @@ cycles between steps, missing input files, unknown stacks and flavors.`,
   zen validate --output json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ws, err := openWorkspace()
-			if err != nil {
-				return err
-			}
-			cfg, err := schema.Load(ws.Root)
+			cfg, err := loadConfig()
 			if err != nil {
 				return err
 			}
@@ -33,7 +31,7 @@ cycles between steps, missing input files, unknown stacks and flavors.`,
 				steps += len(p.Steps)
 			}
 			if g.output == "json" {
-				return writeJSON(g.stdout, map[string]any{"valid": true, "pipelines": cfg.PipelineNames(), "steps": steps, "stacks": sortedKeys(stacks(cfg))})
+				return writeJSON(g.stdout, map[string]any{"valid": true, "pipelines": cfg.PipelineNames(), "steps": steps, "stacks": slices.Sorted(maps.Keys(stacks(cfg)))})
 			}
 			fmt.Fprintf(g.stdout, "ok: %d pipelines, %d steps, %d stacks\n", len(cfg.Pipelines), steps, len(stacks(cfg)))
 			return nil

@@ -1,6 +1,9 @@
 package schema
 
 import (
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/cuecontext"
+	"cuelang.org/go/cue/load"
 	"os"
 	"path/filepath"
 	"strings"
@@ -232,5 +235,25 @@ func TestLoadCache(t *testing.T) {
 	}
 	if got := cfg.Pipelines["training"].Parameters["n_estimators"]; got.(interface{ String() string }).String() != "100" {
 		t.Errorf("an override leaked through the cache: %v", got)
+	}
+}
+
+// TestSchemaInPackage checks what `zen schema` promises: saved into a
+// repository's package, the schema makes plain CUE (cue vet) check it.
+func TestSchemaInPackage(t *testing.T) {
+	vet := func(src string) error {
+		dir := write(t, map[string]string{"zen.cue": src, "zen_schema.cue": string(Source), "data/features.csv": "a\n"})
+		insts := load.Instances([]string{"."}, &load.Config{Dir: dir})
+		if err := insts[0].Err; err != nil {
+			return err
+		}
+		return cuecontext.New().BuildInstance(insts[0]).Validate(cue.Concrete(true))
+	}
+	if err := vet(good); err != nil {
+		t.Fatalf("a good repository fails: %v", err)
+	}
+	bad := strings.Replace(good, `retries: {attempts: 2`, `bogus: 1, retries: {attempts: 2`, 1)
+	if err := vet(bad); err == nil || !strings.Contains(err.Error(), "bogus: field not allowed") {
+		t.Fatalf("an unknown field passes: %v", err)
 	}
 }

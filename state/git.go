@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -64,7 +65,16 @@ type Store struct {
 	// reads counts objects read, so tests can check that reads and
 	// commits follow only the paths they touch.
 	reads atomic.Int64
+
+	// trees keeps decoded trees: a tree never changes under its hash, and a
+	// plan looks up many records under the same few folders (cache/,
+	// pipelines/).
+	treeMu sync.Mutex
+	trees  map[plumbing.Hash][]object.TreeEntry
 }
+
+// maxTrees bounds the decoded trees a Store keeps.
+const maxTrees = 4096
 
 // Open opens the state ref named ref ("" means DefaultRef) of the git
 // repository containing dir. Like git, it searches dir and its parents for
@@ -293,10 +303,22 @@ func (s *Store) decode(h plumbing.Hash, want plumbing.ObjectType, v interface {
 
 // readTree returns the entries of tree h, in the order git stores them.
 func (s *Store) readTree(h plumbing.Hash) ([]object.TreeEntry, error) {
+	s.treeMu.Lock()
+	entries, ok := s.trees[h]
+	s.treeMu.Unlock()
+	if ok {
+		return slices.Clone(entries), nil // callers may change their copy
+	}
 	var t object.Tree
 	if err := s.decode(h, plumbing.TreeObject, &t); err != nil {
 		return nil, err
 	}
+	s.treeMu.Lock()
+	if s.trees == nil || len(s.trees) >= maxTrees {
+		s.trees = map[plumbing.Hash][]object.TreeEntry{}
+	}
+	s.trees[h] = slices.Clone(t.Entries)
+	s.treeMu.Unlock()
 	return t.Entries, nil
 }
 

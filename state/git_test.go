@@ -359,9 +359,15 @@ func TestGitReadsFollowThePath(t *testing.T) {
 		files[fmt.Sprintf("cache/%02x/k%04d.json", i%64, i)] = fmt.Sprint(i)
 	}
 	c1 := gitTestCommit(t, s, "", files)
-	sn := gitTestHead(t, s)
+	// Each count starts from a Store that has decoded no tree yet.
+	fresh := func() (*Store, *Snapshot) {
+		s := gitTestOpen(t, dir)
+		sn := gitTestHead(t, s)
+		s.reads.Store(0)
+		return s, sn
+	}
 
-	s.reads.Store(0)
+	s, sn := fresh()
 	if got := gitTestRead(t, sn, "runs/202605/r0004.json"); got != "4" {
 		t.Fatalf("read %q", got)
 	}
@@ -369,12 +375,20 @@ func TestGitReadsFollowThePath(t *testing.T) {
 		t.Errorf("Read loaded %d objects, want 4", n)
 	}
 	s.reads.Store(0)
+	if got := gitTestRead(t, sn, "runs/202605/r0016.json"); got != "16" {
+		t.Fatalf("read %q", got)
+	}
+	if n := s.reads.Load(); n != 1 { // the trees are decoded already
+		t.Errorf("a second Read under the same folder loaded %d objects, want 1", n)
+	}
+	s, sn = fresh()
 	if _, ok, _ := sn.Read("cache/zz/nope.json"); ok {
 		t.Fatal("found a missing file")
 	}
 	if n := s.reads.Load(); n != 2 { // root, cache
 		t.Errorf("Read of a missing file loaded %d objects, want 2", n)
 	}
+	s, _ = fresh()
 	s.reads.Store(0)
 	if _, err := s.Commit(c1, Change{Files: map[string][]byte{"runs/202605/new.json": []byte("x")}}); err != nil {
 		t.Fatal(err)
@@ -382,6 +396,7 @@ func TestGitReadsFollowThePath(t *testing.T) {
 	if n := s.reads.Load(); n != 4 { // the commit, root, runs, runs/202605
 		t.Errorf("Commit loaded %d objects, want 4", n)
 	}
+	s, _ = fresh()
 	s.reads.Store(0)
 	var walked int
 	if err := gitTestHead(t, s).Walk("runs", func(string) error { walked++; return nil }); err != nil {

@@ -12,7 +12,7 @@ import (
 func example() *plan.Plan {
 	return &plan.Plan{
 		Version: plan.Version, Stack: "local", Store: "oci-layout .zen/store",
-		Source: plan.Source{Commit: "1a2b3c4d5e6f7a8b9c0d", Dirty: true, DirtyDigest: "sha256:abcdef0123456789", Changed: []string{"zen.cue"}},
+		Source:    plan.Source{Commit: "1a2b3c4d5e6f7a8b9c0d", Dirty: true, DirtyDigest: "sha256:abcdef0123456789", Changed: []string{"zen.cue"}},
 		Overrides: []plan.Override{{Path: "training.n_estimators", Value: 200.0}},
 		Pipelines: []*plan.Pipeline{{Name: "training", Steps: []*plan.Step{
 			{Name: "load", Action: plan.Cached, Key: "3f2a9c1d7e4b5a6b", CachedFrom: "20261123-101500.123-3fa2c1"},

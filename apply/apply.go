@@ -21,6 +21,7 @@ import (
 
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/registry"
+	"github.com/zen-dev/zen/registry/signature"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
 )
@@ -40,11 +41,19 @@ type Env struct {
 	Stream io.Writer
 	// Secret resolves a secret reference; nil uses LookupSecret.
 	Secret func(name string) (string, error)
+	// Signer signs the model versions apply produces, and KeyID names its
+	// key in their records; Verifier checks a version's signature before a
+	// stage moves to it. Nil: unsigned, unchecked.
+	Signer   *signature.Signer
+	KeyID    string
+	Verifier *signature.Verifier
 }
 
 // Result is what an apply did.
 type Result struct {
 	Runs []*state.Run
+	// Models lists the model versions produced and the stages moved.
+	Models []string
 	// StateCommit is the state ref's new commit, "" if nothing was recorded.
 	StateCommit string
 }
@@ -111,10 +120,19 @@ func Apply(ctx context.Context, env *Env, p *plan.Plan) (*Result, error) {
 		}()
 	}
 	wg.Wait()
+	files := map[string][]byte{}
+	refused, err := a.applyModels(ctx, files)
+	if err != nil {
+		return nil, err
+	}
 	if err := env.Store.Close(); err != nil {
 		return nil, fmt.Errorf("artifact store %s: %w", env.Store, err)
 	}
-	return a.record()
+	res, err := a.record(files)
+	if err == nil && len(refused) > 0 {
+		err = &RefusedError{Reasons: refused}
+	}
+	return res, err
 }
 
 type applier struct {
@@ -129,6 +147,8 @@ type applier struct {
 
 	mu     sync.Mutex
 	pulled map[string]*pull
+
+	moved map[string]bool // model/stage that moved
 }
 
 type pull struct {
@@ -287,7 +307,7 @@ func (a *applier) cacheHit(ctx context.Context, key string) (*state.Cache, bool)
 	return hit, true
 }
 
-func (a *applier) progress(n *node, format string, args ...any) {
+func (a *applier) progress(_ *node, format string, args ...any) {
 	fmt.Fprintf(a.stream, format+"\n", args...)
 }
 
@@ -301,10 +321,9 @@ func (n *node) prefix() string {
 
 // record writes the runs, their cache entries and the pipelines' latest
 // fingerprints to the state ref in one commit.
-func (a *applier) record() (*Result, error) {
+func (a *applier) record(files map[string][]byte) (*Result, error) {
 	finished := time.Now().UTC()
 	res := &Result{}
-	files := map[string][]byte{}
 	var guard []string
 	var failed []*state.Run
 	var summary []string
@@ -359,6 +378,18 @@ func (a *applier) record() (*Result, error) {
 		}
 		summary = append(summary, fmt.Sprintf("%s run %s %s", run.Pipeline, run.ID, run.Status))
 	}
+	if len(files) == 0 {
+		return res, nil
+	}
+	for _, c := range a.plan.Models {
+		if _, ok := files[state.ModelVersionPath(c.Model, c.Version)]; ok && c.IsVersion() {
+			res.Models = append(res.Models, fmt.Sprintf("model %s %s", c.Model, c.Version))
+		}
+		if _, ok := files[state.StagesPath(c.Model)]; ok && !c.IsVersion() && c.Refused == "" && a.moved[c.Model+"/"+c.Stage] {
+			res.Models = append(res.Models, fmt.Sprintf("stage %s/%s → %s", c.Model, c.Stage, c.Version))
+		}
+	}
+	summary = append(summary, res.Models...)
 	msg := commitMessage(a.plan, summary, res.Runs)
 	commit, err := a.env.State.Commit(a.plan.StateCommit, state.Change{Files: files, Guard: guard, Message: msg})
 	if errors.Is(err, state.ErrStateMoved) {

@@ -51,6 +51,8 @@ type Plan struct {
 	Overrides   []Override  `json:"overrides,omitempty"`
 	NoCache     bool        `json:"no_cache,omitempty"`
 	Pipelines   []*Pipeline `json:"pipelines"`
+	// Models lists the model versions to produce and the stages to move.
+	Models []*ModelChange `json:"models,omitempty"`
 }
 
 // Source is the commit the plan was made from.
@@ -220,6 +222,11 @@ func Compute(ctx context.Context, cfg *schema.Config, rec Recorded, src Sources,
 		}
 		p.Pipelines = append(p.Pipelines, pp)
 	}
+	if len(opts.Pipelines) == 0 {
+		if p.Models, err = planModels(cfg, p, rec); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
@@ -370,9 +377,12 @@ func missingOutputs(ctx context.Context, store Store, c *state.Cache) ([]string,
 
 // Summary counts what a plan does.
 type Summary struct {
-	Pipelines int `json:"pipelines_to_run"`
-	Run       int `json:"steps_to_run"`
-	Cached    int `json:"steps_cached"`
+	Pipelines  int `json:"pipelines_to_run"`
+	Run        int `json:"steps_to_run"`
+	Cached     int `json:"steps_cached"`
+	Versions   int `json:"new_versions"`
+	Promotions int `json:"stage_changes"`
+	Refused    int `json:"refused"`
 }
 
 // Summary counts the pipelines and steps that run, and the cached steps.
@@ -385,6 +395,16 @@ func (p *Plan) Summary() Summary {
 		}
 		s.Run += n
 		s.Cached += len(pl.Steps) - n
+	}
+	for _, c := range p.Models {
+		switch {
+		case c.Refused != "":
+			s.Refused++
+		case c.IsVersion():
+			s.Versions++
+		default:
+			s.Promotions++
+		}
 	}
 	return s
 }
@@ -401,7 +421,10 @@ func (pl *Pipeline) ToRun() int {
 }
 
 // Changes reports whether applying the plan would do anything.
-func (p *Plan) Changes() bool { return p.Summary().Run > 0 }
+func (p *Plan) Changes() bool {
+	s := p.Summary()
+	return s.Run > 0 || s.Versions > 0 || s.Promotions > 0
+}
 
 func joinNames(names []string) string {
 	out := ""

@@ -29,9 +29,10 @@ import (
 
 // descriptor is an OCI content descriptor.
 type descriptor struct {
-	MediaType string  `json:"mediaType"`
-	Digest    v1.Hash `json:"digest"`
-	Size      int64   `json:"size"`
+	MediaType   string            `json:"mediaType"`
+	Digest      v1.Hash           `json:"digest"`
+	Size        int64             `json:"size"`
+	Annotations map[string]string `json:"annotations,omitempty"` // a model layer's file path
 }
 
 // manifest is the OCI image manifest of an artifact.
@@ -200,30 +201,9 @@ func tarDir(dir, tmpDir string) (name string, h v1.Hash, n int64, err error) {
 		if err != nil {
 			return err
 		}
-		name := filepath.ToSlash(rel)
-		hdr := &tar.Header{Name: name, Mode: 0o644, ModTime: time.Unix(0, 0)}
-		switch t := d.Type(); {
-		case t.IsDir():
-			hdr.Typeflag, hdr.Name, hdr.Mode = tar.TypeDir, name+"/", 0o755
-		case t&fs.ModeSymlink != 0:
-			if hdr.Linkname, err = os.Readlink(p); err != nil {
-				return err
-			}
-			if err := checkLink(dir, name); err != nil {
-				return fmt.Errorf("symlink %s -> %s: %w", name, hdr.Linkname, err)
-			}
-			hdr.Typeflag, hdr.Mode = tar.TypeSymlink, 0o777
-		case t.IsRegular():
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			hdr.Typeflag, hdr.Size = tar.TypeReg, fi.Size()
-			if fi.Mode()&0o111 != 0 {
-				hdr.Mode = 0o755
-			}
-		default:
-			return fmt.Errorf("%s is not a regular file, directory or symlink (%s)", name, t)
+		hdr, err := tarHeader(dir, p, filepath.ToSlash(rel), d)
+		if err != nil {
+			return err
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
@@ -237,7 +217,7 @@ func tarDir(dir, tmpDir string) (name string, h v1.Hash, n int64, err error) {
 		}
 		defer src.Close()
 		if _, err := io.Copy(tw, src); err != nil {
-			return fmt.Errorf("%s: %w", name, err) // tar says "write too long" if it grew
+			return fmt.Errorf("%s: %w", hdr.Name, err) // tar says "write too long" if it grew
 		}
 		return nil
 	})
@@ -248,6 +228,38 @@ func tarDir(dir, tmpDir string) (name string, h v1.Hash, n int64, err error) {
 		err = bw.Flush()
 	}
 	return f.Name(), hw.digest(), hw.n, err
+}
+
+// tarHeader describes the entry d at p, named name (slash-separated) in a
+// tar of dir, reproducibly: no times, owners or user names, modes 0644 or
+// 0755, and symlinks only when they stay inside dir.
+func tarHeader(dir, p, name string, d fs.DirEntry) (*tar.Header, error) {
+	hdr := &tar.Header{Name: name, Mode: 0o644, ModTime: time.Unix(0, 0)}
+	switch t := d.Type(); {
+	case t.IsDir():
+		hdr.Typeflag, hdr.Name, hdr.Mode = tar.TypeDir, name+"/", 0o755
+	case t&fs.ModeSymlink != 0:
+		var err error
+		if hdr.Linkname, err = os.Readlink(p); err != nil {
+			return nil, err
+		}
+		if err := checkLink(dir, name); err != nil {
+			return nil, fmt.Errorf("symlink %s -> %s: %w", name, hdr.Linkname, err)
+		}
+		hdr.Typeflag, hdr.Mode = tar.TypeSymlink, 0o777
+	case t.IsRegular():
+		fi, err := d.Info()
+		if err != nil {
+			return nil, err
+		}
+		hdr.Typeflag, hdr.Size = tar.TypeReg, fi.Size()
+		if fi.Mode()&0o111 != 0 {
+			hdr.Mode = 0o755
+		}
+	default:
+		return nil, fmt.Errorf("%s is not a regular file, directory or symlink (%s)", name, t)
+	}
+	return hdr, nil
 }
 
 var errLinkOutside = errors.New("leads outside the directory")
@@ -323,6 +335,18 @@ func absent(dest string) error {
 // temporary sibling first, moved to dest once the content matched its digest
 // and its symlinks were found to stay inside.
 func unpack(r io.Reader, layer descriptor, dest string) error {
+	write := writeFile
+	if layer.MediaType == dirMediaType {
+		write = extract
+	}
+	return install(dest, func(out string) error {
+		return readVerified(r, layer, func(vr io.Reader) error { return write(vr, out) })
+	})
+}
+
+// install has fill write the content at out, a path in a temporary sibling
+// of dest, and moves it to dest once fill succeeded. dest must not exist.
+func install(dest string, fill func(out string) error) error {
 	if err := absent(dest); err != nil {
 		return err
 	}
@@ -335,17 +359,26 @@ func unpack(r io.Reader, layer descriptor, dest string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	out := filepath.Join(tmp, "content")
+	if err := fill(out); err != nil {
+		return err
+	}
+	if err := absent(dest); err != nil {
+		return err
+	}
+	return os.Rename(out, dest)
+}
 
+// readVerified has consume read the blob layer from r, and fails with
+// ErrDigestMismatch unless what r held matches the layer's size and digest.
+// What consume left unread is read too, so that its error can be told from
+// corrupt content.
+func readVerified(r io.Reader, layer descriptor, consume func(io.Reader) error) error {
 	// Read one byte past the size so that longer content shows as a mismatch.
 	src := &readErr{r: r}
 	hw := newHashingWriter(io.Discard)
 	vr := io.TeeReader(io.LimitReader(src, layer.Size+1), hw)
-	out := filepath.Join(tmp, "content")
-	if layer.MediaType == dirMediaType {
-		err = extract(vr, out)
-	} else {
-		err = writeFile(vr, out)
-	}
+	err := consume(vr)
 	// A tar that does not parse is most likely corrupt: say so if it is.
 	if _, derr := io.Copy(io.Discard, vr); err == nil {
 		err = derr
@@ -359,13 +392,7 @@ func unpack(r io.Reader, layer descriptor, dest string) error {
 	if mismatch {
 		return ErrDigestMismatch
 	}
-	if err != nil {
-		return err
-	}
-	if err := absent(dest); err != nil {
-		return err
-	}
-	return os.Rename(out, dest)
+	return err
 }
 
 // readErr remembers the error of its reader, to tell a failed read from
@@ -401,6 +428,17 @@ func extract(r io.Reader, root string) error {
 	if err := os.Mkdir(root, 0o755); err != nil {
 		return err
 	}
+	links, err := extractInto(r, root)
+	if err != nil {
+		return err
+	}
+	return checkLinks(root, links)
+}
+
+// extractInto unpacks a tar into the existing directory root, as extract
+// does, but leaves the symlinks it made, which it returns, to be judged by
+// checkLinks once every layer of a model is in place.
+func extractInto(r io.Reader, root string) ([]string, error) {
 	var links []string
 	tr := tar.NewReader(r)
 	for {
@@ -409,17 +447,17 @@ func extract(r io.Reader, root string) error {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("read tar: %w", err)
+			return nil, fmt.Errorf("read tar: %w", err)
 		}
 		name, err := entryName(hdr.Name)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if name == "." && hdr.Typeflag == tar.TypeDir {
 			continue
 		}
 		if err := mkParents(root, name); err != nil {
-			return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
+			return nil, fmt.Errorf("tar entry %q: %w", hdr.Name, err)
 		}
 		p := filepath.Join(root, filepath.FromSlash(name))
 		switch hdr.Typeflag {
@@ -442,17 +480,23 @@ func extract(r io.Reader, root string) error {
 			}
 		case tar.TypeSymlink:
 			if path.IsAbs(hdr.Linkname) {
-				return fmt.Errorf("tar entry %q: symlink to %s: %w", hdr.Name, hdr.Linkname, errLinkOutside)
+				return nil, fmt.Errorf("tar entry %q: symlink to %s: %w", hdr.Name, hdr.Linkname, errLinkOutside)
 			}
 			err = os.Symlink(hdr.Linkname, p)
 			links = append(links, name)
 		default:
-			return fmt.Errorf("tar entry %q: unsupported type %q", hdr.Name, hdr.Typeflag)
+			return nil, fmt.Errorf("tar entry %q: unsupported type %q", hdr.Name, hdr.Typeflag)
 		}
 		if err != nil {
-			return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
+			return nil, fmt.Errorf("tar entry %q: %w", hdr.Name, err)
 		}
 	}
+	return links, nil
+}
+
+// checkLinks fails if one of the symlinks at links (slash-separated, under
+// root) leads outside root.
+func checkLinks(root string, links []string) error {
 	// Judge links once all are there: a link leaves through the others.
 	for _, l := range links {
 		if err := checkLink(root, l); err != nil {

@@ -293,14 +293,17 @@ func (s *layoutStore) Close() error {
 	if len(s.pending) == 0 {
 		return nil
 	}
-	if err := s.writeIndex(); err != nil {
+	if err := s.writeIndex(nil); err != nil {
 		return s.fail(fmt.Errorf("update index.json: %w", err))
 	}
 	clear(s.pending)
 	return nil
 }
 
-func (s *layoutStore) writeIndex() error {
+// writeIndex adds the pending artifacts to index.json and, if edit is not
+// nil, has it change the index too, under the lock other processes honour;
+// the caller holds s.mu. index.json is replaced whole, never half written.
+func (s *layoutStore) writeIndex(edit func(*v1.IndexManifest)) error {
 	lock, err := os.OpenFile(filepath.Join(s.root, "index.json.lock"), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
@@ -330,12 +333,17 @@ func (s *layoutStore) writeIndex() error {
 	seen := map[key]bool{}
 	for _, d := range index.Manifests {
 		seen[key{d.Digest.String(), d.Annotations[refNameAnnotation]}] = true
+		seen[key{d.Digest.String(), ""}] = true // listed: no need to list it untagged
 	}
 	for _, d := range s.pending {
 		if k := (key{d.Digest.String(), d.Annotations[refNameAnnotation]}); !seen[k] {
 			seen[k] = true
+			seen[key{d.Digest.String(), ""}] = true
 			index.Manifests = append(index.Manifests, d)
 		}
+	}
+	if edit != nil {
+		edit(&index)
 	}
 	sort.SliceStable(index.Manifests, func(i, j int) bool {
 		a, b := index.Manifests[i], index.Manifests[j]

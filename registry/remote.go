@@ -31,6 +31,7 @@ var checkBackoff = remote.Backoff{Duration: 100 * time.Millisecond, Factor: 2, J
 // registry's garbage collection keeps them.
 type remoteStore struct {
 	name string // as given, for messages
+	base string // the repository, without a trailing slash
 	repo name.Repository
 }
 
@@ -39,11 +40,12 @@ type remoteStore struct {
 // docker config); loopback and private registries are spoken to over plain
 // HTTP, as go-containerregistry does.
 func OpenRemote(repository string) (Store, error) {
-	repo, err := name.NewRepository(strings.TrimSuffix(repository, "/") + "/artifacts")
+	base := strings.TrimSuffix(repository, "/")
+	repo, err := name.NewRepository(base + "/artifacts")
 	if err != nil {
 		return nil, fmt.Errorf("artifact store oci %s: %w", repository, err)
 	}
-	return &remoteStore{name: repository, repo: repo}, nil
+	return &remoteStore{name: repository, base: base, repo: repo}, nil
 }
 
 func (s *remoteStore) String() string { return "oci " + s.name }

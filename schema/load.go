@@ -19,6 +19,8 @@ import (
 	cueerrors "cuelang.org/go/cue/errors"
 	"cuelang.org/go/cue/load"
 	"cuelang.org/go/cue/token"
+
+	"github.com/zen-dev/zen/schema/gate"
 )
 
 // Load loads the CUE package in dir, unifies it with the schema, checks it
@@ -168,15 +170,6 @@ func (l *loader) convert(raw *rawZen) *Config {
 			}
 		}
 	}
-	for name, rm := range raw.Models {
-		m := &Model{Name: name}
-		_ = json.Unmarshal(rm, &struct {
-			Versions *map[string]map[string]any `json:"versions"`
-			Stages   *map[string]string         `json:"stages"`
-			Gates    *map[string]string         `json:"gates"`
-		}{&m.Versions, &m.Stages, &m.Gates})
-		cfg.Models[name] = m
-	}
 	for _, pname := range slices.Sorted(maps.Keys(raw.Pipelines)) {
 		rp := raw.Pipelines[pname]
 		p := &Pipeline{Name: pname, Description: rp.Description, Parameters: rp.Parameters, Steps: map[string]*Step{}}
@@ -186,7 +179,77 @@ func (l *loader) convert(raw *rawZen) *Config {
 		p.Order = l.order(p)
 		cfg.Pipelines[pname] = p
 	}
+	for _, name := range slices.Sorted(maps.Keys(raw.Models)) {
+		cfg.Models[name] = l.model(cfg, name, raw.Models[name])
+	}
+	for _, pn := range cfg.PipelineNames() {
+		for _, sn := range slices.Sorted(maps.Keys(cfg.Pipelines[pn].Steps)) {
+			s := cfg.Pipelines[pn].Steps[sn]
+			for _, on := range s.OutputNames() {
+				if m := s.Outputs[on].Model; m != "" && cfg.Models[m] == nil {
+					at := []string{"pipelines", pn, "steps", sn, "outputs", on, "model"}
+					l.errorf(l.pos(at...), strings.Join(at, "."), "no model %q in models", m)
+				}
+			}
+		}
+	}
 	return cfg
+}
+
+// model decodes a model and checks its stages, gates and binding.
+func (l *loader) model(cfg *Config, name string, raw json.RawMessage) *Model {
+	m := &Model{Name: name, Versions: map[string]json.RawMessage{}, Stages: map[string]string{}, Gates: map[string]*gate.Expr{}}
+	var rm struct {
+		Versions map[string]json.RawMessage `json:"versions"`
+		Stages   map[string]string          `json:"stages"`
+		Gates    map[string]string          `json:"gates"`
+	}
+	_ = json.Unmarshal(raw, &rm)
+	for v, decl := range rm.Versions {
+		var buf bytes.Buffer
+		_ = json.Compact(&buf, decl)
+		m.Versions[v] = buf.Bytes()
+	}
+	for stage, v := range rm.Stages {
+		m.Stages[stage] = v
+		if _, ok := m.Versions[v]; !ok {
+			l.errorf(l.pos("models", name, "stages", stage), "models."+name+".stages."+stage, "version %s is not declared in models.%s.versions", v, name)
+		}
+	}
+	for _, stage := range slices.Sorted(maps.Keys(rm.Gates)) {
+		path := "models." + name + ".gates." + stage
+		if _, ok := m.Stages[stage]; !ok {
+			l.errorf(l.pos("models", name, "gates", stage), path, "no stage %q in models.%s.stages", stage, name)
+			continue
+		}
+		e, err := gate.Parse(rm.Gates[stage], m.StageNames())
+		if err != nil {
+			l.errorf(l.pos("models", name, "gates", stage), path, "%v", err)
+			continue
+		}
+		m.Gates[stage] = e
+	}
+	for _, pn := range cfg.PipelineNames() {
+		p := cfg.Pipelines[pn]
+		for _, sn := range slices.Sorted(maps.Keys(p.Steps)) {
+			s := p.Steps[sn]
+			for _, on := range s.OutputNames() {
+				if s.Outputs[on].Model != name {
+					continue
+				}
+				at := []string{"pipelines", pn, "steps", sn, "outputs", on, "model"}
+				if m.Output != "" {
+					l.errorf(l.pos(at...), strings.Join(at, "."), "model %s is produced by %s.%s.%s already: bind one output per model", name, m.Pipeline, m.Step, m.Output)
+					continue
+				}
+				if s.Outputs[on].Type != "model" {
+					l.errorf(l.pos(at...), strings.Join(at, "."), "only an output of type model can be bound to a model")
+				}
+				m.Pipeline, m.Step, m.Output = pn, sn, on
+			}
+		}
+	}
+	return m
 }
 
 func (l *loader) stack(name string, rs map[string]any) *Stack {

@@ -58,6 +58,8 @@ stacks: {
 	local: {orchestrator: flavor: "local", artifact_store: flavor: "oci-layout"}
 	shared: {orchestrator: flavor: "local", artifact_store: {flavor: "oci", repository: "127.0.0.1:5000/ml"}}
 }
+
+models: "fraud-detector": {}
 `
 
 func TestLoad(t *testing.T) {
@@ -255,5 +257,41 @@ func TestSchemaInPackage(t *testing.T) {
 	bad := strings.Replace(good, `retries: {attempts: 2`, `bogus: 1, retries: {attempts: 2`, 1)
 	if err := vet(bad); err == nil || !strings.Contains(err.Error(), "bogus: field not allowed") {
 		t.Fatalf("an unknown field passes: %v", err)
+	}
+}
+
+func TestLoadModels(t *testing.T) {
+	src := good + `
+models: "fraud-detector": {
+	versions: {"1.0.0": {}, "1.1.0": {description: "more trees"}}
+	stages: production: "1.0.0"
+	gates: production: "roc_auc >= 0.85 && evaluate.loss < 1"
+}
+`
+	cfg, err := Load(write(t, map[string]string{"zen.cue": src, "data/features.csv": "a\n"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cfg.Models["fraud-detector"]
+	if m.Pipeline != "training" || m.Step != "train" || m.Output != "model" {
+		t.Errorf("binding = %s.%s.%s", m.Pipeline, m.Step, m.Output)
+	}
+	if string(m.Versions["1.1.0"]) != `{"description":"more trees"}` || m.Stages["production"] != "1.0.0" || len(m.Gates["production"].Terms) != 2 {
+		t.Errorf("model = %+v", m)
+	}
+	_, err = Load(write(t, map[string]string{"zen.cue": strings.Replace(good, `model: "fraud-detector"`, `model: "nope"`, 1), "data/features.csv": "a\n"}))
+	if err == nil || !strings.Contains(err.Error(), `pipelines.training.steps.train.outputs.model.model: no model "nope" in models`) {
+		t.Errorf("binding to an undeclared model: %v", err)
+	}
+	for _, tt := range []struct{ models, want string }{
+		{`models: "fraud-detector": {versions: "1.0.0": {}, stages: production: "2.0.0"}`, "models.fraud-detector.stages.production: version 2.0.0 is not declared in models.fraud-detector.versions"},
+		{`models: "fraud-detector": {versions: "1.0.0": {}, gates: canary: "a > 1"}`, `models.fraud-detector.gates.canary: no stage "canary" in models.fraud-detector.stages`},
+		{`models: "fraud-detector": {versions: "1.0.0": {}, stages: p: "1.0.0", gates: p: "auc >> 1"}`, `models.fraud-detector.gates.p: gate "auc >> 1"`},
+		{`models: "fraud-detector": {versions: "1.0/0": {}}`, `models."fraud-detector".versions."1.0/0": field not allowed`},
+	} {
+		_, err := Load(write(t, map[string]string{"zen.cue": good + tt.models + "\n", "data/features.csv": "a\n"}))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s:\n got %v\nwant %s", tt.models, err, tt.want)
+		}
 	}
 }

@@ -3,8 +3,11 @@
 package schema
 
 import (
+	"encoding/json"
+
 	_ "embed"
 	"fmt"
+	"github.com/zen-dev/zen/schema/gate"
 	"maps"
 	"slices"
 	"sort"
@@ -169,13 +172,24 @@ func (c Component) String(key string) string {
 	return s
 }
 
-// Model is a declared model: its versions, stages and gates.
+// Model is a declared model: its versions, stages and gates, and the step
+// output that produces its versions.
 type Model struct {
-	Name     string
-	Versions map[string]map[string]any
+	Name string
+	// Versions maps a version to its declaration, as canonical JSON.
+	Versions map[string]json.RawMessage
 	Stages   map[string]string
-	Gates    map[string]string
+	Gates    map[string]*gate.Expr
+	// Output produces the versions: "pipeline.step.output", "" when no
+	// output is bound to the model.
+	Pipeline, Step, Output string
 }
+
+// VersionNames returns the declared versions, sorted.
+func (m *Model) VersionNames() []string { return slices.Sorted(maps.Keys(m.Versions)) }
+
+// StageNames returns the declared stages, sorted.
+func (m *Model) StageNames() []string { return slices.Sorted(maps.Keys(m.Stages)) }
 
 // OutputTypes are the types an output can have.
 var OutputTypes = []string{"dir", "file", "json", "model", "table"}

@@ -246,3 +246,82 @@ func (r Records) RunIDs() ([]string, error) {
 	})
 	return ids, err
 }
+
+// ModelVersion is the immutable record of a model version:
+// models/<model>/<version>.json.
+type ModelVersion struct {
+	Version      int                `json:"version"`
+	Model        string             `json:"model"`
+	ModelVersion string             `json:"model_version"`
+	Digest       string             `json:"digest"`
+	Repository   string             `json:"repository"`
+	Pipeline     string             `json:"pipeline"`
+	Step         string             `json:"step"`
+	Output       string             `json:"output"`
+	OutputDigest string             `json:"output_digest"`
+	RunID        string             `json:"run_id"`
+	SourceCommit string             `json:"source_commit"`
+	Metrics      map[string]float64 `json:"metrics,omitempty"`
+	// Declared is the version's declaration in CUE, as JSON: changing it
+	// later is refused.
+	Declared json.RawMessage `json:"declared"`
+	// SignedBy identifies the public key that signed it ("" when unsigned).
+	SignedBy string    `json:"signed_by,omitempty"`
+	Created  time.Time `json:"created"`
+}
+
+// Stages records which version each stage of a model holds:
+// stages/<model>.json.
+type Stages struct {
+	Version int               `json:"version"`
+	Model   string            `json:"model"`
+	Stages  map[string]*Stage `json:"stages"`
+}
+
+// Stage is one stage's version.
+type Stage struct {
+	ModelVersion string    `json:"model_version"`
+	Digest       string    `json:"digest"`
+	SourceCommit string    `json:"source_commit"`
+	Updated      time.Time `json:"updated"`
+}
+
+// ModelVersionPath is where a model version's record is kept.
+func ModelVersionPath(model, version string) string {
+	return path.Join("models", model, version+".json")
+}
+
+// StagesPath is where a model's stages are kept.
+func StagesPath(model string) string { return path.Join("stages", model+".json") }
+
+// ModelVersion reads a model version's record.
+func (r Records) ModelVersion(model, version string) (*ModelVersion, bool, error) {
+	var rec ModelVersion
+	ok, err := readRecord(r.Snapshot, r.Ref, ModelVersionPath(model, version), &rec)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	return &rec, true, nil
+}
+
+// Stages reads a model's stages.
+func (r Records) Stages(model string) (*Stages, bool, error) {
+	var rec Stages
+	ok, err := readRecord(r.Snapshot, r.Ref, StagesPath(model), &rec)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	return &rec, true, nil
+}
+
+// ModelVersions lists a model's recorded versions, by name.
+func (r Records) ModelVersions(model string) ([]string, error) {
+	names, err := r.Snapshot.List(path.Join("models", model))
+	var out []string
+	for _, n := range names {
+		if strings.HasSuffix(n, ".json") {
+			out = append(out, strings.TrimSuffix(n, ".json"))
+		}
+	}
+	return out, err
+}

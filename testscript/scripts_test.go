@@ -62,21 +62,29 @@ func TestScripts(t *testing.T) {
 	})
 }
 
-// condition answers [registry-process]: whether the docker-registry
-// program is installed. In CI (CI set) its absence is an error, not a skip:
-// .ci/run installs it.
+// condition answers [registry-process] and [cosign]: whether the
+// docker-registry program and the cosign CLI are installed.
 func condition(cond string) (bool, error) {
 	switch cond {
 	case "registry-process":
-		if _, err := exec.LookPath("docker-registry"); err != nil {
-			if os.Getenv("CI") != "" {
-				return false, fmt.Errorf("docker-registry is not installed; .ci/run installs it (apt-get install docker-registry)")
-			}
-			return false, nil
-		}
-		return true, nil
+		return installed("docker-registry", "apt-get install docker-registry")
+	case "cosign":
+		return installed("cosign", "go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5")
 	}
 	return false, fmt.Errorf("unknown condition %q", cond)
+}
+
+// installed reports whether a program the real-tool scripts need is on
+// PATH. In CI (CI set) its absence is an error, not a skip: .ci/run
+// installs it.
+func installed(program, how string) (bool, error) {
+	if _, err := exec.LookPath(program); err != nil {
+		if os.Getenv("CI") != "" {
+			return false, fmt.Errorf("%s is not installed; .ci/run installs it (%s)", program, how)
+		}
+		return false, nil
+	}
+	return true, nil
 }
 
 // cmdRegistry starts an OCI registry on loopback for the rest of the
@@ -109,7 +117,7 @@ func cmdRegistry(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(err)
 		addr := l.Addr().String()
 		l.Close()
-		dir := ts.MkAbs("registry-data")
+		dir := filepath.Join(ts.Getenv("HOME"), "registry-data") // outside the repository
 		conf := filepath.Join(dir, "config.yml")
 		ts.Check(os.MkdirAll(dir, 0o755))
 		ts.Check(os.WriteFile(conf, []byte(fmt.Sprintf("version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}, delete: {enabled: true}}\nhttp: {addr: %s}\n", filepath.Join(dir, "data"), addr)), 0o644))

@@ -54,6 +54,8 @@ func Text(w io.Writer, p *plan.Plan, s Style) {
 	for _, pl := range p.Pipelines {
 		n := pl.ToRun()
 		switch {
+		case n == 0 && len(pl.Steps) == 1:
+			fmt.Fprintf(w, "pipeline %s: 1 step cached\n", pl.Name)
 		case n == 0:
 			fmt.Fprintf(w, "pipeline %s: all %d steps cached\n", pl.Name, len(pl.Steps))
 		default:
@@ -67,7 +69,50 @@ func Text(w io.Writer, p *plan.Plan, s Style) {
 			fmt.Fprintf(w, "  %s %-*s  %s\n", s.action(st.Action), width, st.Name, Why(st))
 		}
 	}
+	if len(p.Models) > 0 {
+		fmt.Fprintln(w, "models:")
+	}
+	for _, c := range p.Models {
+		fmt.Fprintln(w, "  "+ModelLine(c, s))
+	}
 	fmt.Fprintln(w, Summary(p))
+}
+
+// ModelLine renders a model change:
+//
+//   - model fraud-detector 1.1.0 from training.train.model
+//     ~ stage fraud-detector/production 1.0.0 → 1.1.0, gate roc_auc >= 0.85: 0.91 ✓
+func ModelLine(c *plan.ModelChange, s Style) string {
+	mark := s.action(c.Action)
+	if c.Action == plan.Delete {
+		mark = s.paint("31", "-")
+	}
+	if c.Refused != "" {
+		mark = s.paint("31", "!")
+	}
+	var line string
+	switch {
+	case c.IsVersion():
+		line = fmt.Sprintf("%s model %s %s from %s", mark, c.Model, c.Version, c.From)
+	case c.Action == plan.Delete:
+		line = fmt.Sprintf("%s stage %s/%s (was %s) is no longer declared", mark, c.Model, c.Stage, c.Version)
+	default:
+		from := c.From
+		if from == "" {
+			from = "(none)"
+		}
+		line = fmt.Sprintf("%s stage %s/%s %s → %s", mark, c.Model, c.Stage, from, c.Version)
+	}
+	switch {
+	case len(c.GateResults) > 0:
+		line += ", gate " + strings.Join(c.GateResults, " && ")
+	case c.GatePending:
+		line += ", gate " + c.Gate + " (checked after the run)"
+	}
+	if c.Refused != "" {
+		line += ": refused: " + c.Refused
+	}
+	return line
 }
 
 // Header writes what the plan was made from and warnings about it.
@@ -107,10 +152,23 @@ func Why(st *plan.Step) string {
 // Summary is the plan's last line.
 func Summary(p *plan.Plan) string {
 	sum := p.Summary()
-	if sum.Run == 0 {
-		return fmt.Sprintf("No changes. %s cached; nothing to run.", plural(sum.Cached, "step"))
+	var models string
+	if sum.Versions > 0 {
+		models += ", " + plural(sum.Versions, "new version")
 	}
-	return fmt.Sprintf("Plan: %s to run, %s to run, %d cached.", plural(sum.Pipelines, "pipeline"), plural(sum.Run, "step"), sum.Cached)
+	if sum.Promotions > 0 {
+		models += ", " + plural(sum.Promotions, "stage change")
+	}
+	if sum.Refused > 0 {
+		models += fmt.Sprintf(", %d refused", sum.Refused)
+	}
+	if !p.Changes() {
+		return fmt.Sprintf("No changes. %s cached; nothing to run%s.", plural(sum.Cached, "step"), models)
+	}
+	if sum.Run == 0 {
+		return fmt.Sprintf("Plan: %s; %s cached, none to run.", strings.TrimPrefix(models, ", "), plural(sum.Cached, "step"))
+	}
+	return fmt.Sprintf("Plan: %s to run, %s to run, %d cached%s.", plural(sum.Pipelines, "pipeline"), plural(sum.Run, "step"), sum.Cached, models)
 }
 
 func plural(n int, word string) string {

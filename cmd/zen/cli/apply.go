@@ -9,6 +9,7 @@ import (
 
 	"github.com/zen-dev/zen/apply"
 	"github.com/zen-dev/zen/plan/render"
+	"github.com/zen-dev/zen/registry/signature"
 	"github.com/zen-dev/zen/state"
 )
 
@@ -51,24 +52,38 @@ a work tree with uncommitted changes is recorded as dirty.`,
 				render.Text(g.stderr, p, styleFor(g.stderr))
 				fmt.Fprintln(g.stderr)
 			}
+			// Keys matter only for model versions and stages: a repository
+			// without models gets none.
+			var signer *signature.Signer
+			var verifier *signature.Verifier
+			var keyID string
+			if len(p.Models) > 0 {
+				if signer, keyID, verifier, err = pl.sess.signer(pl.stack); err != nil {
+					return err
+				}
+			}
 			env := &apply.Env{
-				Config:  pl.sess.cfg,
-				Stack:   pl.stack,
-				Store:   pl.store,
-				Sources: pl.sess.ws,
-				Records: pl.recs,
-				State:   pl.sess.state,
-				Jobs:    jobs,
-				Stream:  g.stderr,
+				Signer:   signer,
+				KeyID:    keyID,
+				Verifier: verifier,
+				Config:   pl.sess.cfg,
+				Stack:    pl.stack,
+				Store:    pl.store,
+				Sources:  pl.sess.ws,
+				Records:  pl.recs,
+				State:    pl.sess.state,
+				Jobs:     jobs,
+				Stream:   g.stderr,
 			}
 			res, err := apply.Apply(cmd.Context(), env, p)
 			var re *apply.RunError
-			if err != nil && !errors.As(err, &re) && !errors.Is(err, state.ErrStateMoved) {
+			var refused *apply.RefusedError
+			if err != nil && !errors.As(err, &re) && !errors.As(err, &refused) && !errors.Is(err, state.ErrStateMoved) {
 				return err
 			}
 			if res != nil {
 				if g.output == "json" {
-					if jerr := writeJSON(g.stdout, map[string]any{"changes": true, "runs": res.Runs, "state_commit": res.StateCommit}); jerr != nil {
+					if jerr := writeJSON(g.stdout, map[string]any{"changes": true, "runs": res.Runs, "models": res.Models, "state_commit": res.StateCommit}); jerr != nil {
 						return jerr
 					}
 				} else {
@@ -115,6 +130,9 @@ func printApplied(g *globals, res *apply.Result, ref string) {
 		if r.Error != "" {
 			fmt.Fprintf(g.stdout, "  %s\n", r.Error)
 		}
+	}
+	for _, m := range res.Models {
+		fmt.Fprintln(g.stdout, m)
 	}
 	if res.StateCommit != "" {
 		fmt.Fprintf(g.stdout, "recorded on %s at %s\n", ref, short(res.StateCommit))

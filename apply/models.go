@@ -1,0 +1,332 @@
+package apply
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/zen-dev/zen/plan"
+	"github.com/zen-dev/zen/registry"
+	"github.com/zen-dev/zen/registry/signature"
+	"github.com/zen-dev/zen/schema/gate"
+	"github.com/zen-dev/zen/state"
+)
+
+// ProvenanceType is the predicate type of the attestation each model
+// version carries: SLSA provenance v0.2, which `cosign verify-attestation
+// --type slsaprovenance` checks.
+const ProvenanceType = "https://slsa.dev/provenance/v0.2"
+
+// RefusedError lists model changes apply did not make, each with its
+// reason. What could be made was made and recorded.
+type RefusedError struct{ Reasons []string }
+
+func (e *RefusedError) Error() string { return "refused: " + strings.Join(e.Reasons, "; ") }
+
+// producer is the step result a new version comes from.
+type producer struct {
+	runID   string
+	result  *state.StepResult
+	fp      *state.Fingerprint
+	metrics map[string]float64
+	params  map[string]any
+}
+
+// findProducer locates the result of the step that produces a version,
+// whether it ran in this apply or was reused.
+func (a *applier) findProducer(c *plan.ModelChange) (*producer, error) {
+	parts := strings.SplitN(c.From, ".", 3)
+	pipeline, step := parts[0], parts[1]
+	for _, pr := range a.runs {
+		if pr.pipeline.Name != pipeline {
+			continue
+		}
+		p := &producer{runID: pr.run.ID, metrics: map[string]float64{}, params: pr.run.Parameters}
+		for name, n := range pr.nodes {
+			for k, v := range n.res.Metrics {
+				p.metrics[name+"."+k] = v
+			}
+			if n.res.Status != state.StatusSucceeded && n.res.Status != state.StatusCached {
+				return nil, fmt.Errorf("run %s of %s did not succeed: step %s %s", pr.run.ID, pipeline, name, n.res.Status)
+			}
+		}
+		n := pr.nodes[step]
+		if n.res.Status != state.StatusSucceeded && n.res.Status != state.StatusCached {
+			return nil, fmt.Errorf("step %s.%s %s", pipeline, step, n.res.Status)
+		}
+		p.result, p.fp = n.res, n.fp
+		if n.res.CachedFrom != "" {
+			p.runID = n.res.CachedFrom
+		}
+		return p, nil
+	}
+	for _, pl := range a.plan.Pipelines {
+		if pl.Name != pipeline {
+			continue
+		}
+		p := &producer{metrics: map[string]float64{}, params: a.env.Config.Pipelines[pipeline].Parameters}
+		for _, s := range pl.Steps {
+			for k, v := range s.Metrics {
+				p.metrics[s.Name+"."+k] = v
+			}
+			if s.Name == step {
+				p.runID, p.fp = s.CachedFrom, s.Fingerprint
+				p.result = &state.StepResult{Status: state.StatusCached, Outputs: s.Outputs, Metrics: s.Metrics}
+			}
+		}
+		if p.result != nil {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("no result for %s", c.From)
+}
+
+// applyModels produces the new versions and moves the stages of the plan,
+// adding their records to files. It returns the changes it refused.
+func (a *applier) applyModels(ctx context.Context, files map[string][]byte) ([]string, error) {
+	if len(a.plan.Models) == 0 {
+		return nil, nil
+	}
+	ms, ok := a.env.Store.(registry.ModelStore)
+	if !ok {
+		return nil, fmt.Errorf("artifact store %s cannot hold model versions", a.env.Store)
+	}
+	var refused []string
+	a.moved = map[string]bool{}
+	produced := map[string]*state.ModelVersion{} // model/version
+	now := time.Now().UTC()
+	for _, c := range a.plan.Models {
+		if !c.IsVersion() {
+			continue
+		}
+		if c.Refused != "" {
+			refused = append(refused, fmt.Sprintf("model %s %s: %s", c.Model, c.Version, c.Refused))
+			continue
+		}
+		mv, err := a.produce(ctx, ms, c, now)
+		if err != nil {
+			refused = append(refused, fmt.Sprintf("model %s %s: %v", c.Model, c.Version, err))
+			continue
+		}
+		produced[c.Model+"/"+c.Version] = mv
+		if err := put(files, state.ModelVersionPath(c.Model, c.Version), mv); err != nil {
+			return nil, err
+		}
+		a.progress(nil, "+ model %s %s %s", c.Model, c.Version, mv.Digest)
+	}
+	stages := map[string]*state.Stages{}
+	for _, c := range a.plan.Models {
+		if c.IsVersion() {
+			continue
+		}
+		if c.Refused != "" {
+			refused = append(refused, fmt.Sprintf("stage %s/%s → %s: %s", c.Model, c.Stage, c.Version, c.Refused))
+			continue
+		}
+		st, ok := stages[c.Model]
+		if !ok {
+			rec, found, err := a.modelRecords().Stages(c.Model)
+			if err != nil {
+				return nil, err
+			}
+			if !found {
+				rec = &state.Stages{Version: state.RecordVersion, Model: c.Model}
+			}
+			if rec.Stages == nil {
+				rec.Stages = map[string]*state.Stage{}
+			}
+			st, stages[c.Model] = rec, rec
+		}
+		if c.Action == plan.Delete {
+			delete(st.Stages, c.Stage)
+			a.moved[c.Model+"/"+c.Stage] = true
+			continue
+		}
+		if err := a.promote(ctx, ms, c, st, produced, now); err != nil {
+			refused = append(refused, fmt.Sprintf("stage %s/%s → %s: %v", c.Model, c.Stage, c.Version, err))
+			continue
+		}
+		a.moved[c.Model+"/"+c.Stage] = true
+		a.progress(nil, "~ stage %s/%s → %s", c.Model, c.Stage, c.Version)
+	}
+	for _, name := range slices.Sorted(maps.Keys(stages)) {
+		if err := put(files, state.StagesPath(name), stages[name]); err != nil {
+			return nil, err
+		}
+	}
+	return refused, nil
+}
+
+func (a *applier) modelRecords() plan.ModelRecorded {
+	return a.env.Records.(plan.ModelRecorded)
+}
+
+// produce packages a version, pushes, tags, signs and attests it.
+func (a *applier) produce(ctx context.Context, ms registry.ModelStore, c *plan.ModelChange, now time.Time) (*state.ModelVersion, error) {
+	p, err := a.findProducer(c)
+	if err != nil {
+		return nil, fmt.Errorf("not produced: %w", err)
+	}
+	output := strings.SplitN(c.From, ".", 3)[2]
+	art, ok := p.result.Outputs[output]
+	if !ok {
+		return nil, fmt.Errorf("not produced: no output %s", c.From)
+	}
+	tmp, err := os.MkdirTemp("", "zen-model-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	files := filepath.Join(tmp, output)
+	if err := a.env.Store.Pull(ctx, art.Digest, files); err != nil {
+		return nil, err
+	}
+	commit := a.plan.Source.Commit
+	desc, err := ms.PushModel(ctx, files, registry.ModelMeta{Name: c.Model, Version: c.Version, Revision: commit})
+	if err != nil {
+		return nil, err
+	}
+	if err := ms.Tag(ctx, c.Model, c.Version, desc.Digest); err != nil {
+		return nil, err
+	}
+	m := a.env.Config.Models[c.Model]
+	mv := &state.ModelVersion{
+		Version: state.RecordVersion, Model: c.Model, ModelVersion: c.Version, Digest: desc.Digest,
+		Repository: ms.ModelRepository(c.Model).Reference(),
+		Pipeline:   m.Pipeline, Step: m.Step, Output: m.Output, OutputDigest: art.Digest,
+		RunID: p.runID, SourceCommit: commit, Metrics: p.metrics, Declared: m.Versions[c.Version], Created: now,
+	}
+	if s := a.env.Signer; s != nil {
+		repo := SignatureRepository(ms.ModelRepository(c.Model))
+		if err := signature.Sign(ctx, repo, desc.Digest, s); err != nil {
+			return nil, fmt.Errorf("sign: %w", err)
+		}
+		pred, err := provenance(mv, p, a.plan)
+		if err != nil {
+			return nil, err
+		}
+		if err := signature.Attest(ctx, repo, desc.Digest, ProvenanceType, pred, s); err != nil {
+			return nil, fmt.Errorf("attest: %w", err)
+		}
+		mv.SignedBy = a.env.KeyID
+	}
+	return mv, nil
+}
+
+// promote checks a stage move's gate and signature, then moves the tag.
+func (a *applier) promote(ctx context.Context, ms registry.ModelStore, c *plan.ModelChange, st *state.Stages, produced map[string]*state.ModelVersion, now time.Time) error {
+	mv := produced[c.Model+"/"+c.Version]
+	if mv == nil {
+		rec, ok, err := a.modelRecords().ModelVersion(c.Model, c.Version)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("version %s was not produced", c.Version)
+		}
+		mv = rec
+	}
+	if g := a.env.Config.Models[c.Model].Gates[c.Stage]; g != nil {
+		stageMetrics := func(s string) gate.Metrics {
+			cur := st.Stages[s]
+			if cur == nil {
+				return nil
+			}
+			if v := produced[c.Model+"/"+cur.ModelVersion]; v != nil {
+				return v.Metrics
+			}
+			if v, ok, _ := a.modelRecords().ModelVersion(c.Model, cur.ModelVersion); ok {
+				return v.Metrics
+			}
+			return nil
+		}
+		results, pass, err := g.Eval(mv.Metrics, stageMetrics)
+		if err != nil {
+			return err
+		}
+		if !pass {
+			var failed []string
+			for _, r := range results {
+				if !r.OK {
+					failed = append(failed, r.String())
+				}
+			}
+			return fmt.Errorf("gate failed: %s", strings.Join(failed, " && "))
+		}
+	}
+	if v := a.env.Verifier; v != nil {
+		if err := signature.Verify(ctx, SignatureRepository(ms.ModelRepository(c.Model)), mv.Digest, v); err != nil {
+			return fmt.Errorf("signature: %w", err)
+		}
+	}
+	if err := ms.Tag(ctx, c.Model, c.Stage, mv.Digest); err != nil {
+		return err
+	}
+	st.Stages[c.Stage] = &state.Stage{ModelVersion: c.Version, Digest: mv.Digest, SourceCommit: a.plan.Source.Commit, Updated: now}
+	return nil
+}
+
+// provenance is the SLSA v0.2 predicate of a model version: the source
+// commit, the run, the parameters and every input's digest.
+func provenance(mv *state.ModelVersion, p *producer, pl *plan.Plan) (json.RawMessage, error) {
+	type digestSet map[string]string
+	type material struct {
+		URI    string    `json:"uri"`
+		Digest digestSet `json:"digest"`
+	}
+	materials := []material{{URI: "git+commit:" + mv.SourceCommit, Digest: digestSet{"sha1": mv.SourceCommit}}}
+	if p.fp != nil {
+		for _, name := range slices.Sorted(maps.Keys(p.fp.Inputs)) {
+			d := p.fp.Inputs[name]
+			materials = append(materials, material{URI: "zen:input/" + mv.Pipeline + "." + mv.Step + "/" + name, Digest: digestSet{"sha256": strings.TrimPrefix(d, "sha256:")}})
+		}
+		for _, name := range slices.Sorted(maps.Keys(p.fp.Code)) {
+			materials = append(materials, material{URI: "git+path:" + name, Digest: digestSet{"sha256": strings.TrimPrefix(p.fp.Code[name], "sha256:")}})
+		}
+	}
+	pred := map[string]any{
+		"builder":   map[string]any{"id": "zen"},
+		"buildType": "https://zen.dev/pipeline-run/v1",
+		"invocation": map[string]any{
+			"configSource": map[string]any{"uri": "git+commit:" + mv.SourceCommit, "digest": digestSet{"sha1": mv.SourceCommit}, "entryPoint": mv.Pipeline + "." + mv.Step + "." + mv.Output},
+			"parameters":   p.params,
+		},
+		"metadata":  map[string]any{"buildInvocationId": p.runID, "reproducible": false},
+		"materials": materials,
+	}
+	b, err := json.Marshal(pred)
+	if err != nil {
+		return nil, fmt.Errorf("provenance: %w", err)
+	}
+	return b, nil
+}
+
+// SignatureRepository adapts a store's model repository for the signature
+// package: "not found" there is signature.ErrNotFound.
+func SignatureRepository(r registry.RawRepository) signature.Repository { return sigRepo{r} }
+
+type sigRepo struct{ registry.RawRepository }
+
+func notFound(err error) error {
+	if errors.Is(err, registry.ErrNotFound) {
+		return fmt.Errorf("%w: %v", signature.ErrNotFound, err)
+	}
+	return err
+}
+
+func (r sigRepo) Manifest(ctx context.Context, tag string) ([]byte, error) {
+	b, err := r.RawRepository.Manifest(ctx, tag)
+	return b, notFound(err)
+}
+
+func (r sigRepo) Blob(ctx context.Context, digest string) ([]byte, error) {
+	b, err := r.RawRepository.Blob(ctx, digest)
+	return b, notFound(err)
+}

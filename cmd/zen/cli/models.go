@@ -1,0 +1,435 @@
+package cli
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zen-dev/zen/apply"
+	"github.com/zen-dev/zen/internal/workspace"
+	"github.com/zen-dev/zen/registry"
+	"github.com/zen-dev/zen/registry/signature"
+	"github.com/zen-dev/zen/schema"
+	"github.com/zen-dev/zen/state"
+)
+
+// Exit codes of zen verify, one per way a model can fail to verify.
+const (
+	exitUnsigned     = 10 // no signature
+	exitBadSignature = 11 // a signature or attestation does not verify
+	exitOtherKey     = 12 // signed, but not by this key
+	exitDigest       = 13 // the registry's digest differs from the record
+)
+
+// keyFiles is where zen keeps the key pair it makes for a repository's
+// local stack: the private key under .zen (never committed, never stored),
+// the public key at the root, for the user to commit.
+func keyFiles(ws *workspace.Workspace) (private, public string) {
+	return filepath.Join(ws.Root, workspace.DataDir, "keys", "cosign.key"), filepath.Join(ws.Root, "cosign.pub")
+}
+
+// keyID names a public key in records: sha256 of its PEM.
+func keyID(pub []byte) string {
+	s := sha256.Sum256(pub)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+// signer returns the stack's signer, its key id, and the verifier stage
+// moves check against. A stack with a signer: {key: {secret: NAME}} uses
+// that cosign key (PEM, or a path to one; password from COSIGN_PASSWORD).
+// The local stack (an oci-layout store, no signer declared) uses a key
+// pair zen makes on first use. Other stacks sign nothing.
+func (s *session) signer(st *schema.Stack) (*signature.Signer, string, *signature.Verifier, error) {
+	password := []byte(os.Getenv("COSIGN_PASSWORD"))
+	if st.Signer != nil {
+		if flavor, _ := st.Signer["flavor"].(string); flavor != "cosign" {
+			return nil, "", nil, fmt.Errorf("stack %s: unknown signer flavor %q (known: cosign)", st.Name, flavor)
+		}
+		ref, _ := st.Signer["key"].(map[string]any)
+		name, _ := ref["secret"].(string)
+		if name == "" {
+			return nil, "", nil, fmt.Errorf("stack %s: signer needs key: {secret: NAME}", st.Name)
+		}
+		val, err := apply.LookupSecret(name)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("stack %s: signer key: %w", st.Name, err)
+		}
+		pem := []byte(val)
+		if !strings.Contains(val, "-----BEGIN") {
+			if pem, err = os.ReadFile(val); err != nil {
+				return nil, "", nil, fmt.Errorf("stack %s: signer key (secret %s names a file): %v", st.Name, name, err)
+			}
+		}
+		sg, err := signature.LoadSigner(pem, password)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("stack %s: signer key (secret %s): %w", st.Name, name, err)
+		}
+		v := sg.Public()
+		pub, err := v.PEM()
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return sg, keyID(pub), v, nil
+	}
+	if st.ArtifactStore.Flavor != "oci-layout" {
+		return nil, "", nil, nil
+	}
+	priv, pubPath := keyFiles(s.ws)
+	key, err := os.ReadFile(priv)
+	if errors.Is(err, os.ErrNotExist) {
+		var pub []byte
+		if key, pub, err = signature.GenerateKeyPair(password); err != nil {
+			return nil, "", nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(priv), 0o700); err != nil {
+			return nil, "", nil, err
+		}
+		if err := os.WriteFile(priv, key, 0o600); err != nil {
+			return nil, "", nil, err
+		}
+		if _, err := os.Stat(pubPath); errors.Is(err, os.ErrNotExist) {
+			if err := os.WriteFile(pubPath, pub, 0o644); err != nil {
+				return nil, "", nil, err
+			}
+		}
+	} else if err != nil {
+		return nil, "", nil, err
+	}
+	sg, err := signature.LoadSigner(key, password)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("%s: %w", priv, err)
+	}
+	pub, err := sg.Public().PEM()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return sg, keyID(pub), sg.Public(), nil
+}
+
+func newKeys(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "keys",
+		Short: "Make signing keys",
+	}
+	var prefix string
+	gen := &cobra.Command{
+		Use:   "generate",
+		Short: "Write a cosign-compatible key pair: PREFIX.key (encrypted) and PREFIX.pub",
+		Long: `Generate writes an ECDSA P-256 key pair in cosign's formats: the private
+key encrypted with $COSIGN_PASSWORD (empty when unset), and the public key.
+The cosign CLI reads both. Keep the private key out of git: hand it to zen
+as a secret (signer: {flavor: "cosign", key: {secret: "cosign_key"}}).`,
+		Example: "  COSIGN_PASSWORD=... zen keys generate\n  zen keys generate --prefix release",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			priv, pub := prefix+".key", prefix+".pub"
+			for _, p := range []string{priv, pub} {
+				if _, err := os.Stat(p); err == nil {
+					return fmt.Errorf("%s exists: choose another --prefix", p)
+				}
+			}
+			k, p, err := signature.GenerateKeyPair([]byte(os.Getenv("COSIGN_PASSWORD")))
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(priv, k, 0o600); err != nil {
+				return err
+			}
+			if err := os.WriteFile(pub, p, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "wrote %s (private, encrypted) and %s\n", priv, pub)
+			return nil
+		},
+	}
+	gen.Flags().StringVar(&prefix, "prefix", "cosign", "write `PREFIX`.key and PREFIX.pub")
+	cmd.AddCommand(gen)
+	return cmd
+}
+
+// modelRef is MODEL, MODEL:VERSION or MODEL@STAGE.
+type modelRef struct{ model, version, stage string }
+
+func parseModelRef(s string) modelRef {
+	if m, st, ok := strings.Cut(s, "@"); ok {
+		return modelRef{model: m, stage: st}
+	}
+	if m, v, ok := strings.Cut(s, ":"); ok {
+		return modelRef{model: m, version: v}
+	}
+	return modelRef{model: s}
+}
+
+// resolveVersion finds the recorded version a reference names; a bare
+// model names its newest recorded version.
+func resolveVersion(recs state.Records, ref modelRef) (*state.ModelVersion, error) {
+	v := ref.version
+	if ref.stage != "" {
+		st, _, err := recs.Stages(ref.model)
+		if err != nil {
+			return nil, err
+		}
+		if st == nil || st.Stages[ref.stage] == nil {
+			return nil, fmt.Errorf("model %s has no version in stage %s", ref.model, ref.stage)
+		}
+		v = st.Stages[ref.stage].ModelVersion
+	}
+	if v == "" {
+		vs, err := recs.ModelVersions(ref.model)
+		if err != nil {
+			return nil, err
+		}
+		if len(vs) == 0 {
+			return nil, fmt.Errorf("model %s has no recorded version", ref.model)
+		}
+		var newest *state.ModelVersion
+		for _, name := range vs {
+			mv, _, err := recs.ModelVersion(ref.model, name)
+			if err != nil {
+				return nil, err
+			}
+			if newest == nil || mv.Created.After(newest.Created) {
+				newest = mv
+			}
+		}
+		return newest, nil
+	}
+	mv, ok, err := recs.ModelVersion(ref.model, v)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("model %s has no recorded version %s", ref.model, v)
+	}
+	return mv, nil
+}
+
+func newModels(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "models",
+		Short: "List and show model versions and stages",
+	}
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List recorded model versions and the stages they hold",
+		Example: "  zen models list",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sess, err := open(true)
+			if err != nil {
+				return err
+			}
+			recs, err := records(sess)
+			if err != nil {
+				return err
+			}
+			type row struct {
+				*state.ModelVersion
+				Stages []string `json:"stages"`
+			}
+			var rows []row
+			for _, name := range slices.Sorted(maps.Keys(sess.cfg.Models)) {
+				st, _, err := recs.Stages(name)
+				if err != nil {
+					return err
+				}
+				vs, err := recs.ModelVersions(name)
+				if err != nil {
+					return err
+				}
+				for _, v := range vs {
+					mv, _, err := recs.ModelVersion(name, v)
+					if err != nil {
+						return err
+					}
+					r := row{ModelVersion: mv, Stages: []string{}}
+					if st != nil {
+						for _, s := range slices.Sorted(maps.Keys(st.Stages)) {
+							if st.Stages[s].ModelVersion == v {
+								r.Stages = append(r.Stages, s)
+							}
+						}
+					}
+					rows = append(rows, r)
+				}
+			}
+			if g.output == "json" {
+				if rows == nil {
+					rows = []row{}
+				}
+				return writeJSON(g.stdout, rows)
+			}
+			if len(rows) == 0 {
+				fmt.Fprintln(g.stderr, "no model versions recorded yet: declare one in models: and zen apply")
+				return nil
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "MODEL\tVERSION\tSTAGES\tDIGEST\tRUN\tSIGNED")
+			for _, r := range rows {
+				signed := "no"
+				if r.SignedBy != "" {
+					signed = "yes"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Model, r.ModelVersion.ModelVersion, strings.Join(r.Stages, ","), short(strings.TrimPrefix(r.Digest, "sha256:")), r.RunID, signed)
+			}
+			return tw.Flush()
+		},
+	}
+	show := &cobra.Command{
+		Use:     "show MODEL[:VERSION|@STAGE]",
+		Short:   "Show a model version: digest, stages, run, metrics, signature",
+		Example: "  zen models show fraud-detector@production\n  zen models show fraud-detector:1.0.0 --output json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sess, err := open(false)
+			if err != nil {
+				return err
+			}
+			recs, err := records(sess)
+			if err != nil {
+				return err
+			}
+			mv, err := resolveVersion(recs, parseModelRef(args[0]))
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return writeJSON(g.stdout, mv)
+			}
+			w := g.stdout
+			fmt.Fprintf(w, "model %s %s\n", mv.Model, mv.ModelVersion)
+			fmt.Fprintf(w, "  digest:     %s\n", mv.Digest)
+			fmt.Fprintf(w, "  repository: %s\n", mv.Repository)
+			if st, _, _ := recs.Stages(mv.Model); st != nil {
+				var in []string
+				for _, s := range slices.Sorted(maps.Keys(st.Stages)) {
+					if st.Stages[s].ModelVersion == mv.ModelVersion {
+						in = append(in, s)
+					}
+				}
+				if len(in) > 0 {
+					fmt.Fprintf(w, "  stages:     %s\n", strings.Join(in, ", "))
+				}
+			}
+			fmt.Fprintf(w, "  produced:   %s.%s.%s in run %s, source %s, %s\n", mv.Pipeline, mv.Step, mv.Output, mv.RunID, mv.SourceCommit, mv.Created.Local().Format(time.DateTime))
+			signed := "unsigned"
+			if mv.SignedBy != "" {
+				signed = "signed by key " + mv.SignedBy
+			}
+			fmt.Fprintf(w, "  signature:  %s\n", signed)
+			for _, k := range slices.Sorted(maps.Keys(mv.Metrics)) {
+				fmt.Fprintf(w, "  metric %s = %g\n", k, mv.Metrics[k])
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(list, show)
+	return cmd
+}
+
+func newVerify(g *globals) *cobra.Command {
+	var keyPath, stack string
+	cmd := &cobra.Command{
+		Use:   "verify MODEL[:VERSION|@STAGE]",
+		Short: "Check a model version's signature, attestation and digest against the record",
+		Long: `Verify checks, for the recorded model version a reference names:
+
+  - that the store's tag still points at the recorded digest  (exit 13)
+  - that it is signed                                           (exit 10)
+  - that a signature by the key verifies                        (exit 11)
+  - that the signature is by this key, not another one          (exit 12)
+  - that its provenance attestation verifies and names it       (exit 11)
+
+The key is --key, else cosign.pub at the repository's root. Exit 0 when
+everything holds, 1 on any other error.`,
+		Example: "  zen verify fraud-detector@production\n  zen verify fraud-detector:1.0.0 --key release.pub",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sess, err := open(true)
+			if err != nil {
+				return err
+			}
+			recs, err := records(sess)
+			if err != nil {
+				return err
+			}
+			ref := parseModelRef(args[0])
+			mv, err := resolveVersion(recs, ref)
+			if err != nil {
+				return err
+			}
+			if keyPath == "" {
+				_, keyPath = keyFiles(sess.ws)
+			}
+			pub, err := os.ReadFile(keyPath)
+			if err != nil {
+				return fmt.Errorf("public key: %w (use --key)", err)
+			}
+			v, err := signature.LoadVerifier(pub)
+			if err != nil {
+				return fmt.Errorf("public key %s: %w", keyPath, err)
+			}
+			st, err := sess.selectStack(stack)
+			if err != nil {
+				return err
+			}
+			store, err := sess.openStore(st)
+			if err != nil {
+				return err
+			}
+			ms, ok := store.(registry.ModelStore)
+			if !ok {
+				return fmt.Errorf("artifact store %s holds no models", store)
+			}
+			ctx := cmd.Context()
+			tag := mv.ModelVersion
+			if ref.stage != "" {
+				tag = ref.stage
+			}
+			got, err := ms.Resolve(ctx, mv.Model, tag)
+			if err != nil {
+				return err
+			}
+			if got != mv.Digest {
+				return &codeError{code: exitDigest, err: fmt.Errorf("model %s %s: the store's %s:%s is %s, the record says %s: tampered, or the tag moved outside zen", mv.Model, mv.ModelVersion, mv.Model, tag, got, mv.Digest)}
+			}
+			repo := apply.SignatureRepository(ms.ModelRepository(mv.Model))
+			if err := signature.Verify(ctx, repo, mv.Digest, v); err != nil {
+				return &codeError{code: verifyCode(err), err: fmt.Errorf("model %s %s (%s): %w", mv.Model, mv.ModelVersion, mv.Digest, err)}
+			}
+			if _, err := signature.VerifyAttestation(ctx, repo, mv.Digest, apply.ProvenanceType, v); err != nil {
+				return &codeError{code: verifyCode(err), err: fmt.Errorf("model %s %s (%s): provenance: %w", mv.Model, mv.ModelVersion, mv.Digest, err)}
+			}
+			if g.output == "json" {
+				return writeJSON(g.stdout, map[string]any{"verified": true, "model": mv.Model, "version": mv.ModelVersion, "digest": mv.Digest, "key": keyID(pub)})
+			}
+			fmt.Fprintf(g.stdout, "verified model %s %s %s: signature and provenance by %s\n", mv.Model, mv.ModelVersion, mv.Digest, keyPath)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&keyPath, "key", "", "the public key (default: cosign.pub at the repository's root)")
+	cmd.Flags().StringVar(&stack, "stack", "", "read from this stack's artifact store")
+	return cmd
+}
+
+func verifyCode(err error) int {
+	switch {
+	case errors.Is(err, signature.ErrUnsigned):
+		return exitUnsigned
+	case errors.Is(err, signature.ErrOtherKey):
+		return exitOtherKey
+	case errors.Is(err, signature.ErrBadSignature):
+		return exitBadSignature
+	}
+	return exitError
+}

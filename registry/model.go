@@ -1,0 +1,622 @@
+package registry
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// ModelMeta names a model version.
+type ModelMeta struct {
+	// Name is the model's name, such as "fraud-detector": OCI-tag-safe,
+	// [a-z0-9][a-z0-9._-]*. Its versions live in the repository
+	// "models/<Name>" of the store.
+	Name string
+	// Version is the version's name, such as "1.0.0". Required.
+	Version string
+	// Revision is the source control revision the version was built from.
+	Revision string
+	// SourceURL is where that source is.
+	SourceURL string
+	// Description says what the model is, for people.
+	Description string
+	// Format is the model's format, such as "onnx" or "pickle".
+	Format string
+}
+
+// ModelStore is a Store that can also hold model versions and tags. Both
+// stores OpenLayout and OpenRemote return are ModelStores.
+//
+// A model version is a CNCF ModelPack artifact (see modelpack.go): an OCI
+// image manifest with artifactType ArtifactTypeModelManifest, a Model config
+// blob and uncompressed layers. PushModel packs a regular file as one
+// MediaTypeModelWeightRaw layer, annotated with its base name under
+// AnnotationFilepath, and a directory as tar layers, walked in path order:
+//
+//   - README*, LICENSE*, LICENCE* and *.md files go to MediaTypeModelDoc
+//     layers, other *.json, *.yaml, *.yml, *.txt and tokenizer* files to
+//     MediaTypeModelWeightConfig layers, everything else to
+//     MediaTypeModelWeight layers;
+//   - a file of 64 MiB or more gets a tar layer of its own, annotated with
+//     its path under AnnotationFilepath; the smaller files (and symlinks) of
+//     each kind share one tar; empty directories go with the small weights;
+//   - layers are ordered weights, weight configs, docs, and by path within.
+//
+// Tars are written as Push writes a directory's (no times, owners or user
+// names; modes 0644 or 0755; symlinks only inside the directory), and the
+// config has no createdAt, so the same files and ModelMeta give the same
+// digest, in any store.
+type ModelStore interface {
+	Store
+	// PushModel packages the file or directory at path as a ModelPack
+	// artifact in the repository "models/<meta.Name>" and returns its
+	// descriptor: the manifest's digest, the sum of the layers' sizes, and
+	// ArtifactTypeModelManifest as MediaType. Files are streamed, never
+	// read whole; blobs the store holds are not written again.
+	PushModel(ctx context.Context, path string, meta ModelMeta) (Descriptor, error)
+	// Tag points tag (an OCI tag: a version such as "1.0.0", or a stage such
+	// as "production") at the manifest digest in the model's repository,
+	// moving it if it pointed elsewhere. The manifest must be stored.
+	Tag(ctx context.Context, model, tag, digest string) error
+	// Resolve returns the digest tag points at in the model's repository, or
+	// an error wrapping ErrNotFound.
+	Resolve(ctx context.Context, model, tag string) (string, error)
+	// PullModel writes the model version's files to dest, which must not
+	// exist, checking every blob against its digest: a file if the model is
+	// one raw layer (as PushModel makes of a file), else a directory. dest
+	// appears only once all of it matched.
+	PullModel(ctx context.Context, digest, model, dest string) error
+	// ModelRepository returns a raw view of the model's repository, for
+	// signatures and attestations. It does no I/O; an invalid model name
+	// shows in the errors of its methods.
+	ModelRepository(model string) RawRepository
+}
+
+// RawRepository gives raw access to one OCI repository of a store, for
+// cosign-style signatures kept under tags such as "sha256-<hex>.sig".
+//
+// Where a tag is asked for, a digest "sha256:<hex>" is taken too: Manifest
+// then reads the manifest by digest, and PutManifest stores it untagged.
+// Blob reads a blob whole, so it refuses blobs over 64 MiB.
+type RawRepository interface {
+	// Reference names the repository: "127.0.0.1:5000/ml/models/fraud" for
+	// a remote store opened on "127.0.0.1:5000/ml", and, for a layout store,
+	// the directory as given to OpenLayout followed by "/models/fraud"
+	// (".zen/store/models/fraud"), whose tags are the index.json entries
+	// whose org.opencontainers.image.ref.name is "models/fraud:<tag>".
+	Reference() string
+	// Manifest returns the raw manifest tag points at, or an error wrapping
+	// ErrNotFound.
+	Manifest(ctx context.Context, tag string) ([]byte, error)
+	// PutManifest stores raw, a manifest in JSON whose mediaType field (OCI
+	// image manifest if absent) it is served with, and points tag at it.
+	PutManifest(ctx context.Context, tag string, raw []byte) error
+	// Blob returns the blob's content, checked against its digest, or an
+	// error wrapping ErrNotFound.
+	Blob(ctx context.Context, digest string) ([]byte, error)
+	// PutBlob stores content, which must match digest (else the error wraps
+	// ErrDigestMismatch). A blob already stored is not written again.
+	PutBlob(ctx context.Context, digest string, content []byte) error
+}
+
+var (
+	_ ModelStore = (*layoutStore)(nil)
+	_ ModelStore = (*remoteStore)(nil)
+)
+
+const (
+	// largeModelFile is the size from which a file of a model directory
+	// gets a layer of its own, uploaded and stored apart from the others.
+	largeModelFile = 64 << 20
+	// maxRawBlob bounds what RawRepository.Blob reads whole.
+	maxRawBlob = 64 << 20
+	// uploadConcurrency bounds the blobs a remote PushModel uploads at once.
+	uploadConcurrency = 4
+)
+
+var (
+	modelNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+	tagRE       = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
+)
+
+func checkModelName(model string) error {
+	if !modelNameRE.MatchString(model) {
+		return fmt.Errorf("invalid model name %q: want lower-case letters, digits, '.', '_' and '-', starting with a letter or digit", model)
+	}
+	return nil
+}
+
+func checkTag(tag string) error {
+	if !tagRE.MatchString(tag) {
+		return fmt.Errorf("invalid tag %q: want at most 128 letters, digits, '.', '_' and '-', not starting with '.' or '-'", tag)
+	}
+	return nil
+}
+
+// modelRef is the org.opencontainers.image.ref.name of a model's tag in a
+// layout.
+func modelRef(model, tag string) string { return "models/" + model + ":" + tag }
+
+// parseRef tells a digest "sha256:<hex>" from a tag: it returns the digest,
+// or ok false for a valid tag.
+func parseRef(ref string) (h v1.Hash, ok bool, err error) {
+	if strings.Contains(ref, ":") {
+		h, err = parseDigest(ref)
+		return h, err == nil, err
+	}
+	return v1.Hash{}, false, checkTag(ref)
+}
+
+func (m ModelMeta) check() error {
+	if err := checkModelName(m.Name); err != nil {
+		return err
+	}
+	if m.Version == "" {
+		return errors.New("model version has no name")
+	}
+	return nil
+}
+
+// modelLayer is a layer of a model being pushed: a file, or a tar of some.
+type modelLayer struct {
+	d       descriptor
+	raw     string     // the file a raw layer is
+	entries []tarEntry // what a tar layer holds, in order
+	spooled string     // a temporary file holding the tar, if written
+}
+
+// tarEntry is an entry of a model's tar layer.
+type tarEntry struct {
+	hdr  *tar.Header
+	path string // on disk
+}
+
+// packedModel is a model version ready to store.
+type packedModel struct {
+	digest   v1.Hash // of the manifest
+	manifest []byte
+	m        manifest
+	config   []byte
+	layers   []*modelLayer
+}
+
+// packModel hashes the file or directory at p as a model's layers, and
+// builds its config and manifest. A tar layer is written to a temporary
+// file in spoolDir if spoolDir is not "", else hashed only, to be written
+// again, the same, when uploaded.
+func packModel(p string, meta ModelMeta, spoolDir string) (_ *packedModel, err error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	a := &packedModel{}
+	defer func() {
+		if err != nil {
+			a.cleanup()
+		}
+	}()
+	switch {
+	case fi.Mode().IsRegular():
+		l := &modelLayer{raw: p, d: descriptor{
+			MediaType:   MediaTypeModelWeightRaw,
+			Annotations: map[string]string{AnnotationFilepath: filepath.Base(p)},
+		}}
+		if l.d.Digest, l.d.Size, err = hashFile(p); err != nil {
+			return nil, err
+		}
+		a.layers = []*modelLayer{l}
+	case fi.IsDir():
+		if a.layers, err = modelLayers(p); err != nil {
+			return nil, err
+		}
+		for _, l := range a.layers {
+			if err := l.pack(spoolDir); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		return nil, fmt.Errorf("%s is not a regular file or a directory", p)
+	}
+
+	cfg := Model{
+		Descriptor: ModelDescriptor{
+			Name:        meta.Name,
+			Version:     meta.Version,
+			Revision:    meta.Revision,
+			SourceURL:   meta.SourceURL,
+			Description: meta.Description,
+		},
+		ModelFS: ModelFS{Type: "layers", DiffIDs: []string{}},
+		Config:  ModelConfig{Format: meta.Format},
+	}
+	a.m = manifest{
+		SchemaVersion: 2,
+		MediaType:     string(types.OCIManifestSchema1),
+		ArtifactType:  ArtifactTypeModelManifest,
+	}
+	for _, l := range a.layers {
+		cfg.ModelFS.DiffIDs = append(cfg.ModelFS.DiffIDs, l.d.Digest.String())
+		a.m.Layers = append(a.m.Layers, l.d)
+	}
+	if a.config, err = json.Marshal(cfg); err != nil {
+		return nil, err
+	}
+	a.m.Config = descriptor{MediaType: MediaTypeModelConfig, Digest: sha256Of(a.config), Size: int64(len(a.config))}
+	if a.manifest, err = json.Marshal(a.m); err != nil {
+		return nil, err
+	}
+	a.digest = sha256Of(a.manifest)
+	return a, nil
+}
+
+// modelKind is the media type of the tar layer a file of a model directory
+// goes to, judged by its name.
+func modelKind(name string) string {
+	base := strings.ToLower(path.Base(name))
+	switch ext := path.Ext(base); {
+	case strings.HasPrefix(base, "readme"), strings.HasPrefix(base, "license"), strings.HasPrefix(base, "licence"), ext == ".md":
+		return MediaTypeModelDoc
+	case ext == ".json", ext == ".yaml", ext == ".yml", ext == ".txt", strings.HasPrefix(base, "tokenizer"):
+		return MediaTypeModelWeightConfig
+	}
+	return MediaTypeModelWeight
+}
+
+// modelKinds orders a model's layers.
+var modelKinds = []string{MediaTypeModelWeight, MediaTypeModelWeightConfig, MediaTypeModelDoc}
+
+// modelLayers sorts the entries of the directory dir into layers, not yet
+// hashed; see ModelStore.
+func modelLayers(dir string) ([]*modelLayer, error) {
+	type entry struct {
+		tarEntry
+		rel string
+	}
+	var all []entry
+	parents := map[string]bool{} // directories that hold something
+	// WalkDir visits a directory's entries in lexical order, and no
+	// further than symlinks.
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		hdr, err := tarHeader(dir, p, rel, d)
+		if err != nil {
+			return err
+		}
+		parents[path.Dir(rel)] = true
+		all = append(all, entry{tarEntry{hdr: hdr, path: p}, rel})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(all) == 0 {
+		return nil, fmt.Errorf("model directory %s is empty", dir)
+	}
+	byKind := map[string][]*modelLayer{}
+	small := map[string]*modelLayer{}
+	for _, e := range all {
+		kind := MediaTypeModelWeight
+		switch {
+		case e.hdr.Typeflag == tar.TypeDir:
+			if parents[e.rel] {
+				continue // made when its content is unpacked
+			}
+		case e.hdr.Typeflag == tar.TypeReg && e.hdr.Size >= largeModelFile:
+			kind = modelKind(e.rel)
+			byKind[kind] = append(byKind[kind], &modelLayer{
+				d:       descriptor{MediaType: kind, Annotations: map[string]string{AnnotationFilepath: e.rel}},
+				entries: []tarEntry{e.tarEntry},
+			})
+			continue
+		default:
+			kind = modelKind(e.rel)
+		}
+		l := small[kind]
+		if l == nil {
+			l = &modelLayer{d: descriptor{MediaType: kind}}
+			small[kind] = l
+			byKind[kind] = append(byKind[kind], l)
+		}
+		l.entries = append(l.entries, e.tarEntry)
+	}
+	var layers []*modelLayer
+	for _, kind := range modelKinds {
+		ls := byKind[kind]
+		slices.SortStableFunc(ls, func(a, b *modelLayer) int {
+			return strings.Compare(a.entries[0].hdr.Name, b.entries[0].hdr.Name)
+		})
+		layers = append(layers, ls...)
+	}
+	return layers, nil
+}
+
+// pack hashes the tar layer l, writing it to a temporary file in spoolDir
+// unless spoolDir is "".
+func (l *modelLayer) pack(spoolDir string) (err error) {
+	if spoolDir == "" {
+		hw := newHashingWriter(io.Discard)
+		if err := l.writeTar(hw); err != nil {
+			return err
+		}
+		l.d.Digest, l.d.Size = hw.digest(), hw.n
+		return nil
+	}
+	f, err := os.CreateTemp(spoolDir, ".zen-tmp-*.tar")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(f.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	hw := newHashingWriter(bw)
+	if err := l.writeTar(hw); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	l.spooled, l.d.Digest, l.d.Size = f.Name(), hw.digest(), hw.n
+	return nil
+}
+
+// writeTar writes the tar layer l to w.
+func (l *modelLayer) writeTar(w io.Writer) error {
+	tw := tar.NewWriter(w)
+	buf := make([]byte, 1<<20)
+	for _, e := range l.entries {
+		if err := tw.WriteHeader(e.hdr); err != nil {
+			return err
+		}
+		if e.hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		src, err := os.Open(e.path)
+		if err != nil {
+			return err
+		}
+		// Hide WriterTo, which would ignore buf.
+		_, err = io.CopyBuffer(tw, struct{ io.Reader }{src}, buf)
+		src.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", e.hdr.Name, err) // tar says "write too long" if it grew
+		}
+	}
+	return tw.Close()
+}
+
+// open reads the layer's content: the file, the spooled tar, or the tar
+// written again, checked against the digest it had when packed.
+func (l *modelLayer) open() (io.ReadCloser, error) {
+	switch {
+	case l.raw != "":
+		return os.Open(l.raw)
+	case l.spooled != "":
+		return os.Open(l.spooled)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		hw := newHashingWriter(pw)
+		err := l.writeTar(hw)
+		if err == nil && (hw.n != l.d.Size || hw.digest() != l.d.Digest) {
+			err = errors.New("content changed while it was being stored")
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr, nil
+}
+
+// cleanup removes the temporary tars, if any.
+func (a *packedModel) cleanup() {
+	for _, l := range a.layers {
+		if l.spooled != "" {
+			os.Remove(l.spooled)
+			l.spooled = ""
+		}
+	}
+}
+
+// descriptor describes the model version to callers.
+func (a *packedModel) descriptor() Descriptor {
+	var n int64
+	for _, l := range a.layers {
+		n += l.d.Size
+	}
+	return Descriptor{Digest: a.digest.String(), Size: n, MediaType: ArtifactTypeModelManifest}
+}
+
+// modelLayerType says whether mediaType is a ModelPack layer PullModel can
+// unpack, and whether it is raw (else a tar).
+func modelLayerType(mediaType string) (raw, ok bool) {
+	rest, found := strings.CutPrefix(mediaType, "application/vnd.cncf.model.")
+	if !found {
+		return false, false
+	}
+	switch {
+	case strings.HasSuffix(rest, ".v1.raw"):
+		return true, true
+	case strings.HasSuffix(rest, ".v1.tar"):
+		return false, true
+	}
+	return false, false
+}
+
+// parseModelManifest decodes a ModelPack manifest.
+func parseModelManifest(raw []byte) (*manifest, error) {
+	var m manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	if m.Config.MediaType != MediaTypeModelConfig || (m.ArtifactType != "" && m.ArtifactType != ArtifactTypeModelManifest) {
+		return nil, fmt.Errorf("not a ModelPack model (artifactType %q, config %q)", m.ArtifactType, m.Config.MediaType)
+	}
+	if len(m.Layers) == 0 {
+		return nil, errors.New("model has no layers")
+	}
+	for _, l := range m.Layers {
+		if _, ok := modelLayerType(l.MediaType); !ok {
+			return nil, fmt.Errorf("layer %s: media type %q not supported (compressed?)", l.Digest, l.MediaType)
+		}
+	}
+	return &m, nil
+}
+
+// readBlob reads the blob d from r whole, checking it.
+func readBlob(r io.Reader, d descriptor) ([]byte, error) {
+	var b []byte
+	err := readVerified(r, d, func(r io.Reader) (err error) {
+		b, err = io.ReadAll(r)
+		return err
+	})
+	return b, err
+}
+
+// fetchBlob reads the small blob d whole from b, checking it.
+func fetchBlob(ctx context.Context, b blobs, d descriptor) ([]byte, error) {
+	rc, err := b.open(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return readBlob(rc, d)
+}
+
+// pullModel writes the model h to dest; see ModelStore.PullModel.
+func pullModel(ctx context.Context, b blobs, h v1.Hash, dest string) error {
+	if err := absent(dest); err != nil {
+		return err
+	}
+	raw, err := b.manifest(ctx, h)
+	if err != nil {
+		return err
+	}
+	if sha256Of(raw) != h {
+		return fmt.Errorf("manifest: %w", ErrDigestMismatch)
+	}
+	m, err := parseModelManifest(raw)
+	if err != nil {
+		return err
+	}
+	if m.Config.Size > maxManifest {
+		return fmt.Errorf("config of %d bytes: too large", m.Config.Size)
+	}
+	cfgBytes, err := fetchBlob(ctx, b, m.Config)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	var cfg Model
+	if err := json.Unmarshal(cfgBytes, &cfg); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	// Uncompressed layers are their own diff IDs.
+	if !slices.EqualFunc(cfg.ModelFS.DiffIDs, m.Layers, func(id string, l descriptor) bool { return id == l.Digest.String() }) {
+		return errors.New("config: modelfs.diffIds do not match the layers")
+	}
+
+	layer := func(l descriptor, consume func(io.Reader) error) error {
+		rc, err := b.open(ctx, l)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		if err := readVerified(rc, l, consume); err != nil {
+			return fmt.Errorf("layer %s: %w", l.Digest, err)
+		}
+		return nil
+	}
+	if raw, _ := modelLayerType(m.Layers[0].MediaType); raw && len(m.Layers) == 1 {
+		return install(dest, func(out string) error {
+			return layer(m.Layers[0], func(r io.Reader) error { return writeFile(r, out) })
+		})
+	}
+	return install(dest, func(out string) error {
+		if err := os.Mkdir(out, 0o755); err != nil {
+			return err
+		}
+		var links []string
+		for _, l := range m.Layers {
+			err := layer(l, func(r io.Reader) error {
+				if raw, _ := modelLayerType(l.MediaType); raw {
+					return writeRaw(r, out, l)
+				}
+				ls, err := extractInto(r, out)
+				links = append(links, ls...)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return checkLinks(out, links)
+	})
+}
+
+// writeRaw writes the raw layer l, read from r, to the path it is annotated
+// with under root.
+func writeRaw(r io.Reader, root string, l descriptor) error {
+	p := l.Annotations[AnnotationFilepath]
+	if p == "" {
+		return fmt.Errorf("raw layer without a %s annotation", AnnotationFilepath)
+	}
+	name, err := entryName(p)
+	if err != nil || name == "." {
+		return fmt.Errorf("raw layer file path %q: path leaves the destination", p)
+	}
+	if err := mkParents(root, name); err != nil {
+		return fmt.Errorf("raw layer file path %q: %w", p, err)
+	}
+	return writeFile(r, filepath.Join(root, filepath.FromSlash(name)))
+}
+
+// manifestHead is what an index entry or a registry needs of a manifest.
+type manifestHead struct {
+	MediaType    types.MediaType `json:"mediaType"`
+	ArtifactType string          `json:"artifactType"`
+}
+
+// headOf decodes the head of the manifest raw; its media type defaults to
+// the OCI image manifest's.
+func headOf(raw []byte) (manifestHead, error) {
+	var h manifestHead
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return h, fmt.Errorf("manifest is not JSON: %w", err)
+	}
+	if h.MediaType == "" {
+		h.MediaType = types.OCIManifestSchema1
+	}
+	return h, nil
+}
+
+// checkContent fails with ErrDigestMismatch unless content has digest h.
+func checkContent(h v1.Hash, content []byte) error {
+	if got := sha256Of(content); got != h {
+		return fmt.Errorf("content of %s has digest %s: %w", h, got, ErrDigestMismatch)
+	}
+	return nil
+}

@@ -1,0 +1,322 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// A layout holds every repository's blobs together, in blobs/sha256. A tag
+// of a model's repository is an index.json entry whose
+// org.opencontainers.image.ref.name is "models/<model>:<tag>", written at
+// once. A model version pushed and not tagged is listed without a ref name
+// (from Close, or the next Tag), so that it is not taken for garbage.
+
+func (s *layoutStore) PushModel(ctx context.Context, p string, meta ModelMeta) (Descriptor, error) {
+	fail := func(err error) (Descriptor, error) {
+		return Descriptor{}, s.fail(fmt.Errorf("push model %s from %s: %w", meta.Name, p, err))
+	}
+	if err := meta.check(); err != nil {
+		return fail(err)
+	}
+	if err := s.init(); err != nil {
+		return fail(err)
+	}
+	a, err := packModel(p, meta, s.blobDir())
+	if err != nil {
+		return fail(err)
+	}
+	defer a.cleanup()
+	for _, l := range a.layers {
+		if err := s.storeLayer(l); err != nil {
+			return fail(err)
+		}
+	}
+	if err := s.writeBytes(a.m.Config, a.config); err != nil {
+		return fail(err)
+	}
+	if err := s.writeBytes(descriptor{Digest: a.digest, Size: int64(len(a.manifest))}, a.manifest); err != nil {
+		return fail(err)
+	}
+	s.mu.Lock()
+	s.pending[a.digest] = v1.Descriptor{
+		MediaType:    types.OCIManifestSchema1,
+		Size:         int64(len(a.manifest)),
+		Digest:       a.digest,
+		ArtifactType: ArtifactTypeModelManifest,
+	}
+	s.mu.Unlock()
+	return a.descriptor(), nil
+}
+
+// storeLayer writes the layer l unless it is stored: a spooled tar is moved
+// in place, a file copied.
+func (s *layoutStore) storeLayer(l *modelLayer) error {
+	switch {
+	case s.stored(l.d):
+		return nil
+	case l.spooled != "":
+		f, err := os.OpenFile(l.spooled, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		if err := commit(f, s.blobPath(l.d.Digest)); err != nil {
+			return err
+		}
+		l.spooled = ""
+		return nil
+	}
+	rc, err := l.open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return s.writeBlob(l.d, rc)
+}
+
+func (s *layoutStore) Tag(ctx context.Context, model, tag, digest string) error {
+	err := func() error {
+		if err := checkModelName(model); err != nil {
+			return err
+		}
+		if err := checkTag(tag); err != nil {
+			return err
+		}
+		h, err := parseDigest(digest)
+		if err != nil {
+			return err
+		}
+		if err := s.init(); err != nil {
+			return err
+		}
+		raw, err := s.manifest(ctx, h)
+		if err != nil {
+			return fmt.Errorf("manifest %s: %w", h, err)
+		}
+		if err := checkContent(h, raw); err != nil {
+			return fmt.Errorf("manifest: %w", err)
+		}
+		return s.setRef(modelRef(model, tag), h, raw)
+	}()
+	if err != nil {
+		return s.fail(fmt.Errorf("tag model %s:%s: %w", model, tag, err))
+	}
+	return nil
+}
+
+// setRef points the ref name ref at the manifest raw, whose digest is h, in
+// index.json, dropping what ref named before, and writes the pending
+// artifacts too.
+func (s *layoutStore) setRef(ref string, h v1.Hash, raw []byte) error {
+	head, err := headOf(raw)
+	if err != nil {
+		return err
+	}
+	d := v1.Descriptor{
+		MediaType:    head.MediaType,
+		Size:         int64(len(raw)),
+		Digest:       h,
+		ArtifactType: head.ArtifactType,
+		Annotations:  map[string]string{refNameAnnotation: ref},
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err = s.writeIndex(func(index *v1.IndexManifest) {
+		index.Manifests = slices.DeleteFunc(index.Manifests, func(d v1.Descriptor) bool {
+			r := d.Annotations[refNameAnnotation]
+			return r == ref || r == "" && d.Digest == h
+		})
+		index.Manifests = append(index.Manifests, d)
+	})
+	if err != nil {
+		return fmt.Errorf("update index.json: %w", err)
+	}
+	clear(s.pending)
+	return nil
+}
+
+// lookup returns the digest the ref name ref points at in index.json.
+func (s *layoutStore) lookup(ref string) (v1.Hash, error) {
+	// index.json is replaced whole: reading it needs no lock.
+	b, err := os.ReadFile(filepath.Join(s.root, "index.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return v1.Hash{}, ErrNotFound
+	}
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	var index v1.IndexManifest
+	if err := json.Unmarshal(b, &index); err != nil {
+		return v1.Hash{}, fmt.Errorf("index.json: %w", err)
+	}
+	for _, d := range index.Manifests {
+		if d.Annotations[refNameAnnotation] == ref {
+			return d.Digest, nil
+		}
+	}
+	return v1.Hash{}, ErrNotFound
+}
+
+func (s *layoutStore) Resolve(ctx context.Context, model, tag string) (string, error) {
+	err := checkModelName(model)
+	if err == nil {
+		err = checkTag(tag)
+	}
+	var h v1.Hash
+	if err == nil {
+		h, err = s.lookup(modelRef(model, tag))
+	}
+	if err != nil {
+		return "", s.fail(fmt.Errorf("resolve model %s:%s: %w", model, tag, err))
+	}
+	return h.String(), nil
+}
+
+func (s *layoutStore) PullModel(ctx context.Context, digest, model, dest string) error {
+	// The layout's blobs are shared: the model's name is only checked.
+	err := checkModelName(model)
+	var h v1.Hash
+	if err == nil {
+		h, err = parseDigest(digest)
+	}
+	if err == nil {
+		err = pullModel(ctx, s, h, dest)
+	}
+	if err != nil {
+		return s.fail(fmt.Errorf("pull model %s %s: %w", model, digest, err))
+	}
+	return nil
+}
+
+func (s *layoutStore) ModelRepository(model string) RawRepository {
+	return &layoutRepo{s: s, model: model}
+}
+
+// layoutRepo is the repository "models/<model>" of a layout.
+type layoutRepo struct {
+	s     *layoutStore
+	model string
+}
+
+func (r *layoutRepo) Reference() string { return path.Join(r.s.name, "models", r.model) }
+
+// fail wraps err with the store, the repository and what was being done.
+func (r *layoutRepo) fail(doing string, err error) error {
+	return r.s.fail(fmt.Errorf("%s: %s: %w", r.Reference(), doing, err))
+}
+
+func (r *layoutRepo) Manifest(ctx context.Context, tag string) ([]byte, error) {
+	raw, err := func() ([]byte, error) {
+		if err := checkModelName(r.model); err != nil {
+			return nil, err
+		}
+		h, isDigest, err := parseRef(tag)
+		if err != nil {
+			return nil, err
+		}
+		if !isDigest {
+			if h, err = r.s.lookup(modelRef(r.model, tag)); err != nil {
+				return nil, err
+			}
+		}
+		raw, err := r.s.manifest(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		return raw, checkContent(h, raw)
+	}()
+	if err != nil {
+		return nil, r.fail("manifest "+tag, err)
+	}
+	return raw, nil
+}
+
+func (r *layoutRepo) PutManifest(ctx context.Context, tag string, raw []byte) error {
+	err := func() error {
+		if err := checkModelName(r.model); err != nil {
+			return err
+		}
+		h, isDigest, err := parseRef(tag)
+		if err != nil {
+			return err
+		}
+		if isDigest {
+			err = checkContent(h, raw)
+		} else {
+			h = sha256Of(raw)
+		}
+		if err != nil {
+			return err
+		}
+		head, err := headOf(raw)
+		if err != nil {
+			return err
+		}
+		if err := r.s.init(); err != nil {
+			return err
+		}
+		if err := r.s.writeBytes(descriptor{Digest: h, Size: int64(len(raw))}, raw); err != nil {
+			return err
+		}
+		if !isDigest {
+			return r.s.setRef(modelRef(r.model, tag), h, raw)
+		}
+		r.s.mu.Lock()
+		r.s.pending[h] = v1.Descriptor{MediaType: head.MediaType, Size: int64(len(raw)), Digest: h, ArtifactType: head.ArtifactType}
+		r.s.mu.Unlock()
+		return nil
+	}()
+	if err != nil {
+		return r.fail("put manifest "+tag, err)
+	}
+	return nil
+}
+
+func (r *layoutRepo) Blob(ctx context.Context, digest string) ([]byte, error) {
+	b, err := func() ([]byte, error) {
+		h, err := parseDigest(digest)
+		if err != nil {
+			return nil, err
+		}
+		fi, err := os.Stat(r.s.blobPath(h))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, ErrNotFound
+		case err != nil:
+			return nil, err
+		case fi.Size() > maxRawBlob:
+			return nil, fmt.Errorf("%d bytes: too large to read whole", fi.Size())
+		}
+		return fetchBlob(ctx, r.s, descriptor{Digest: h, Size: fi.Size()})
+	}()
+	if err != nil {
+		return nil, r.fail("blob "+digest, err)
+	}
+	return b, nil
+}
+
+func (r *layoutRepo) PutBlob(ctx context.Context, digest string, content []byte) error {
+	h, err := parseDigest(digest)
+	if err == nil {
+		err = checkContent(h, content)
+	}
+	if err == nil {
+		err = r.s.init()
+	}
+	if err == nil {
+		err = r.s.writeBytes(descriptor{Digest: h, Size: int64(len(content))}, content)
+	}
+	if err != nil {
+		return r.fail("put blob "+digest, err)
+	}
+	return nil
+}

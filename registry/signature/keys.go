@@ -1,0 +1,128 @@
+package signature
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/elliptic"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	sigstore "github.com/sigstore/sigstore/pkg/signature"
+)
+
+// ErrWrongPassword is wrapped by LoadSigner's error when the password does
+// not decrypt the private key.
+var ErrWrongPassword = errors.New("wrong password for the private key")
+
+// PEM block types of cosign's encrypted private keys: the current one, and
+// the one cosign wrote before it moved its key code into sigstore.
+const (
+	sigstoreKeyType = "ENCRYPTED SIGSTORE PRIVATE KEY"
+	cosignKeyType   = "ENCRYPTED COSIGN PRIVATE KEY"
+)
+
+// GenerateKeyPair makes an ECDSA P-256 key pair in cosign's formats: the
+// private key as an "ENCRYPTED SIGSTORE PRIVATE KEY" PEM block (scrypt and
+// NaCl secretbox over PKCS#8, as `cosign generate-key-pair` writes it),
+// encrypted with password, and the public key as a "PUBLIC KEY" PEM block.
+// A nil password is taken as the empty one: an unencrypted key would be
+// refused by the cosign CLI.
+func GenerateKeyPair(password []byte) (private, public []byte, err error) {
+	if password == nil {
+		password = []byte{}
+	}
+	private, public, err = cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), cryptoutils.StaticPasswordFunc(password))
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate key pair: %w", err)
+	}
+	return private, public, nil
+}
+
+// Signer signs with a private key. Make one with LoadSigner.
+type Signer struct {
+	sv sigstore.SignerVerifier
+}
+
+// LoadSigner decrypts a private key PEM block written by GenerateKeyPair or
+// by `cosign generate-key-pair` ("ENCRYPTED SIGSTORE PRIVATE KEY", or the
+// older "ENCRYPTED COSIGN PRIVATE KEY"). A password that does not decrypt it
+// gives an error wrapping ErrWrongPassword. A nil password is taken as the
+// empty one.
+func LoadSigner(privatePEM, password []byte) (*Signer, error) {
+	block, _ := pem.Decode(privatePEM)
+	if block == nil {
+		return nil, errors.New("load private key: no PEM block")
+	}
+	if block.Type != sigstoreKeyType && block.Type != cosignKeyType {
+		return nil, fmt.Errorf("load private key: PEM type %q is not a cosign private key (want %q)", block.Type, sigstoreKeyType)
+	}
+	if password == nil {
+		password = []byte{}
+	}
+	priv, err := cryptoutils.UnmarshalPEMToPrivateKey(privatePEM, cryptoutils.StaticPasswordFunc(password))
+	if err != nil {
+		// go-securesystemslib has no sentinel for this: its secretbox
+		// failure is the only error with this text.
+		if strings.Contains(err.Error(), "decryption failed") {
+			return nil, fmt.Errorf("load private key: %w", ErrWrongPassword)
+		}
+		return nil, fmt.Errorf("load private key: %w", err)
+	}
+	sv, err := sigstore.LoadSignerVerifier(priv, crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("load private key: %w", err)
+	}
+	return &Signer{sv: sv}, nil
+}
+
+// Public returns the verifier of the signer's signatures.
+func (s *Signer) Public() *Verifier {
+	return &Verifier{v: s.sv}
+}
+
+// sign returns the signature of message (ASN.1 DER for ECDSA).
+func (s *Signer) sign(message []byte) ([]byte, error) {
+	sig, err := s.sv.SignMessage(bytes.NewReader(message))
+	if err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	return sig, nil
+}
+
+// Verifier checks signatures against a public key. Make one with
+// LoadVerifier or Signer.Public.
+type Verifier struct {
+	v sigstore.Verifier
+}
+
+// LoadVerifier reads a public key PEM block ("PUBLIC KEY", as cosign writes
+// cosign.pub).
+func LoadVerifier(publicPEM []byte) (*Verifier, error) {
+	pub, err := cryptoutils.UnmarshalPEMToPublicKey(publicPEM)
+	if err != nil {
+		return nil, fmt.Errorf("load public key: %w", err)
+	}
+	v, err := sigstore.LoadVerifier(pub, crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("load public key: %w", err)
+	}
+	return &Verifier{v: v}, nil
+}
+
+// PEM returns the public key as a "PUBLIC KEY" PEM block, as cosign writes
+// cosign.pub.
+func (v *Verifier) PEM() ([]byte, error) {
+	pub, err := v.v.PublicKey()
+	if err != nil {
+		return nil, err
+	}
+	return cryptoutils.MarshalPublicKeyToPEM(pub)
+}
+
+// verify reports whether sig is a signature of message by the key.
+func (v *Verifier) verify(sig, message []byte) bool {
+	return v.v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(message)) == nil
+}

@@ -333,6 +333,13 @@ func (a *applier) record(files map[string][]byte) (*Result, error) {
 		run.Status = state.StatusSucceeded
 		for name, n := range pr.nodes {
 			run.Steps[name] = n.res
+			if n.fp != nil {
+				n.res.Fingerprint = n.fp
+				n.res.Sources = map[string]string{}
+				for in, i := range n.step.Inputs {
+					n.res.Sources[in] = i.Source()
+				}
+			}
 			switch n.res.Status {
 			case state.StatusFailed:
 				run.Status = state.StatusFailed

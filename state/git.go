@@ -341,6 +341,14 @@ func (s *Store) Head() (*Snapshot, error) {
 	return s.snapshot(h)
 }
 
+// At returns a read-only snapshot of the state at one of its commits.
+func (s *Store) At(commit string) (*Snapshot, error) {
+	if !plumbing.IsHash(commit) {
+		return nil, fmt.Errorf("state ref %s: %q is not a commit hash", s.ref, commit)
+	}
+	return s.snapshot(plumbing.NewHash(commit))
+}
+
 func (s *Store) snapshot(h plumbing.Hash) (*Snapshot, error) {
 	if h.IsZero() {
 		return &Snapshot{s: s}, nil

@@ -65,6 +65,11 @@ type StepResult struct {
 	Outputs    map[string]Artifact `json:"outputs,omitempty"`
 	Metrics    map[string]float64  `json:"metrics,omitempty"`
 	Log        *Artifact           `json:"log,omitempty"`
+	// Fingerprint is what the step's cache key was made of, and Sources
+	// says where each input came from (load.train, data/iris.csv): the
+	// step's lineage.
+	Fingerprint *Fingerprint      `json:"fingerprint,omitempty"`
+	Sources     map[string]string `json:"input_sources,omitempty"`
 }
 
 // Cache is one cache index entry: cache/<shard>/<key>.json.

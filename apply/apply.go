@@ -61,6 +61,8 @@ type Result struct {
 // RunError reports runs that did not succeed. They are recorded all the same.
 type RunError struct {
 	Runs []*state.Run
+	// Refused lists the model changes that were not made as a result.
+	Refused []string
 }
 
 func (e *RunError) Error() string {
@@ -68,7 +70,11 @@ func (e *RunError) Error() string {
 	for _, r := range e.Runs {
 		parts = append(parts, fmt.Sprintf("run %s of pipeline %s %s", r.ID, r.Pipeline, r.Status))
 	}
-	return strings.Join(parts, "; ")
+	msg := strings.Join(parts, "; ")
+	if len(e.Refused) > 0 {
+		msg += "\nrefused: " + strings.Join(e.Refused, "; ")
+	}
+	return msg
 }
 
 // Cancelled reports whether a run was cancelled.
@@ -129,8 +135,13 @@ func Apply(ctx context.Context, env *Env, p *plan.Plan) (*Result, error) {
 		return nil, fmt.Errorf("artifact store %s: %w", env.Store, err)
 	}
 	res, err := a.record(files)
-	if err == nil && len(refused) > 0 {
+	var re *RunError
+	switch {
+	case len(refused) == 0:
+	case err == nil:
 		err = &RefusedError{Reasons: refused}
+	case errors.As(err, &re):
+		re.Refused = refused
 	}
 	return res, err
 }

@@ -279,8 +279,11 @@ func (a *applier) execute(ctx context.Context, n *node) {
 	}
 	upstream := map[string]string{}
 	for _, in := range n.step.Inputs {
-		if in.Kind == schema.InputStep {
+		switch in.Kind {
+		case schema.InputStep:
 			upstream[in.Name] = n.pr.nodes[in.Step].res.Outputs[in.Output].Digest
+		case schema.InputModel:
+			upstream[in.Name] = n.planned.Fingerprint.Inputs[in.Name]
 		}
 	}
 	fp, err := plan.Fingerprint(n.step, a.env.Sources, upstream)

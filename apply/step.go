@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
 )
@@ -194,8 +195,17 @@ func (a *applier) linkInputs(ctx context.Context, n *node, dir string) error {
 				return fmt.Errorf("input %s (%s): %w", name, in.Source(), err)
 			}
 			target = p
-		default:
-			return fmt.Errorf("input %s: %s inputs are not supported by this version of zen", name, in.Kind)
+		case schema.InputModel:
+			ms, ok := a.env.Store.(registry.ModelStore)
+			if !ok {
+				return fmt.Errorf("input %s: artifact store %s holds no models", name, a.env.Store)
+			}
+			digest := n.planned.Fingerprint.Inputs[name]
+			p, err := a.once("models", digest, func(dest string) error { return ms.PullModel(ctx, digest, in.Model, dest) })
+			if err != nil {
+				return fmt.Errorf("input %s (%s): %w", name, in.Source(), err)
+			}
+			target = p
 		}
 		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
 			return fmt.Errorf("input %s: %w", name, err)
@@ -206,11 +216,17 @@ func (a *applier) linkInputs(ctx context.Context, n *node, dir string) error {
 
 // pull fetches an artifact from the store once per apply.
 func (a *applier) pull(ctx context.Context, digest string) (string, error) {
+	return a.once("artifacts", digest, func(dest string) error { return a.env.Store.Pull(ctx, digest, dest) })
+}
+
+// once fetches content, by digest, into the apply's work folder once, for
+// every step that reads it; the copy is read-only.
+func (a *applier) once(kind, digest string, fetch func(dest string) error) (string, error) {
 	a.mu.Lock()
-	p, ok := a.pulled[digest]
+	p, ok := a.pulled[kind+"/"+digest]
 	if !ok {
-		p = &pull{path: filepath.Join(a.work, "artifacts", strings.TrimPrefix(digest, "sha256:"))}
-		a.pulled[digest] = p
+		p = &pull{path: filepath.Join(a.work, kind, strings.TrimPrefix(digest, "sha256:"))}
+		a.pulled[kind+"/"+digest] = p
 	}
 	a.mu.Unlock()
 	p.once.Do(func() {
@@ -218,7 +234,7 @@ func (a *applier) pull(ctx context.Context, digest string) (string, error) {
 			p.err = err
 			return
 		}
-		p.err = a.env.Store.Pull(ctx, digest, p.path)
+		p.err = fetch(p.path)
 		if p.err == nil {
 			readOnly(p.path)
 		}

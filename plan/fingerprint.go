@@ -29,8 +29,8 @@ type Sources interface {
 }
 
 // Fingerprint gathers what the cache key of step s is made of. upstream
-// maps the names of inputs from other steps to their artifact digests;
-// inputs whose digest is not known yet are left out.
+// maps the names of inputs from other steps, and from model stages, to
+// their digests; inputs whose digest is not known yet are left out.
 func Fingerprint(s *schema.Step, src Sources, upstream map[string]string) (*state.Fingerprint, error) {
 	fp := &state.Fingerprint{
 		Command:    s.Run,
@@ -65,7 +65,7 @@ func Fingerprint(s *schema.Step, src Sources, upstream map[string]string) (*stat
 		var d string
 		var err error
 		switch in.Kind {
-		case schema.InputStep:
+		case schema.InputStep, schema.InputModel:
 			var ok bool
 			if d, ok = upstream[name]; !ok {
 				continue
@@ -74,8 +74,6 @@ func Fingerprint(s *schema.Step, src Sources, upstream map[string]string) (*stat
 			d, err = src.File(in.Path)
 		case schema.InputDir:
 			d, err = src.Dir(in.Path)
-		case schema.InputModel:
-			return nil, fmt.Errorf("input %s: inputs from a model stage (%s) are not supported by this version of zen", name, in.Source())
 		}
 		if err != nil {
 			return nil, fmt.Errorf("input %s: %w", name, err)

@@ -271,6 +271,13 @@ func planPipeline(ctx context.Context, pl *schema.Pipeline, rec Recorded, src So
 			}
 		}
 		for _, in := range s.Inputs {
+			if in.Kind == schema.InputModel {
+				d, err := stageDigest(rec, in.Model, in.Stage)
+				if err != nil {
+					return nil, fmt.Errorf("step %s: input %s: %w", name, in.Name, err)
+				}
+				upstream[in.Name] = d
+			}
 			if in.Kind == schema.InputStep && !byName[in.Step].Runs() {
 				art, ok := byName[in.Step].Outputs[in.Output]
 				if !ok {
@@ -349,6 +356,23 @@ func planPipeline(ctx context.Context, pl *schema.Pipeline, rec Recorded, src So
 		}
 	}
 	return pp, nil
+}
+
+// stageDigest is the digest of the model version now in a stage: a
+// champion a step compares against.
+func stageDigest(rec Recorded, model, stage string) (string, error) {
+	mr, ok := rec.(ModelRecorded)
+	if !ok {
+		return "", fmt.Errorf("model %s@%s: no model records", model, stage)
+	}
+	st, _, err := mr.Stages(model)
+	if err != nil {
+		return "", err
+	}
+	if st == nil || st.Stages[stage] == nil {
+		return "", fmt.Errorf("model %s has no version in stage %s yet", model, stage)
+	}
+	return st.Stages[stage].Digest, nil
 }
 
 // lookup finds the cache entry of key: in the pipeline's record when the

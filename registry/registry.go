@@ -23,7 +23,7 @@ import (
 type Descriptor struct {
 	Digest    string `json:"digest"`    // manifest digest, "sha256:<hex>"
 	Size      int64  `json:"size"`      // content size in bytes (sum of layer sizes)
-	MediaType string `json:"mediaType"` // media type of the content layer
+	MediaType string `json:"mediaType"` // media type of the content layer; a model's artifact type
 }
 
 // Store is an artifact store. Its methods are safe for concurrent use.

@@ -2,13 +2,17 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/zen-dev/zen/internal/benchgen"
+	"github.com/zen-dev/zen/state"
 )
 
 // zen runs one zen command in-process in dir and fails the benchmark on an
@@ -101,4 +105,52 @@ func BenchmarkApplyTrivialSteps(b *testing.B) {
 		zen(b, dir, "apply", "--no-cache")
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*100)/1000, "ms/step")
+}
+
+// BenchmarkLineage10000Runs: zen lineage on a state ref holding 10,000
+// runs and the model version's record; the cost must not grow with the
+// number of runs.
+func BenchmarkLineage10000Runs(b *testing.B) {
+	wd, _ := os.Getwd()
+	b.Cleanup(func() { os.Chdir(wd) })
+	dir := b.TempDir()
+	for _, args := range [][]string{{"init", "-q"}, {"-c", "user.name=b", "-c", "user.email=b@zen.invalid", "commit", "-q", "--allow-empty", "-m", "x"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("git: %v: %s", err, out)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "zen.cue"), []byte("package zen\n"), 0o644)
+	st, err := state.Open(dir, state.DefaultRef)
+	if err != nil {
+		b.Fatal(err)
+	}
+	files := map[string][]byte{}
+	fp := &state.Fingerprint{Command: []string{"sh", "train.sh"}, Inputs: map[string]string{"data": "sha256:" + strings.Repeat("a", 64)}}
+	var target string
+	for i := range 10000 {
+		id := fmt.Sprintf("20261123-%06d.000-%06x", i, i)
+		run := &state.Run{Version: state.RecordVersion, ID: id, Pipeline: "p", Status: state.StatusSucceeded, Steps: map[string]*state.StepResult{
+			"train": {Status: state.StatusSucceeded, Fingerprint: fp, Sources: map[string]string{"data": "data.csv"},
+				Outputs: map[string]state.Artifact{"model": {Digest: "sha256:" + strings.Repeat("b", 64)}}},
+		}}
+		data, _ := state.Encode(run)
+		files[state.RunPath(id)] = data
+		target = id
+	}
+	mv := &state.ModelVersion{Version: state.RecordVersion, Model: "m", ModelVersion: "1.0.0", Digest: "sha256:" + strings.Repeat("c", 64),
+		Pipeline: "p", Step: "train", Output: "model", RunID: target, Declared: json.RawMessage("{}")}
+	data, _ := state.Encode(mv)
+	files[state.ModelVersionPath("m", "1.0.0")] = data
+	if _, err := st.Commit("", state.Change{Files: files, Message: "bench"}); err != nil {
+		b.Fatal(err)
+	}
+	if out := zen(b, dir, "lineage", "m:1.0.0"); !strings.Contains(out, "step train") {
+		b.Fatalf("lineage: %s", out)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		zen(b, dir, "lineage", "m:1.0.0")
+	}
 }

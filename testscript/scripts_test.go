@@ -62,14 +62,16 @@ func TestScripts(t *testing.T) {
 	})
 }
 
-// condition answers [registry-process] and [cosign]: whether the
-// docker-registry program and the cosign CLI are installed.
+// condition answers [registry-process], [cosign] and [crane]: whether
+// docker-registry, the cosign CLI and crane are installed.
 func condition(cond string) (bool, error) {
 	switch cond {
 	case "registry-process":
 		return installed("docker-registry", "apt-get install docker-registry")
 	case "cosign":
 		return installed("cosign", "go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5")
+	case "crane":
+		return installed("crane", "go install github.com/google/go-containerregistry/cmd/crane@v0.22.1")
 	}
 	return false, fmt.Errorf("unknown condition %q", cond)
 }

@@ -225,11 +225,7 @@ func newModels(g *globals) *cobra.Command {
 		Example: "  zen models list",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, err := open(true)
-			if err != nil {
-				return err
-			}
-			recs, err := records(sess)
+			sess, recs, err := openRecords(true)
 			if err != nil {
 				return err
 			}
@@ -291,11 +287,7 @@ func newModels(g *globals) *cobra.Command {
 		Example: "  zen models show fraud-detector@production\n  zen models show fraud-detector:1.0.0 --output json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, err := open(false)
-			if err != nil {
-				return err
-			}
-			recs, err := records(sess)
+			_, recs, err := openRecords(false)
 			if err != nil {
 				return err
 			}
@@ -355,11 +347,7 @@ everything holds, 1 on any other error.`,
 		Example: "  zen verify fraud-detector@production\n  zen verify fraud-detector:1.0.0 --key release.pub",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, err := open(true)
-			if err != nil {
-				return err
-			}
-			recs, err := records(sess)
+			sess, recs, err := openRecords(true)
 			if err != nil {
 				return err
 			}

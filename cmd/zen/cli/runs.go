@@ -30,11 +30,7 @@ prefix of one, or "latest".`,
 		Example: "  zen runs list\n  zen runs list --pipeline training --limit 5",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, err := open(false)
-			if err != nil {
-				return err
-			}
-			recs, err := records(sess)
+			_, recs, err := openRecords(false)
 			if err != nil {
 				return err
 			}
@@ -95,6 +91,17 @@ prefix of one, or "latest".`,
 	}
 	cmd.AddCommand(list, show)
 	return cmd
+}
+
+// openRecords opens the session (loading the CUE with load) and the
+// records of the state ref's current commit.
+func openRecords(load bool) (*session, state.Records, error) {
+	sess, err := open(load)
+	if err != nil {
+		return nil, state.Records{}, err
+	}
+	recs, err := records(sess)
+	return sess, recs, err
 }
 
 func records(sess *session) (state.Records, error) {

@@ -54,6 +54,8 @@ func Text(w io.Writer, p *plan.Plan, s Style) {
 	for _, pl := range p.Pipelines {
 		n := pl.ToRun()
 		switch {
+		case len(pl.Steps) == 0:
+			fmt.Fprintf(w, "pipeline %s: no steps\n", pl.Name)
 		case n == 0 && len(pl.Steps) == 1:
 			fmt.Fprintf(w, "pipeline %s: 1 step cached\n", pl.Name)
 		case n == 0:

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 
@@ -147,4 +146,3 @@ func styleFor(w io.Writer) render.Style {
 	return render.Style{Color: err == nil}
 }
 
-var _ = fmt.Sprint

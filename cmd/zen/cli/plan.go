@@ -145,4 +145,3 @@ func styleFor(w io.Writer) render.Style {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return render.Style{Color: err == nil}
 }
-

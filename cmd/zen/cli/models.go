@@ -29,6 +29,7 @@ const (
 	exitBadSignature = 11 // a signature or attestation does not verify
 	exitOtherKey     = 12 // signed, but not by this key
 	exitDigest       = 13 // the registry's digest differs from the record
+	exitContent      = 14 // stored content does not match its digest
 )
 
 // keyFiles is where zen keeps the key pair it makes for a repository's
@@ -341,6 +342,7 @@ func newVerify(g *globals) *cobra.Command {
   - that a signature by the key verifies                        (exit 11)
   - that the signature is by this key, not another one          (exit 12)
   - that its provenance attestation verifies and names it       (exit 11)
+  - that every stored blob still matches its digest             (exit 14)
 
 The key is --key, else cosign.pub at the repository's root. Exit 0 when
 everything holds, 1 on any other error.`,
@@ -397,6 +399,19 @@ everything holds, 1 on any other error.`,
 			}
 			if _, err := signature.VerifyAttestation(ctx, repo, mv.Digest, apply.ProvenanceType, v); err != nil {
 				return &codeError{code: verifyCode(err), err: fmt.Errorf("model %s %s (%s): provenance: %w", mv.Model, mv.ModelVersion, mv.Digest, err)}
+			}
+			// The signature covers the manifest; pulling checks that every
+			// blob still matches the digest the manifest names.
+			tmp, err := os.MkdirTemp("", "zen-verify-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			if err := ms.PullModel(ctx, mv.Digest, mv.Model, filepath.Join(tmp, "model")); err != nil {
+				if errors.Is(err, registry.ErrDigestMismatch) {
+					return &codeError{code: exitContent, err: fmt.Errorf("model %s %s: stored content was altered: %w", mv.Model, mv.ModelVersion, err)}
+				}
+				return err
 			}
 			if g.output == "json" {
 				return writeJSON(g.stdout, map[string]any{"verified": true, "model": mv.Model, "version": mv.ModelVersion, "digest": mv.Digest, "key": keyID(pub)})

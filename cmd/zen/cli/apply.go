@@ -42,10 +42,24 @@ a work tree with uncommitted changes is recorded as dirty.`,
 			}
 			p := pl.plan
 			if !p.Changes() {
-				if g.output == "json" {
-					return writeJSON(g.stdout, map[string]any{"changes": false, "runs": []any{}})
+				var refused []string
+				for _, c := range p.Models {
+					if c.Refused != "" {
+						refused = append(refused, render.ModelLine(c, render.Style{}))
+					}
 				}
-				fmt.Fprintln(g.stdout, render.Summary(p))
+				if g.output == "json" {
+					if err := writeJSON(g.stdout, map[string]any{"changes": false, "runs": []any{}, "refused": refused}); err != nil {
+						return err
+					}
+				} else {
+					fmt.Fprintln(g.stdout, render.Summary(p))
+				}
+				if len(refused) > 0 {
+					// Nothing to do, but a declared change cannot be made:
+					// that is worth a failing CI job.
+					return &apply.RefusedError{Reasons: refused}
+				}
 				return nil
 			}
 			if g.output == "text" {

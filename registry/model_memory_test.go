@@ -2,13 +2,11 @@ package registry
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
+	"github.com/zen-dev/zen/internal/testregistry"
 	"io"
 	"log"
-	"net"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -91,51 +89,12 @@ func startRegistryProcess(t *testing.T) string {
 // answers.
 func startDockerRegistry(t *testing.T, bin string) string {
 	t.Helper()
-	// A free port: the registry takes an address, not a listener.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, stop, err := testregistry.Start(bin, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yml")
-	conf := fmt.Sprintf("version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %s}\n", filepath.Join(dir, "data"), addr)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "serve", cfg)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v2/", nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("docker-registry exited: %v\n%s", err, out.String())
-		case <-ctx.Done():
-			t.Fatalf("docker-registry not ready at %s: %v\n%s", addr, ctx.Err(), out.String())
-		case <-tick.C:
-		}
-	}
+	t.Cleanup(stop)
+	return addr
 }
 
 // peakHeap runs f and returns the most heap in use, sampled every 2 ms.

@@ -4,12 +4,11 @@
 package testscript
 
 import (
-	"bytes"
 	"fmt"
+	"github.com/zen-dev/zen/internal/testregistry"
 	"io"
 	"log"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -114,32 +113,10 @@ func cmdRegistry(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Setenv("REGISTRY", addr)
 	case "process":
 		bin, err := exec.LookPath("docker-registry")
-		ts.Check(err) // scripts guard this with [registry-process]
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		ts.Check(err)                                                                                 // scripts guard this with [registry-process]
+		addr, stop, err := testregistry.Start(bin, filepath.Join(ts.Getenv("HOME"), "registry-data")) // outside the repository
 		ts.Check(err)
-		addr := l.Addr().String()
-		l.Close()
-		dir := filepath.Join(ts.Getenv("HOME"), "registry-data") // outside the repository
-		conf := filepath.Join(dir, "config.yml")
-		ts.Check(os.MkdirAll(dir, 0o755))
-		ts.Check(os.WriteFile(conf, []byte(fmt.Sprintf("version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}, delete: {enabled: true}}\nhttp: {addr: %s}\n", filepath.Join(dir, "data"), addr)), 0o644))
-		cmd := exec.Command(bin, "serve", conf)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		ts.Check(cmd.Start())
-		ts.Defer(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			resp, err := http.Get("http://" + addr + "/v2/")
-			if err == nil {
-				resp.Body.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				ts.Fatalf("docker-registry did not start on %s: %s", addr, out.String())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		ts.Defer(stop)
 		ts.Setenv("REGISTRY", addr)
 	default:
 		ts.Fatalf("usage: registry [process|closed]")

@@ -102,12 +102,7 @@ func TestLayoutNoRewrite(t *testing.T) {
 	if _, err := s.Push(ctx, src, "model"); err != nil {
 		t.Fatal(err)
 	}
-	after := blobFiles(t, s)
-	for name, fi := range after {
-		if !os.SameFile(fi, before[name]) {
-			t.Errorf("blob %s was written again, or left behind", name)
-		}
-	}
+	sameBlobs(t, before, blobFiles(t, s))
 }
 
 func TestLayoutHasMissingBlob(t *testing.T) {

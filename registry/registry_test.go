@@ -256,16 +256,7 @@ func TestDeterministic(t *testing.T) {
 			// permissions other than the exec bit.
 			a := makeContent(t, t.TempDir(), i)
 			b := makeContent(t, t.TempDir(), i)
-			old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
-			filepath.WalkDir(b, func(p string, d fs.DirEntry, err error) error {
-				if err == nil && d.Type()&fs.ModeSymlink == 0 {
-					if fi, _ := d.Info(); fi != nil && fi.Mode().IsRegular() {
-						os.Chmod(p, fi.Mode()&0o100|0o600)
-					}
-					err = os.Chtimes(p, old, old)
-				}
-				return err
-			})
+			age(b)
 			digests := map[string]bool{}
 			for _, st := range stores {
 				s := st.open(t)
@@ -308,5 +299,31 @@ func TestHas(t *testing.T) {
 				t.Errorf("Pull(missing) = %v, want ErrNotFound naming the digest and the store", err)
 			}
 		})
+	}
+}
+
+// age gives the files under dir old times and permissions other than the
+// exec bit, as a copy made elsewhere would have.
+func age(dir string) {
+	old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type()&fs.ModeSymlink == 0 {
+			if fi, _ := d.Info(); fi != nil && fi.Mode().IsRegular() {
+				os.Chmod(p, fi.Mode()&0o100|0o600)
+			}
+			err = os.Chtimes(p, old, old)
+		}
+		return err
+	})
+}
+
+// sameBlobs fails unless every blob file of after is the very file it was
+// in before: nothing stored twice, nothing left behind.
+func sameBlobs(t *testing.T, before, after map[string]os.FileInfo) {
+	t.Helper()
+	for name, fi := range after {
+		if !os.SameFile(fi, before[name]) {
+			t.Errorf("blob %s was written again, or left behind", name)
+		}
 	}
 }

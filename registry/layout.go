@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 
@@ -34,6 +36,9 @@ type layoutStore struct {
 	mu      sync.Mutex
 	ready   bool                      // the layout exists
 	pending map[v1.Hash]v1.Descriptor // pushed, not yet in index.json
+	refs    map[string]v1.Descriptor  // ref names moved, not yet in index.json
+
+	index indexCache
 }
 
 // OpenLayout opens the OCI image layout directory dir. Nothing is written
@@ -43,7 +48,7 @@ func OpenLayout(dir string) (Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("artifact store oci-layout %s: %w", dir, err)
 	}
-	return &layoutStore{name: filepath.ToSlash(dir), root: root, pending: map[v1.Hash]v1.Descriptor{}}, nil
+	return &layoutStore{name: filepath.ToSlash(dir), root: root, pending: map[v1.Hash]v1.Descriptor{}, refs: map[string]v1.Descriptor{}}, nil
 }
 
 func (s *layoutStore) String() string { return "oci-layout " + s.name }
@@ -290,19 +295,19 @@ func (s *layoutStore) has(_ context.Context, d descriptor) (bool, error) {
 func (s *layoutStore) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.pending) == 0 {
+	if len(s.pending) == 0 && len(s.refs) == 0 {
 		return nil
 	}
 	if err := s.writeIndex(nil); err != nil {
 		return s.fail(fmt.Errorf("update index.json: %w", err))
 	}
-	clear(s.pending)
 	return nil
 }
 
-// writeIndex adds the pending artifacts to index.json and, if edit is not
-// nil, has it change the index too, under the lock other processes honour;
-// the caller holds s.mu. index.json is replaced whole, never half written.
+// writeIndex adds the pending artifacts and ref moves to index.json and, if
+// edit is not nil, has it change the index too, under the lock other
+// processes honour; the caller holds s.mu. index.json is replaced whole,
+// never half written. Once it is, nothing is pending.
 func (s *layoutStore) writeIndex(edit func(*v1.IndexManifest)) error {
 	lock, err := os.OpenFile(filepath.Join(s.root, "index.json.lock"), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -342,6 +347,15 @@ func (s *layoutStore) writeIndex(edit func(*v1.IndexManifest)) error {
 			index.Manifests = append(index.Manifests, d)
 		}
 	}
+	if len(s.refs) > 0 {
+		index.Manifests = slices.DeleteFunc(index.Manifests, func(d v1.Descriptor) bool {
+			_, moved := s.refs[d.Annotations[refNameAnnotation]]
+			return moved
+		})
+		for _, ref := range slices.Sorted(maps.Keys(s.refs)) {
+			index.Manifests = append(index.Manifests, s.refs[ref])
+		}
+	}
 	if edit != nil {
 		edit(&index)
 	}
@@ -365,5 +379,52 @@ func (s *layoutStore) writeIndex(edit func(*v1.IndexManifest)) error {
 		os.Remove(f.Name())
 		return err
 	}
-	return commit(f, name)
+	if err := commit(f, name); err != nil {
+		return err
+	}
+	clear(s.pending)
+	clear(s.refs)
+	return nil
+}
+
+// indexCache keeps index.json's ref names while the file is unchanged: a
+// plan looks up a signature tag for each cached artifact, and a big layout's
+// index.json is megabytes.
+type indexCache struct {
+	mu   sync.Mutex
+	fi    os.FileInfo
+	names map[string]v1.Hash
+}
+
+// refs returns the ref names of the index.json at name; an index that does
+// not exist has none.
+func (c *indexCache) refs(name string) (map[string]v1.Hash, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fi, err := os.Stat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.fi != nil && os.SameFile(c.fi, fi) && c.fi.ModTime().Equal(fi.ModTime()) && c.fi.Size() == fi.Size() {
+		return c.names, nil
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	var index v1.IndexManifest
+	if err := json.Unmarshal(b, &index); err != nil {
+		return nil, fmt.Errorf("index.json: %w", err)
+	}
+	refs := make(map[string]v1.Hash, len(index.Manifests))
+	for _, d := range index.Manifests {
+		if r := d.Annotations[refNameAnnotation]; r != "" {
+			refs[r] = d.Digest
+		}
+	}
+	c.fi, c.names = fi, refs
+	return refs, nil
 }

@@ -103,7 +103,8 @@ type RawRepository interface {
 	// ErrNotFound.
 	Manifest(ctx context.Context, tag string) ([]byte, error)
 	// PutManifest stores raw, a manifest in JSON whose mediaType field (OCI
-	// image manifest if absent) it is served with, and points tag at it.
+	// image manifest if absent) it is served with, and points tag at it. A
+	// layout's tag is seen by its store at once and by others after Close.
 	PutManifest(ctx context.Context, tag string, raw []byte) error
 	// Blob returns the blob's content, checked against its digest, or an
 	// error wrapping ErrNotFound.

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,8 +17,11 @@ import (
 // A layout holds every repository's blobs together, in blobs/sha256. A tag
 // of a model's repository is an index.json entry whose
 // org.opencontainers.image.ref.name is "models/<model>:<tag>", written at
-// once. A model version pushed and not tagged is listed without a ref name
-// (from Close, or the next Tag), so that it is not taken for garbage.
+// once by Tag. A model version pushed and not tagged is listed without a
+// ref name (from Close, or the next Tag), so that it is not taken for
+// garbage. Signature tags (PutManifest) of the repositories "models/<model>"
+// and "artifacts" ("artifacts:sha256-<hex>.sig") are visible to the store
+// at once and written to index.json by Close or the next Tag.
 
 func (s *layoutStore) PushModel(ctx context.Context, p string, meta ModelMeta) (Descriptor, error) {
 	fail := func(err error) (Descriptor, error) {
@@ -140,30 +142,27 @@ func (s *layoutStore) setRef(ref string, h v1.Hash, raw []byte) error {
 	if err != nil {
 		return fmt.Errorf("update index.json: %w", err)
 	}
-	clear(s.pending)
 	return nil
 }
 
-// lookup returns the digest the ref name ref points at in index.json.
+// lookup returns the digest the ref name ref points at: a tag moved by
+// this store and not yet written, else index.json's entry.
 func (s *layoutStore) lookup(ref string) (v1.Hash, error) {
-	// index.json is replaced whole: reading it needs no lock.
-	b, err := os.ReadFile(filepath.Join(s.root, "index.json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return v1.Hash{}, ErrNotFound
+	s.mu.Lock()
+	d, ok := s.refs[ref]
+	s.mu.Unlock()
+	if ok {
+		return d.Digest, nil
 	}
+	refs, err := s.index.refs(filepath.Join(s.root, "index.json"))
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	var index v1.IndexManifest
-	if err := json.Unmarshal(b, &index); err != nil {
-		return v1.Hash{}, fmt.Errorf("index.json: %w", err)
+	h, ok := refs[ref]
+	if !ok {
+		return v1.Hash{}, ErrNotFound
 	}
-	for _, d := range index.Manifests {
-		if d.Annotations[refNameAnnotation] == ref {
-			return d.Digest, nil
-		}
-	}
-	return v1.Hash{}, ErrNotFound
+	return h, nil
 }
 
 func (s *layoutStore) Resolve(ctx context.Context, model, tag string) (string, error) {
@@ -198,16 +197,25 @@ func (s *layoutStore) PullModel(ctx context.Context, digest, model, dest string)
 }
 
 func (s *layoutStore) ModelRepository(model string) RawRepository {
-	return &layoutRepo{s: s, model: model}
+	return &layoutRepo{s: s, path: "models/" + model, check: func() error { return checkModelName(model) }}
 }
 
-// layoutRepo is the repository "models/<model>" of a layout.
+func (s *layoutStore) ArtifactRepository() RawRepository {
+	return &layoutRepo{s: s, path: "artifacts", check: func() error { return nil }}
+}
+
+// layoutRepo is one repository of a layout: "models/<model>" or
+// "artifacts".
 type layoutRepo struct {
 	s     *layoutStore
-	model string
+	path  string
+	check func() error // of the repository's name
 }
 
-func (r *layoutRepo) Reference() string { return path.Join(r.s.name, "models", r.model) }
+func (r *layoutRepo) Reference() string { return path.Join(r.s.name, r.path) }
+
+// ref is the org.opencontainers.image.ref.name of the repository's tag.
+func (r *layoutRepo) ref(tag string) string { return r.path + ":" + tag }
 
 // fail wraps err with the store, the repository and what was being done.
 func (r *layoutRepo) fail(doing string, err error) error {
@@ -216,7 +224,7 @@ func (r *layoutRepo) fail(doing string, err error) error {
 
 func (r *layoutRepo) Manifest(ctx context.Context, tag string) ([]byte, error) {
 	raw, err := func() ([]byte, error) {
-		if err := checkModelName(r.model); err != nil {
+		if err := r.check(); err != nil {
 			return nil, err
 		}
 		h, isDigest, err := parseRef(tag)
@@ -224,7 +232,7 @@ func (r *layoutRepo) Manifest(ctx context.Context, tag string) ([]byte, error) {
 			return nil, err
 		}
 		if !isDigest {
-			if h, err = r.s.lookup(modelRef(r.model, tag)); err != nil {
+			if h, err = r.s.lookup(r.ref(tag)); err != nil {
 				return nil, err
 			}
 		}
@@ -242,7 +250,7 @@ func (r *layoutRepo) Manifest(ctx context.Context, tag string) ([]byte, error) {
 
 func (r *layoutRepo) PutManifest(ctx context.Context, tag string, raw []byte) error {
 	err := func() error {
-		if err := checkModelName(r.model); err != nil {
+		if err := r.check(); err != nil {
 			return err
 		}
 		h, isDigest, err := parseRef(tag)
@@ -267,12 +275,17 @@ func (r *layoutRepo) PutManifest(ctx context.Context, tag string, raw []byte) er
 		if err := r.s.writeBytes(descriptor{Digest: h, Size: int64(len(raw))}, raw); err != nil {
 			return err
 		}
-		if !isDigest {
-			return r.s.setRef(modelRef(r.model, tag), h, raw)
-		}
+		d := v1.Descriptor{MediaType: head.MediaType, Size: int64(len(raw)), Digest: h, ArtifactType: head.ArtifactType}
 		r.s.mu.Lock()
-		r.s.pending[h] = v1.Descriptor{MediaType: head.MediaType, Size: int64(len(raw)), Digest: h, ArtifactType: head.ArtifactType}
-		r.s.mu.Unlock()
+		defer r.s.mu.Unlock()
+		if isDigest {
+			r.s.pending[h] = d
+			return nil
+		}
+		// Written to index.json with the rest at Close: a run signs each
+		// of its artifacts, and index.json is not rewritten for each.
+		d.Annotations = map[string]string{refNameAnnotation: r.ref(tag)}
+		r.s.refs[r.ref(tag)] = d
 		return nil
 	}()
 	if err != nil {

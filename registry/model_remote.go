@@ -197,22 +197,27 @@ func (s *remoteStore) PullModel(ctx context.Context, digest, model, dest string)
 }
 
 func (s *remoteStore) ModelRepository(model string) RawRepository {
-	r := &remoteRepo{s: s, model: model}
+	r := &remoteRepo{s: s, path: "models/" + model}
 	r.repo, r.err = s.modelRepo(model)
 	return r
 }
 
-// remoteRepo is the registry repository of a model.
+func (s *remoteStore) ArtifactRepository() RawRepository {
+	return &remoteRepo{s: s, path: "artifacts", repo: s.repo}
+}
+
+// remoteRepo is a registry repository of the store: a model's, or the
+// artifacts'.
 type remoteRepo struct {
-	s     *remoteStore
-	model string
-	repo  name.Repository
-	err   error // of an invalid model name
+	s    *remoteStore
+	path string // under the store's repository
+	repo name.Repository
+	err  error // of an invalid model name
 }
 
 func (r *remoteRepo) Reference() string {
 	if r.err != nil {
-		return r.s.base + "/models/" + r.model
+		return r.s.base + "/" + r.path
 	}
 	return r.repo.Name()
 }

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -578,7 +579,6 @@ func TestRemoteModelSeenByCrane(t *testing.T) {
 
 func TestRawRepository(t *testing.T) {
 	ctx := context.Background()
-	const missing = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
 	for _, st := range modelStores {
 		t.Run(st.name, func(t *testing.T) {
 			s := st.open(t)
@@ -586,72 +586,8 @@ func TestRawRepository(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			repo := s.ModelRepository("fraud")
-			if !strings.HasSuffix(repo.Reference(), "/models/fraud") {
-				t.Errorf("Reference() = %q", repo.Reference())
-			}
-
-			// A signature as cosign keeps it: a blob, and a manifest
-			// tagged after the signed digest.
-			payload := []byte(`{"critical":{"image":{"docker-manifest-digest":"` + d.Digest + `"}}}`)
-			pd := sha256Of(payload)
-			if _, err := repo.Blob(ctx, pd.String()); !errors.Is(err, ErrNotFound) {
-				t.Errorf("Blob before PutBlob = %v, want ErrNotFound", err)
-			}
-			if err := repo.PutBlob(ctx, pd.String(), payload); err != nil {
-				t.Fatal(err)
-			}
-			if err := repo.PutBlob(ctx, pd.String(), payload); err != nil {
-				t.Fatalf("PutBlob again: %v", err)
-			}
-			if got, err := repo.Blob(ctx, pd.String()); err != nil || !bytes.Equal(got, payload) {
-				t.Errorf("Blob = %q, %v; want %q", got, err, payload)
-			}
-			if err := repo.PutBlob(ctx, missing, payload); !errors.Is(err, ErrDigestMismatch) {
-				t.Errorf("PutBlob under another digest = %v, want ErrDigestMismatch", err)
-			}
-			if _, err := repo.Blob(ctx, missing); !errors.Is(err, ErrNotFound) {
-				t.Errorf("Blob(missing) = %v, want ErrNotFound", err)
-			}
-			empty := []byte("{}")
-			if err := repo.PutBlob(ctx, sha256Of(empty).String(), empty); err != nil {
-				t.Fatal(err)
-			}
-			sig := fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":2},"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","digest":%q,"size":%d,"annotations":{"dev.cosignproject.cosign/signature":"MEUC"}}]}`,
-				sha256Of(empty), pd, len(payload))
-			tag := "sha256-" + strings.TrimPrefix(d.Digest, "sha256:") + ".sig"
-			if _, err := repo.Manifest(ctx, tag); !errors.Is(err, ErrNotFound) {
-				t.Errorf("Manifest before PutManifest = %v, want ErrNotFound", err)
-			}
-			if err := repo.PutManifest(ctx, tag, sig); err != nil {
-				t.Fatal(err)
-			}
-			if got, err := repo.Manifest(ctx, tag); err != nil || !bytes.Equal(got, sig) {
-				t.Errorf("Manifest(%s) = %s, %v; want %s", tag, got, err, sig)
-			}
-			if got, err := repo.Manifest(ctx, sha256Of(sig).String()); err != nil || !bytes.Equal(got, sig) {
-				t.Errorf("Manifest by digest = %s, %v; want %s", got, err, sig)
-			}
-			// A signature replaced: the tag moves.
-			sig2 := bytes.Replace(sig, []byte("MEUC"), []byte("MEYC"), 1)
-			if err := repo.PutManifest(ctx, tag, sig2); err != nil {
-				t.Fatal(err)
-			}
-			if got, err := repo.Manifest(ctx, tag); err != nil || !bytes.Equal(got, sig2) {
-				t.Errorf("Manifest(%s) after a new PutManifest = %s, %v", tag, got, err)
-			}
-			if got, err := s.Resolve(ctx, "fraud", tag); err != nil || got != sha256Of(sig2).String() {
-				t.Errorf("Resolve(%s) = %s, %v", tag, got, err)
-			}
-			if err := repo.PutManifest(ctx, missing, sig); !errors.Is(err, ErrDigestMismatch) {
-				t.Errorf("PutManifest under another digest = %v, want ErrDigestMismatch", err)
-			}
-			if err := repo.PutManifest(ctx, "v1", []byte("not json")); err == nil {
-				t.Error("PutManifest accepted a manifest that is not JSON")
-			}
-			// The model itself is still whole.
-			if got, err := repo.Manifest(ctx, d.Digest); err != nil || sha256Of(got).String() != d.Digest {
-				t.Errorf("Manifest(%s) = %v", d.Digest, err)
+			for _, repo := range []RawRepository{s.ModelRepository("fraud"), s.ArtifactRepository()} {
+				testRawRepository(t, s, repo, d)
 			}
 			if _, err := s.ModelRepository("Bad").Manifest(ctx, "v1"); err == nil || !strings.Contains(err.Error(), "invalid model name") {
 				t.Errorf("Manifest of an invalid repository = %v", err)
@@ -661,6 +597,81 @@ func TestRawRepository(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testRawRepository keeps a signature in repo as cosign does, for the
+// model d of s.
+func testRawRepository(t *testing.T, s ModelStore, repo RawRepository, d Descriptor) {
+	ctx := context.Background()
+	const missing = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+	t.Run(path.Base(repo.Reference()), func(t *testing.T) {
+		if !strings.HasSuffix(repo.Reference(), "/models/fraud") && !strings.HasSuffix(repo.Reference(), "/artifacts") {
+			t.Errorf("Reference() = %q", repo.Reference())
+		}
+
+		// A signature as cosign keeps it: a blob, and a manifest
+		// tagged after the signed digest.
+		payload := []byte(`{"critical":{"identity":{"docker-reference":"` + repo.Reference() + `"},"image":{"docker-manifest-digest":"` + d.Digest + `"}}}`)
+		pd := sha256Of(payload)
+		if _, err := repo.Blob(ctx, pd.String()); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Blob before PutBlob = %v, want ErrNotFound", err)
+		}
+		if err := repo.PutBlob(ctx, pd.String(), payload); err != nil {
+			t.Fatal(err)
+		}
+		if err := repo.PutBlob(ctx, pd.String(), payload); err != nil {
+			t.Fatalf("PutBlob again: %v", err)
+		}
+		if got, err := repo.Blob(ctx, pd.String()); err != nil || !bytes.Equal(got, payload) {
+			t.Errorf("Blob = %q, %v; want %q", got, err, payload)
+		}
+		if err := repo.PutBlob(ctx, missing, payload); !errors.Is(err, ErrDigestMismatch) {
+			t.Errorf("PutBlob under another digest = %v, want ErrDigestMismatch", err)
+		}
+		if _, err := repo.Blob(ctx, missing); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Blob(missing) = %v, want ErrNotFound", err)
+		}
+		empty := []byte("{}")
+		if err := repo.PutBlob(ctx, sha256Of(empty).String(), empty); err != nil {
+			t.Fatal(err)
+		}
+		sig := fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":2},"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","digest":%q,"size":%d,"annotations":{"dev.cosignproject.cosign/signature":"MEUC"}}]}`,
+			sha256Of(empty), pd, len(payload))
+		tag := "sha256-" + strings.TrimPrefix(d.Digest, "sha256:") + ".sig"
+		if _, err := repo.Manifest(ctx, tag); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Manifest before PutManifest = %v, want ErrNotFound", err)
+		}
+		if err := repo.PutManifest(ctx, tag, sig); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := repo.Manifest(ctx, tag); err != nil || !bytes.Equal(got, sig) {
+			t.Errorf("Manifest(%s) = %s, %v; want %s", tag, got, err, sig)
+		}
+		if got, err := repo.Manifest(ctx, sha256Of(sig).String()); err != nil || !bytes.Equal(got, sig) {
+			t.Errorf("Manifest by digest = %s, %v; want %s", got, err, sig)
+		}
+		// A signature replaced: the tag moves.
+		sig2 := bytes.Replace(sig, []byte("MEUC"), []byte("MEYC"), 1)
+		if err := repo.PutManifest(ctx, tag, sig2); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := repo.Manifest(ctx, tag); err != nil || !bytes.Equal(got, sig2) {
+			t.Errorf("Manifest(%s) after a new PutManifest = %s, %v", tag, got, err)
+		}
+		if got, err := s.Resolve(ctx, "fraud", tag); strings.HasSuffix(repo.Reference(), "/models/fraud") && (err != nil || got != sha256Of(sig2).String()) {
+			t.Errorf("Resolve(%s) = %s, %v", tag, got, err)
+		}
+		if err := repo.PutManifest(ctx, missing, sig); !errors.Is(err, ErrDigestMismatch) {
+			t.Errorf("PutManifest under another digest = %v, want ErrDigestMismatch", err)
+		}
+		if err := repo.PutManifest(ctx, "v1", []byte("not json")); err == nil {
+			t.Error("PutManifest accepted a manifest that is not JSON")
+		}
+		// The model itself is still whole.
+		if got, err := repo.Manifest(ctx, d.Digest); strings.HasSuffix(repo.Reference(), "/models/fraud") && (err != nil || sha256Of(got).String() != d.Digest) {
+			t.Errorf("Manifest(%s) = %v", d.Digest, err)
+		}
+	})
 }
 
 // TestPullForeignModel pulls a model made as other ModelPack tools make
@@ -820,5 +831,65 @@ func TestPushModelRejects(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestLayoutSignatureTagsPending checks that a layout's signature tags are
+// seen by their store at once, by other stores after Close, and that a
+// store sees tags another store wrote since it last looked.
+func TestLayoutSignatureTagsPending(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a, b := openLayout(t, dir), openLayout(t, dir)
+	d, err := a.PushModel(ctx, makeModel(t, t.TempDir(), 0), meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(s ModelStore, tag string, body string) []byte {
+		t.Helper()
+		raw := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + d.Digest + `","size":1},"layers":[],"annotations":{"n":"` + body + `"}}`)
+		if err := s.ArtifactRepository().PutManifest(ctx, tag, raw); err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	got := func(s ModelStore, tag string) ([]byte, error) {
+		return s.ArtifactRepository().Manifest(ctx, tag)
+	}
+	one := put(a, "sha256-1.sig", "one")
+	if m, err := got(a, "sha256-1.sig"); err != nil || !bytes.Equal(m, one) {
+		t.Errorf("the writing store reads %s, %v", m, err)
+	}
+	if _, err := got(b, "sha256-1.sig"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("another store, before Close: %v, want ErrNotFound", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := got(b, "sha256-1.sig"); err != nil || !bytes.Equal(m, one) {
+		t.Errorf("another store, after Close: %s, %v", m, err)
+	}
+	// b has read index.json; a moves the tag and writes it again.
+	two := put(a, "sha256-1.sig", "two")
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := got(b, "sha256-1.sig"); err != nil || !bytes.Equal(m, two) {
+		t.Errorf("another store, after the tag moved: %s, %v", m, err)
+	}
+	// A model tag writes index.json at once, pending signature tags too.
+	put(a, "sha256-2.sig", "three")
+	if err := a.Tag(ctx, "fraud", "1.0.0", d.Digest); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := got(b, "sha256-2.sig"); err != nil {
+		t.Errorf("after Tag, another store: %v", err)
+	}
+	idx, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(idx, []byte(`"artifacts:sha256-1.sig"`)); n != 1 {
+		t.Errorf("index.json lists artifacts:sha256-1.sig %d times, want once:\n%s", n, idx)
 	}
 }

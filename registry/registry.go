@@ -44,7 +44,12 @@ type Store interface {
 	// it was pushed. dest must not exist; it appears only once the content
 	// matched its digest.
 	Pull(ctx context.Context, digest, dest string) error
-	// Close writes what Push left pending (a layout's index.json).
+	// ArtifactRepository returns a raw view of the repository artifacts
+	// are pushed to ("<repository>/artifacts" in a registry, "artifacts" in
+	// a layout), for their signatures and attestations. It does no I/O.
+	ArtifactRepository() RawRepository
+	// Close writes what Push and PutManifest left pending (a layout's
+	// index.json).
 	Close() error
 }
 

@@ -391,7 +391,7 @@ func (s *layoutStore) writeIndex(edit func(*v1.IndexManifest)) error {
 // plan looks up a signature tag for each cached artifact, and a big layout's
 // index.json is megabytes.
 type indexCache struct {
-	mu   sync.Mutex
+	mu    sync.Mutex
 	fi    os.FileInfo
 	names map[string]v1.Hash
 }

@@ -41,12 +41,15 @@ type Env struct {
 	Stream io.Writer
 	// Secret resolves a secret reference; nil uses LookupSecret.
 	Secret func(name string) (string, error)
-	// Signer signs the model versions apply produces, and KeyID names its
-	// key in their records; Verifier checks a version's signature before a
-	// stage moves to it. Nil: unsigned, unchecked.
+	// Signer signs every artifact and model version apply pushes, and
+	// KeyID names its key in their records; Verifier checks a version's
+	// signature before a stage moves to it. Nil: unsigned, unchecked.
 	Signer   *signature.Signer
 	KeyID    string
 	Verifier *signature.Verifier
+	// Verify, when not nil, checks the signature of a stored artifact
+	// before a step that ran reuses a cache entry (see plan.Options).
+	Verify func(ctx context.Context, digest string) error
 }
 
 // Result is what an apply did.
@@ -160,6 +163,8 @@ type applier struct {
 	pulled map[string]*pull
 
 	moved map[string]bool // model/stage that moved
+
+	signer signer
 }
 
 type pull struct {
@@ -213,6 +218,9 @@ func (a *applier) prepare() error {
 			Order:        pl.Order,
 			Started:      started,
 			Steps:        map[string]*state.StepResult{},
+		}
+		if a.env.Signer != nil {
+			pr.run.SignedBy = a.env.KeyID
 		}
 		if len(a.plan.Overrides) > 0 {
 			pr.run.Experiment = true
@@ -315,6 +323,9 @@ func (a *applier) cacheHit(ctx context.Context, key string) (*state.Cache, bool)
 	}
 	for _, o := range hit.Outputs {
 		if has, err := a.env.Store.Has(ctx, o.Digest); err != nil || !has {
+			return nil, false
+		}
+		if a.env.Verify != nil && a.env.Verify(ctx, o.Digest) != nil {
 			return nil, false
 		}
 	}

@@ -2,7 +2,6 @@ package apply
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -208,7 +207,7 @@ func (a *applier) produce(ctx context.Context, ms registry.ModelStore, c *plan.M
 		if err := signature.Sign(ctx, repo, desc.Digest, s); err != nil {
 			return nil, fmt.Errorf("sign: %w", err)
 		}
-		pred, err := provenance(mv, p, a.plan)
+		pred, err := build{entry: mv.Pipeline + "." + mv.Step + "." + mv.Output, runID: p.runID, commit: mv.SourceCommit, parameters: p.params, fp: p.fp}.predicate()
 		if err != nil {
 			return nil, err
 		}
@@ -271,41 +270,6 @@ func (a *applier) promote(ctx context.Context, ms registry.ModelStore, c *plan.M
 	}
 	st.Stages[c.Stage] = &state.Stage{ModelVersion: c.Version, Digest: mv.Digest, SourceCommit: a.plan.Source.Commit, Updated: now}
 	return nil
-}
-
-// provenance is the SLSA v0.2 predicate of a model version: the source
-// commit, the run, the parameters and every input's digest.
-func provenance(mv *state.ModelVersion, p *producer, pl *plan.Plan) (json.RawMessage, error) {
-	type digestSet map[string]string
-	type material struct {
-		URI    string    `json:"uri"`
-		Digest digestSet `json:"digest"`
-	}
-	materials := []material{{URI: "git+commit:" + mv.SourceCommit, Digest: digestSet{"sha1": mv.SourceCommit}}}
-	if p.fp != nil {
-		for _, name := range slices.Sorted(maps.Keys(p.fp.Inputs)) {
-			d := p.fp.Inputs[name]
-			materials = append(materials, material{URI: "zen:input/" + mv.Pipeline + "." + mv.Step + "/" + name, Digest: digestSet{"sha256": strings.TrimPrefix(d, "sha256:")}})
-		}
-		for _, name := range slices.Sorted(maps.Keys(p.fp.Code)) {
-			materials = append(materials, material{URI: "git+path:" + name, Digest: digestSet{"sha256": strings.TrimPrefix(p.fp.Code[name], "sha256:")}})
-		}
-	}
-	pred := map[string]any{
-		"builder":   map[string]any{"id": "zen"},
-		"buildType": "https://zen.dev/pipeline-run/v1",
-		"invocation": map[string]any{
-			"configSource": map[string]any{"uri": "git+commit:" + mv.SourceCommit, "digest": digestSet{"sha1": mv.SourceCommit}, "entryPoint": mv.Pipeline + "." + mv.Step + "." + mv.Output},
-			"parameters":   p.params,
-		},
-		"metadata":  map[string]any{"buildInvocationId": p.runID, "reproducible": false},
-		"materials": materials,
-	}
-	b, err := json.Marshal(pred)
-	if err != nil {
-		return nil, fmt.Errorf("provenance: %w", err)
-	}
-	return b, nil
 }
 
 // SignatureRepository adapts a store's model repository for the signature

@@ -112,7 +112,11 @@ func (a *applier) runStep(ctx context.Context, n *node, key string) *state.StepR
 
 	// The log is stored whatever became of the step, and outlives a cancel.
 	store := context.WithoutCancel(ctx)
-	if d, err := a.env.Store.Push(store, logPath, "log"); err == nil {
+	d, err := a.env.Store.Push(store, logPath, "log")
+	if err == nil {
+		err = a.signArtifact(store, d.Digest, n.build("log"))
+	}
+	if err == nil {
 		res.Log = &state.Artifact{Digest: d.Digest, Size: d.Size, Type: "log", MediaType: d.MediaType}
 	} else if res.Status == state.StatusSucceeded {
 		res.Status, res.Reason = state.StatusFailed, "store log: "+err.Error()
@@ -122,6 +126,9 @@ func (a *applier) runStep(ctx context.Context, n *node, key string) *state.StepR
 		for _, name := range n.step.OutputNames() {
 			o := n.step.Outputs[name]
 			d, err := a.env.Store.Push(store, filepath.Join(outputs, name), o.Type)
+			if err == nil {
+				err = a.signArtifact(store, d.Digest, n.build(name))
+			}
 			if err != nil {
 				res.Status, res.Reason, res.Outputs = state.StatusFailed, fmt.Sprintf("store output %s: %v", name, err), nil
 				break

@@ -7,6 +7,7 @@ package plan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -53,6 +54,8 @@ type Plan struct {
 	Pipelines   []*Pipeline `json:"pipelines"`
 	// Models lists the model versions to produce and the stages to move.
 	Models []*ModelChange `json:"models,omitempty"`
+	// Warnings are things the plan could not check.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Source is the commit the plan was made from.
@@ -123,6 +126,7 @@ const (
 	ReasonFailed     ReasonKind = "failed"     // the same step failed last time
 	ReasonCancelled  ReasonKind = "cancelled"  // the same step was cancelled last time
 	ReasonMissing    ReasonKind = "missing"    // recorded outputs are gone from the store
+	ReasonUnverified ReasonKind = "unverified" // recorded outputs' signatures do not verify
 	ReasonNoCache    ReasonKind = "no-cache"   // cache: false or --no-cache
 	ReasonNotCached  ReasonKind = "not-cached" // same fingerprint but no cache entry
 )
@@ -169,6 +173,8 @@ func (r Reason) String() string {
 		return "cancelled in run " + r.Subject
 	case ReasonMissing:
 		return "cached outputs missing from the store: " + r.Subject
+	case ReasonUnverified:
+		return "cached outputs no longer verify: " + r.Subject + " (" + r.New + ")"
 	case ReasonNoCache:
 		return r.Subject
 	case ReasonNotCached:
@@ -198,7 +204,16 @@ type Options struct {
 	Overrides []Override
 	// StateCommit is the state ref's commit that Recorded reads.
 	StateCommit string
+	// Verify, when not nil, checks the signature of a stored artifact a
+	// cache hit would reuse. An error wrapping ErrUntrusted makes the step
+	// run again; any other error fails the plan.
+	Verify func(ctx context.Context, digest string) error
 }
+
+// ErrUntrusted is wrapped by the errors of Options.Verify for an artifact
+// that is not signed, or not by the right key, or whose signature does not
+// verify.
+var ErrUntrusted = errors.New("signature does not verify")
 
 // Compute makes the plan.
 func Compute(ctx context.Context, cfg *schema.Config, rec Recorded, src Sources, store Store, opts Options) (*Plan, error) {
@@ -216,7 +231,7 @@ func Compute(ctx context.Context, cfg *schema.Config, rec Recorded, src Sources,
 		return nil, err
 	}
 	for _, name := range names {
-		pp, err := planPipeline(ctx, cfg.Pipelines[name], rec, src, store, opts.NoCache)
+		pp, err := planPipeline(ctx, cfg.Pipelines[name], rec, src, store, &opts)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %s: %w", name, err)
 		}
@@ -249,7 +264,8 @@ func selectPipelines(cfg *schema.Config, want []string) ([]string, error) {
 	return out, nil
 }
 
-func planPipeline(ctx context.Context, pl *schema.Pipeline, rec Recorded, src Sources, store Store, noCache bool) (*Pipeline, error) {
+func planPipeline(ctx context.Context, pl *schema.Pipeline, rec Recorded, src Sources, store Store, opts *Options) (*Pipeline, error) {
+	noCache := opts.NoCache
 	prev, _, err := rec.Pipeline(pl.Name)
 	if err != nil {
 		return nil, err
@@ -325,6 +341,19 @@ func planPipeline(ctx context.Context, pl *schema.Pipeline, rec Recorded, src So
 			if err != nil {
 				return nil, err
 			}
+			var untrusted []string
+			var why string
+			if len(missing) == 0 && opts.Verify != nil {
+				untrusted, why, err = untrustedOutputs(ctx, opts.Verify, hit)
+				if err != nil {
+					return nil, fmt.Errorf("step %s: %w", name, err)
+				}
+			}
+			if len(untrusted) > 0 {
+				ps.Action = Run
+				ps.Reasons = []Reason{{Kind: ReasonUnverified, Subject: joinNames(untrusted), New: why}}
+				continue
+			}
 			if len(missing) == 0 {
 				ps.Action = Cached
 				ps.CachedFrom = hit.RunID
@@ -382,6 +411,24 @@ func lookup(rec Recorded, pipeline, step string, last *state.StepState, key stri
 		return &state.Cache{Key: key, Pipeline: pipeline, Step: step, RunID: last.RunID, Outputs: last.Outputs, Metrics: last.Metrics, Log: last.Log}, true, nil
 	}
 	return rec.Cache(key)
+}
+
+// untrustedOutputs lists the outputs of a cache entry whose signatures do
+// not verify, with the first reason.
+func untrustedOutputs(ctx context.Context, verify func(context.Context, string) error, c *state.Cache) (names []string, why string, err error) {
+	for _, name := range slices.Sorted(maps.Keys(c.Outputs)) {
+		err := verify(ctx, c.Outputs[name].Digest)
+		switch {
+		case errors.Is(err, ErrUntrusted):
+			names = append(names, name)
+			if why == "" {
+				why = err.Error()
+			}
+		case err != nil:
+			return nil, "", fmt.Errorf("output %s: %w", name, err)
+		}
+	}
+	return names, why, nil
 }
 
 // missingOutputs lists the outputs of a cache entry that the store lacks.

@@ -45,8 +45,11 @@ type Run struct {
 	Orchestrator string         `json:"orchestrator"`
 	Store        string         `json:"artifact_store"`
 	Parameters   map[string]any `json:"parameters,omitempty"`
-	Started      time.Time      `json:"started"`
-	Finished     time.Time      `json:"finished"`
+	// SignedBy identifies the public key that signed the run's artifacts
+	// ("" when they are not signed).
+	SignedBy string    `json:"signed_by,omitempty"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
 	// Order lists the steps in the order they can run.
 	Order []string               `json:"order,omitempty"`
 	Steps map[string]*StepResult `json:"steps"`

@@ -136,6 +136,9 @@ func Header(w io.Writer, p *plan.Plan, s Style) {
 		}
 		fmt.Fprintf(w, "%s experiment: %s (recorded as an experiment; the pipeline's baseline is not updated)\n", s.paint("33", "!"), strings.Join(sets, ", "))
 	}
+	for _, warning := range p.Warnings {
+		fmt.Fprintf(w, "%s %s\n", s.paint("33", "!"), warning)
+	}
 	fmt.Fprintln(w)
 }
 

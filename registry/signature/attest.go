@@ -148,6 +148,17 @@ func Attest(ctx context.Context, repo Repository, digest, predicateType string, 
 // predicate type is read from the signed statement, not from the layer's
 // annotation.
 func VerifyAttestation(ctx context.Context, repo Repository, digest, predicateType string, v *Verifier) (json.RawMessage, error) {
+	all, err := VerifyAttestations(ctx, repo, digest, predicateType, v)
+	if err != nil {
+		return nil, err
+	}
+	return all[len(all)-1], nil
+}
+
+// VerifyAttestations is VerifyAttestation returning the predicates of all
+// the attestations of predicateType by v that verify, oldest first: an
+// artifact that several runs made carries one from each.
+func VerifyAttestations(ctx context.Context, repo Repository, digest, predicateType string, v *Verifier) ([]json.RawMessage, error) {
 	h, err := parseDigest(digest)
 	if err != nil {
 		return nil, err
@@ -160,7 +171,7 @@ func VerifyAttestation(ctx context.Context, repo Repository, digest, predicateTy
 		return nil, fail(err)
 	}
 	var (
-		found json.RawMessage
+		found []json.RawMessage
 		bad   error
 		n     int
 	)
@@ -190,7 +201,7 @@ func VerifyAttestation(ctx context.Context, repo Repository, digest, predicateTy
 		}
 		switch {
 		case valid && about:
-			found = st.Predicate
+			found = append(found, st.Predicate)
 		case valid:
 			bad = cmp.Or(bad, fmt.Errorf("%w: layer %s: an attestation by this key about another digest (replayed)", ErrBadSignature, l.Digest))
 		case !about:

@@ -126,3 +126,14 @@ func (v *Verifier) PEM() ([]byte, error) {
 func (v *Verifier) verify(sig, message []byte) bool {
 	return v.v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(message)) == nil
 }
+
+// Equal reports whether v and w check signatures against the same public
+// key.
+func (v *Verifier) Equal(w *Verifier) bool {
+	a, err := v.PEM()
+	if err != nil {
+		return false
+	}
+	b, err := w.PEM()
+	return err == nil && bytes.Equal(a, b)
+}

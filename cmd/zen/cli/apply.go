@@ -9,7 +9,6 @@ import (
 
 	"github.com/zen-dev/zen/apply"
 	"github.com/zen-dev/zen/plan/render"
-	"github.com/zen-dev/zen/registry/signature"
 	"github.com/zen-dev/zen/state"
 )
 
@@ -36,7 +35,7 @@ a work tree with uncommitted changes is recorded as dirty.`,
   zen apply training --stack shared -j 4
   zen apply --set training.n_estimators=200`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pl, err := makePlan(cmd.Context(), &f, args)
+			pl, err := makePlan(cmd.Context(), &f, args, true)
 			if err != nil {
 				return err
 			}
@@ -66,20 +65,10 @@ a work tree with uncommitted changes is recorded as dirty.`,
 				render.Text(g.stderr, p, styleFor(g.stderr))
 				fmt.Fprintln(g.stderr)
 			}
-			// Keys matter only for model versions and stages: a repository
-			// without models gets none.
-			var signer *signature.Signer
-			var verifier *signature.Verifier
-			var keyID string
-			if len(p.Models) > 0 {
-				if signer, keyID, verifier, err = pl.sess.signer(pl.stack); err != nil {
-					return err
-				}
-			}
 			env := &apply.Env{
-				Signer:   signer,
-				KeyID:    keyID,
-				Verifier: verifier,
+				Signer:   pl.signer,
+				KeyID:    pl.keyID,
+				Verifier: pl.verifier,
 				Config:   pl.sess.cfg,
 				Stack:    pl.stack,
 				Store:    pl.store,
@@ -89,7 +78,13 @@ a work tree with uncommitted changes is recorded as dirty.`,
 				Jobs:     jobs,
 				Stream:   g.stderr,
 			}
+			if pl.checker != nil {
+				env.Verify = pl.checker.Verify
+			}
 			res, err := apply.Apply(cmd.Context(), env, p)
+			if pl.checker != nil {
+				_ = pl.checker.Save()
+			}
 			var re *apply.RunError
 			var refused *apply.RefusedError
 			if err != nil && !errors.As(err, &re) && !errors.As(err, &refused) && !errors.Is(err, state.ErrStateMoved) {

@@ -17,7 +17,6 @@ import (
 
 	"github.com/zen-dev/zen/apply"
 	"github.com/zen-dev/zen/internal/workspace"
-	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/registry/signature"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
@@ -86,8 +85,18 @@ func (s *session) signer(st *schema.Stack) (*signature.Signer, string, *signatur
 		return nil, "", nil, nil
 	}
 	priv, pubPath := keyFiles(s.ws)
+	committed, err := os.ReadFile(pubPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, "", nil, err
+	}
 	key, err := os.ReadFile(priv)
 	if errors.Is(err, os.ErrNotExist) {
+		if committed != nil {
+			// A fresh clone: signing with a new key would make everything
+			// fail to verify against the committed one.
+			return nil, "", nil, fmt.Errorf("%s exists but its private key %s does not: copy the key here, or remove %s for zen to make a new pair",
+				relTo(s.ws.Root, pubPath), relTo(s.ws.Root, priv), relTo(s.ws.Root, pubPath))
+		}
 		var pub []byte
 		if key, pub, err = signature.GenerateKeyPair(password); err != nil {
 			return nil, "", nil, err
@@ -98,21 +107,28 @@ func (s *session) signer(st *schema.Stack) (*signature.Signer, string, *signatur
 		if err := os.WriteFile(priv, key, 0o600); err != nil {
 			return nil, "", nil, err
 		}
-		if _, err := os.Stat(pubPath); errors.Is(err, os.ErrNotExist) {
-			if err := os.WriteFile(pubPath, pub, 0o644); err != nil {
-				return nil, "", nil, err
-			}
+		if err := os.WriteFile(pubPath, pub, 0o644); err != nil {
+			return nil, "", nil, err
 		}
+		committed = pub
+		fmt.Fprintf(os.Stderr, "zen: made the local stack's signing key pair: %s (private, ignored by git) and %s (commit it)\n", relTo(s.ws.Root, priv), relTo(s.ws.Root, pubPath))
 	} else if err != nil {
 		return nil, "", nil, err
 	}
 	sg, err := signature.LoadSigner(key, password)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("%s: %w", priv, err)
+		return nil, "", nil, fmt.Errorf("%s: %w", relTo(s.ws.Root, priv), err)
 	}
 	pub, err := sg.Public().PEM()
 	if err != nil {
 		return nil, "", nil, err
+	}
+	if committed == nil {
+		if err := os.WriteFile(pubPath, pub, 0o644); err != nil {
+			return nil, "", nil, err
+		}
+	} else if v, err := signature.LoadVerifier(committed); err != nil || !v.Equal(sg.Public()) {
+		return nil, "", nil, fmt.Errorf("%w: restore the matching key, or remove %s for zen to write it anew", errKeyMismatch, relTo(s.ws.Root, pubPath))
 	}
 	return sg, keyID(pub), sg.Public(), nil
 }
@@ -328,111 +344,4 @@ func newModels(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(list, show)
 	return cmd
-}
-
-func newVerify(g *globals) *cobra.Command {
-	var keyPath, stack string
-	cmd := &cobra.Command{
-		Use:   "verify MODEL[:VERSION|@STAGE]",
-		Short: "Check a model version's signature, attestation and digest against the record",
-		Long: `Verify checks, for the recorded model version a reference names:
-
-  - that the store's tag still points at the recorded digest  (exit 13)
-  - that it is signed                                           (exit 10)
-  - that a signature by the key verifies                        (exit 11)
-  - that the signature is by this key, not another one          (exit 12)
-  - that its provenance attestation verifies and names it       (exit 11)
-  - that every stored blob still matches its digest             (exit 14)
-
-The key is --key, else cosign.pub at the repository's root. Exit 0 when
-everything holds, 1 on any other error.`,
-		Example: "  zen verify fraud-detector@production\n  zen verify fraud-detector:1.0.0 --key release.pub",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, recs, err := openRecords(true)
-			if err != nil {
-				return err
-			}
-			ref := parseModelRef(args[0])
-			mv, err := resolveVersion(recs, ref)
-			if err != nil {
-				return err
-			}
-			if keyPath == "" {
-				_, keyPath = keyFiles(sess.ws)
-			}
-			pub, err := os.ReadFile(keyPath)
-			if err != nil {
-				return fmt.Errorf("public key: %w (use --key)", err)
-			}
-			v, err := signature.LoadVerifier(pub)
-			if err != nil {
-				return fmt.Errorf("public key %s: %w", keyPath, err)
-			}
-			st, err := sess.selectStack(stack)
-			if err != nil {
-				return err
-			}
-			store, err := sess.openStore(st)
-			if err != nil {
-				return err
-			}
-			ms, ok := store.(registry.ModelStore)
-			if !ok {
-				return fmt.Errorf("artifact store %s holds no models", store)
-			}
-			ctx := cmd.Context()
-			tag := mv.ModelVersion
-			if ref.stage != "" {
-				tag = ref.stage
-			}
-			got, err := ms.Resolve(ctx, mv.Model, tag)
-			if err != nil {
-				return err
-			}
-			if got != mv.Digest {
-				return &codeError{code: exitDigest, err: fmt.Errorf("model %s %s: the store's %s:%s is %s, the record says %s: tampered, or the tag moved outside zen", mv.Model, mv.ModelVersion, mv.Model, tag, got, mv.Digest)}
-			}
-			repo := apply.SignatureRepository(ms.ModelRepository(mv.Model))
-			if err := signature.Verify(ctx, repo, mv.Digest, v); err != nil {
-				return &codeError{code: verifyCode(err), err: fmt.Errorf("model %s %s (%s): %w", mv.Model, mv.ModelVersion, mv.Digest, err)}
-			}
-			if _, err := signature.VerifyAttestation(ctx, repo, mv.Digest, apply.ProvenanceType, v); err != nil {
-				return &codeError{code: verifyCode(err), err: fmt.Errorf("model %s %s (%s): provenance: %w", mv.Model, mv.ModelVersion, mv.Digest, err)}
-			}
-			// The signature covers the manifest; pulling checks that every
-			// blob still matches the digest the manifest names.
-			tmp, err := os.MkdirTemp("", "zen-verify-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(tmp)
-			if err := ms.PullModel(ctx, mv.Digest, mv.Model, filepath.Join(tmp, "model")); err != nil {
-				if errors.Is(err, registry.ErrDigestMismatch) {
-					return &codeError{code: exitContent, err: fmt.Errorf("model %s %s: stored content was altered: %w", mv.Model, mv.ModelVersion, err)}
-				}
-				return err
-			}
-			if g.output == "json" {
-				return writeJSON(g.stdout, map[string]any{"verified": true, "model": mv.Model, "version": mv.ModelVersion, "digest": mv.Digest, "key": keyID(pub)})
-			}
-			fmt.Fprintf(g.stdout, "verified model %s %s %s: signature and provenance by %s\n", mv.Model, mv.ModelVersion, mv.Digest, keyPath)
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&keyPath, "key", "", "the public key (default: cosign.pub at the repository's root)")
-	cmd.Flags().StringVar(&stack, "stack", "", "read from this stack's artifact store")
-	return cmd
-}
-
-func verifyCode(err error) int {
-	switch {
-	case errors.Is(err, signature.ErrUnsigned):
-		return exitUnsigned
-	case errors.Is(err, signature.ErrOtherKey):
-		return exitOtherKey
-	case errors.Is(err, signature.ErrBadSignature):
-		return exitBadSignature
-	}
-	return exitError
 }

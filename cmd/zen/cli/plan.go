@@ -8,9 +8,11 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/zen-dev/zen/internal/trust"
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/plan/render"
 	"github.com/zen-dev/zen/registry"
+	"github.com/zen-dev/zen/registry/signature"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
 )
@@ -35,10 +37,20 @@ type planned struct {
 	store registry.Store
 	plan  *plan.Plan
 	recs  state.Records
+
+	// For apply: the stack's signer, its key id and public key, and what
+	// checks cached artifacts against it (nil for a stack that does not
+	// sign).
+	signer   *signature.Signer
+	keyID    string
+	verifier *signature.Verifier
+	checker  *trust.Checker
 }
 
-// makePlan loads the repository and computes the plan for pipelines.
-func makePlan(ctx context.Context, f *planFlags, pipelines []string) (*planned, error) {
+// makePlan loads the repository and computes the plan for pipelines. For
+// apply, it loads the stack's signer first (making the local key pair on
+// first use), so that a missing key fails before anything runs.
+func makePlan(ctx context.Context, f *planFlags, pipelines []string, forApply bool) (*planned, error) {
 	var overrides []schema.Override
 	for _, s := range f.sets {
 		o, err := schema.ParseOverride(s)
@@ -72,6 +84,22 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (*planned, 
 	if err != nil {
 		return nil, err
 	}
+	pl := &planned{sess: sess, stack: st, store: store}
+	// After Changes: the local key pair made on first use is not a
+	// change the run was made from.
+	var warning string
+	if forApply {
+		pl.signer, pl.keyID, pl.verifier, err = sess.signer(st)
+		if err == nil && pl.signer != nil {
+			err = sess.checkPublicKey(st, pl.verifier)
+		}
+	} else {
+		pl.verifier, pl.keyID, warning, err = sess.publicKey(st)
+	}
+	if err != nil {
+		return nil, err
+	}
+	pl.checker = sess.checker(store, pl.verifier, pl.keyID)
 	opts := plan.Options{
 		Stack:       st.Name,
 		Pipelines:   pipelines,
@@ -82,12 +110,23 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (*planned, 
 	for _, o := range overrides {
 		opts.Overrides = append(opts.Overrides, plan.Override{Path: o.Path, Value: o.JSON()})
 	}
+	if pl.checker != nil {
+		opts.Verify = pl.checker.Verify
+	}
 	p, err := plan.Compute(ctx, sess.cfg, recs, sess.ws, store, opts)
 	if err != nil {
 		return nil, err
 	}
-	_ = sess.ws.Hasher.Save() // a cache only: losing it costs a re-read
-	return &planned{sess: sess, stack: st, store: store, plan: p, recs: recs}, nil
+	if warning != "" {
+		p.Warnings = append(p.Warnings, warning)
+	}
+	// Caches only: losing them costs a re-read.
+	_ = sess.ws.Hasher.Save()
+	if pl.checker != nil {
+		_ = pl.checker.Save()
+	}
+	pl.plan, pl.recs = p, recs
+	return pl, nil
 }
 
 func newPlan(g *globals) *cobra.Command {
@@ -113,7 +152,7 @@ Exit status: 0 when the plan succeeds, 1 on error. With --detailed-exitcode:
   zen plan --set training.n_estimators=200
   zen plan --detailed-exitcode --output json > plan.json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pl, err := makePlan(cmd.Context(), &f, args)
+			pl, err := makePlan(cmd.Context(), &f, args, false)
 			if err != nil {
 				return err
 			}

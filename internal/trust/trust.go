@@ -1,0 +1,141 @@
+// Package trust decides whether a stored artifact may be reused: whether it
+// carries a signature, by the key zen signs with, that verifies.
+//
+// A plan asks this of every output a cache hit would reuse, thousands of
+// times for a large repository. A Checker remembers, in a file under .zen,
+// the signature manifests it has verified, by digest: checking an artifact
+// again reads its small signature manifest and hashes it, and verifies the
+// signatures only when the manifest is new. A signature manifest that was
+// replaced, or removed, is a new manifest and is verified from scratch.
+package trust
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/zen-dev/zen/plan"
+	"github.com/zen-dev/zen/registry/signature"
+)
+
+// Checker verifies artifacts' signatures by one key. Its methods are safe
+// for concurrent use.
+type Checker struct {
+	repo  signature.Repository
+	v     *signature.Verifier
+	keyID string
+	file  string
+
+	mu    sync.Mutex
+	known map[string]bool // "<artifact> <signature manifest> <key id>"
+	added []string
+}
+
+// New returns a Checker of the artifacts in repo against v, whose key
+// keyID names. file remembers what verified ("" remembers nothing); a file
+// that cannot be read is a cold start, not an error.
+func New(repo signature.Repository, v *signature.Verifier, keyID, file string) *Checker {
+	c := &Checker{repo: repo, v: v, keyID: keyID, file: file, known: map[string]bool{}}
+	if file == "" {
+		return c
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return c
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		c.known[sc.Text()] = true
+	}
+	return c
+}
+
+// Untrusted is the error for an artifact that may not be reused. It wraps
+// plan.ErrUntrusted and the verification error.
+type Untrusted struct {
+	Kind string // "not signed", "signed by another key", "bad signature"
+	Err  error
+}
+
+func (e *Untrusted) Error() string   { return e.Kind }
+func (e *Untrusted) Unwrap() []error { return []error{plan.ErrUntrusted, e.Err} }
+
+// Verify checks that the artifact digest ("sha256:<hex>") carries a good
+// signature by the Checker's key. Its error is an *Untrusted when it does
+// not; other errors (the store could not be read) are returned as they
+// are.
+func (c *Checker) Verify(ctx context.Context, digest string) error {
+	hexDigest, ok := strings.CutPrefix(digest, "sha256:")
+	if !ok {
+		return fmt.Errorf("artifact digest %q: only sha256 is supported", digest)
+	}
+	raw, err := c.repo.Manifest(ctx, "sha256-"+hexDigest+".sig")
+	var key string
+	switch {
+	case err == nil:
+		sum := sha256.Sum256(raw)
+		key = digest + " sha256:" + hex.EncodeToString(sum[:]) + " " + c.keyID
+		c.mu.Lock()
+		ok := c.known[key]
+		c.mu.Unlock()
+		if ok {
+			return nil
+		}
+	case !errors.Is(err, signature.ErrNotFound):
+		return err
+	}
+	err = signature.Verify(ctx, c.repo, digest, c.v)
+	switch {
+	case err == nil:
+	case errors.Is(err, signature.ErrUnsigned):
+		return &Untrusted{Kind: "not signed", Err: err}
+	case errors.Is(err, signature.ErrOtherKey):
+		return &Untrusted{Kind: "signed by another key", Err: err}
+	case errors.Is(err, signature.ErrBadSignature):
+		return &Untrusted{Kind: "bad signature", Err: err}
+	default:
+		return err
+	}
+	if key != "" {
+		c.mu.Lock()
+		if !c.known[key] {
+			c.known[key] = true
+			c.added = append(c.added, key)
+		}
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// Save appends what verified since New to the Checker's file.
+func (c *Checker) Save() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.file == "" || len(c.added) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(c.file), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(c.file, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	// One write: lines appended by two processes at once do not interleave.
+	_, err = f.WriteString(strings.Join(c.added, "\n") + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		c.added = nil
+	}
+	return err
+}

@@ -5,17 +5,20 @@ package testscript
 
 import (
 	"fmt"
-	"github.com/zen-dev/zen/internal/testregistry"
 	"io"
 	"log"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/zen-dev/zen/internal/testregistry"
 
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/rogpeppe/go-internal/testscript"
@@ -105,6 +108,10 @@ func cmdRegistry(ts *testscript.TestScript, neg bool, args []string) {
 		srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 		ts.Defer(srv.Close)
 		ts.Setenv("REGISTRY", strings.TrimPrefix(srv.URL, "http://"))
+	case "flaky":
+		srv := httptest.NewServer(flaky(ts.Getenv("HOME"), ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))))
+		ts.Defer(srv.Close)
+		ts.Setenv("REGISTRY", strings.TrimPrefix(srv.URL, "http://"))
 	case "closed":
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		ts.Check(err)
@@ -119,8 +126,61 @@ func cmdRegistry(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Defer(stop)
 		ts.Setenv("REGISTRY", addr)
 	default:
-		ts.Fatalf("usage: registry [process|closed]")
+		ts.Fatalf("usage: registry [process|flaky|closed]")
 	}
+}
+
+// flaky wraps a registry so that a script can cut it off in the middle of
+// a push, and see what was uploaded. It appends the digest of every blob
+// upload it completes to $HOME/registry-uploads. While $HOME/registry-down
+// holds "N PATH", the requests whose path contains PATH after the first N
+// have their connection closed with no response, as a registry that went
+// away would.
+func flaky(home string, h http.Handler) http.Handler {
+	var mu sync.Mutex
+	seen := 0
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if b, err := os.ReadFile(filepath.Join(home, "registry-down")); err == nil {
+			var n int
+			var sub string
+			fmt.Sscan(string(b), &n, &sub)
+			mu.Lock()
+			cut := strings.Contains(r.URL.Path, sub) && seen >= n
+			if strings.Contains(r.URL.Path, sub) {
+				seen++
+			}
+			mu.Unlock()
+			if cut {
+				if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+					conn.Close()
+				}
+				return
+			}
+		} else {
+			mu.Lock()
+			seen = 0
+			mu.Unlock()
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+		if d := r.URL.Query().Get("digest"); d != "" && rec.status == http.StatusCreated {
+			f, err := os.OpenFile(filepath.Join(home, "registry-uploads"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+			if err == nil {
+				fmt.Fprintln(f, d)
+				f.Close()
+			}
+		}
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
 }
 
 // cmdStateRef checks the state ref of the repository in the current

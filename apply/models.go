@@ -156,6 +156,13 @@ func (a *applier) applyModels(ctx context.Context, files map[string][]byte) ([]s
 		a.progress(nil, "~ stage %s/%s → %s", c.Model, c.Stage, c.Version)
 	}
 	for _, name := range slices.Sorted(maps.Keys(stages)) {
+		moved := false
+		for k := range a.moved {
+			moved = moved || strings.HasPrefix(k, name+"/")
+		}
+		if !moved {
+			continue // every change to it was refused
+		}
 		if err := put(files, state.StagesPath(name), stages[name]); err != nil {
 			return nil, err
 		}
@@ -259,6 +266,15 @@ func (a *applier) promote(ctx context.Context, ms registry.ModelStore, c *plan.M
 			}
 			return fmt.Errorf("gate failed: %s", strings.Join(failed, " && "))
 		}
+	}
+	// The version's tag and signature must still be what apply made:
+	// anything else was done outside zen, and is not promoted. (Content is
+	// checked by zen verify and by every pull: a promotion does not
+	// download the model.)
+	if got, err := ms.Resolve(ctx, c.Model, c.Version); err != nil {
+		return fmt.Errorf("version tag: %w", err)
+	} else if got != mv.Digest {
+		return fmt.Errorf("the store's %s:%s is %s, the record says %s: tampered, or the tag moved outside zen", c.Model, c.Version, got, mv.Digest)
 	}
 	if v := a.env.Verifier; v != nil {
 		if err := signature.Verify(ctx, SignatureRepository(ms.ModelRepository(c.Model)), mv.Digest, v); err != nil {

@@ -86,7 +86,8 @@ func (g *signer) lock(digest string) func() {
 	return l.Unlock
 }
 
-// signArtifact signs the stored artifact digest and attests its provenance,
+// signArtifact signs the stored artifact digest and, unless it carries a
+// provenance attestation by the key already, attests its provenance,
 // beside it in the store's artifacts repository. Without a signer it does
 // nothing.
 func (a *applier) signArtifact(ctx context.Context, digest string, b build) error {
@@ -101,6 +102,12 @@ func (a *applier) signArtifact(ctx context.Context, digest string, b build) erro
 	repo := SignatureRepository(a.env.Store.ArtifactRepository())
 	if err := signature.Sign(ctx, repo, digest, a.env.Signer); err != nil {
 		return fmt.Errorf("sign: %w", err)
+	}
+	// The same bytes are attested once per key, by the first run that
+	// stored them: a thousand steps that write the same file would
+	// otherwise pile a thousand attestations on one tag.
+	if _, err := signature.VerifyAttestation(ctx, repo, digest, ProvenanceType, a.env.Signer.Public()); err == nil {
+		return nil
 	}
 	if err := signature.Attest(ctx, repo, digest, ProvenanceType, pred, a.env.Signer); err != nil {
 		return fmt.Errorf("attest: %w", err)

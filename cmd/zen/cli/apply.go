@@ -35,7 +35,7 @@ a work tree with uncommitted changes is recorded as dirty.`,
   zen apply training --stack shared -j 4
   zen apply --set training.n_estimators=200`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pl, err := makePlan(cmd.Context(), &f, args, true)
+			pl, err := makePlan(cmd.Context(), &f, args)
 			if err != nil {
 				return err
 			}
@@ -65,10 +65,25 @@ a work tree with uncommitted changes is recorded as dirty.`,
 				render.Text(g.stderr, p, styleFor(g.stderr))
 				fmt.Fprintln(g.stderr)
 			}
+			// The signing key is loaded only when there is something to
+			// do (decrypting a cosign key takes a third of a second), and
+			// before anything runs, so that a missing key or a wrong
+			// password fails with nothing done. The local stack's key pair
+			// is made here, on first use.
+			signer, keyID, verifier, err := pl.sess.signer(pl.stack)
+			if err == nil && signer != nil {
+				err = pl.sess.checkPublicKey(pl.stack, verifier)
+			}
+			if err != nil {
+				return err
+			}
+			if pl.checker == nil && verifier != nil {
+				pl.checker = pl.sess.checker(pl.store, verifier, keyID)
+			}
 			env := &apply.Env{
-				Signer:   pl.signer,
-				KeyID:    pl.keyID,
-				Verifier: pl.verifier,
+				Signer:   signer,
+				KeyID:    keyID,
+				Verifier: verifier,
 				Config:   pl.sess.cfg,
 				Stack:    pl.stack,
 				Store:    pl.store,

@@ -50,6 +50,22 @@ func keyID(pub []byte) string {
 // The local stack (an oci-layout store, no signer declared) uses a key
 // pair zen makes on first use. Other stacks sign nothing.
 func (s *session) signer(st *schema.Stack) (*signature.Signer, string, *signature.Verifier, error) {
+	if s.signed == nil {
+		s.signed = &signed{}
+		s.signed.s, s.signed.id, s.signed.v, s.signed.err = s.loadSigner(st)
+	}
+	return s.signed.s, s.signed.id, s.signed.v, s.signed.err
+}
+
+// signed is a session's signer, loaded once: decrypting a key is slow.
+type signed struct {
+	s   *signature.Signer
+	id  string
+	v   *signature.Verifier
+	err error
+}
+
+func (s *session) loadSigner(st *schema.Stack) (*signature.Signer, string, *signature.Verifier, error) {
 	password := []byte(os.Getenv("COSIGN_PASSWORD"))
 	if st.Signer != nil {
 		if flavor, _ := st.Signer["flavor"].(string); flavor != "cosign" {

@@ -38,19 +38,16 @@ type planned struct {
 	plan  *plan.Plan
 	recs  state.Records
 
-	// For apply: the stack's signer, its key id and public key, and what
-	// checks cached artifacts against it (nil for a stack that does not
-	// sign).
-	signer   *signature.Signer
+	// The stack's public key, its id, and what checks cached artifacts
+	// against it (nil for a stack that does not sign).
 	keyID    string
 	verifier *signature.Verifier
 	checker  *trust.Checker
 }
 
-// makePlan loads the repository and computes the plan for pipelines. For
-// apply, it loads the stack's signer first (making the local key pair on
-// first use), so that a missing key fails before anything runs.
-func makePlan(ctx context.Context, f *planFlags, pipelines []string, forApply bool) (*planned, error) {
+// makePlan loads the repository and computes the plan for pipelines,
+// checking cached outputs' signatures with the stack's public key.
+func makePlan(ctx context.Context, f *planFlags, pipelines []string) (*planned, error) {
 	var overrides []schema.Override
 	for _, s := range f.sets {
 		o, err := schema.ParseOverride(s)
@@ -85,17 +82,8 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string, forApply bo
 		return nil, err
 	}
 	pl := &planned{sess: sess, stack: st, store: store}
-	// After Changes: the local key pair made on first use is not a
-	// change the run was made from.
 	var warning string
-	if forApply {
-		pl.signer, pl.keyID, pl.verifier, err = sess.signer(st)
-		if err == nil && pl.signer != nil {
-			err = sess.checkPublicKey(st, pl.verifier)
-		}
-	} else {
-		pl.verifier, pl.keyID, warning, err = sess.publicKey(st)
-	}
+	pl.verifier, pl.keyID, warning, err = sess.publicKey(st)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +140,7 @@ Exit status: 0 when the plan succeeds, 1 on error. With --detailed-exitcode:
   zen plan --set training.n_estimators=200
   zen plan --detailed-exitcode --output json > plan.json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pl, err := makePlan(cmd.Context(), &f, args, false)
+			pl, err := makePlan(cmd.Context(), &f, args)
 			if err != nil {
 				return err
 			}

@@ -22,6 +22,8 @@ type session struct {
 	ws    *workspace.Workspace
 	cfg   *schema.Config
 	state *state.Store
+
+	signed *signed // the stack's signer, once loaded (one stack a session)
 }
 
 // stateRef is the state ref's name: ZEN_STATE_REF or refs/zen/state.

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -151,12 +150,15 @@ type artifactCheck struct {
 	Step     string `json:"step"`
 	Artifact string `json:"artifact"` // an output's name, or "log"
 	Digest   string `json:"digest"`
-	// Run is the run the provenance must name: the run itself, or for a
-	// cached step the run that made the output.
-	Run   string `json:"run"`
-	OK    bool   `json:"ok"`
-	Error string `json:"error,omitempty"`
-	code  int
+	// Run is the run that made the artifact: the run itself, or for a
+	// cached step the run it was reused from.
+	Run string `json:"run"`
+	// SameAs names, when the provenance attestation is another step's or
+	// run's that stored the same bytes first, that step and run.
+	SameAs string `json:"same_as,omitempty"`
+	OK     bool   `json:"ok"`
+	Error  string `json:"error,omitempty"`
+	code   int
 }
 
 func newVerifyRun(g *globals, f *verifyFlags) *cobra.Command {
@@ -166,8 +168,9 @@ func newVerifyRun(g *globals, f *verifyFlags) *cobra.Command {
 		Long: `Verify run checks every artifact a run recorded, each step's outputs and
 logs: that it is signed by the key (exit 10, 11, 12 as for a model), that
 a provenance attestation by the key names the run and the step that made
-it (for a cached step, the run it was reused from; exit 11 when none does),
-and that its stored content still matches its digest (exit 14).
+it (for a cached step, the run it was reused from) or, for bytes that
+another step or run stored first, names that one (exit 11 when none
+does), and that its stored content still matches its digest (exit 14).
 
 RUN is a run id, a unique prefix of one, or "latest". The store is the
 run's stack's unless --stack says otherwise. Every artifact is checked and
@@ -223,6 +226,9 @@ reported; the exit code is the first failure's.`,
 					fmt.Fprintf(g.stdout, "%s %s.%s %s", mark, c.Step, c.Artifact, c.Digest)
 					if c.Run != run.ID {
 						fmt.Fprintf(g.stdout, " (from run %s)", c.Run)
+					}
+					if c.SameAs != "" {
+						fmt.Fprintf(g.stdout, " (same bytes as %s)", c.SameAs)
 					}
 					fmt.Fprintln(g.stdout)
 					if !c.OK {
@@ -282,8 +288,11 @@ func verifyArtifact(ctx context.Context, store registry.Store, repo signature.Re
 	if err != nil {
 		return verifyCode(err), "provenance: " + err.Error()
 	}
+	// The same bytes are attested once, by the first run that stored
+	// them: the attestation names this step in this run, or another step
+	// or run that made exactly these bytes.
 	entry := pipeline + "." + c.Step + "." + c.Artifact
-	var seen []string
+	var first string
 	found := false
 	for _, raw := range preds {
 		var p struct {
@@ -296,18 +305,23 @@ func verifyArtifact(ctx context.Context, store registry.Store, repo signature.Re
 				BuildInvocationID string `json:"buildInvocationId"`
 			} `json:"metadata"`
 		}
-		if json.Unmarshal(raw, &p) != nil {
-			seen = append(seen, "a predicate zen cannot read")
+		if json.Unmarshal(raw, &p) != nil || p.Metadata.BuildInvocationID == "" || p.Invocation.ConfigSource.EntryPoint == "" {
 			continue
 		}
 		if p.Metadata.BuildInvocationID == c.Run && p.Invocation.ConfigSource.EntryPoint == entry {
 			found = true
 			break
 		}
-		seen = append(seen, p.Invocation.ConfigSource.EntryPoint+" in run "+p.Metadata.BuildInvocationID)
+		if first == "" {
+			first = p.Invocation.ConfigSource.EntryPoint + " in run " + p.Metadata.BuildInvocationID
+		}
 	}
-	if !found {
-		return exitBadSignature, fmt.Sprintf("provenance: no attestation by the key names %s in run %s (they name %s)", entry, c.Run, strings.Join(seen, "; "))
+	switch {
+	case found:
+	case first != "":
+		c.SameAs = first
+	default:
+		return exitBadSignature, "provenance: no attestation by the key names the step and run that made it"
 	}
 	tmp, err := os.MkdirTemp("", "zen-verify-")
 	if err != nil {

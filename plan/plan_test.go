@@ -3,6 +3,8 @@ package plan
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -195,5 +197,41 @@ func TestFirstPlan(t *testing.T) {
 	}
 	if _, err := Compute(context.Background(), cfg, rec, src, store{}, Options{Pipelines: []string{"nope"}}); err == nil || !strings.Contains(err.Error(), `no pipeline "nope" (pipelines: p)`) {
 		t.Errorf("unknown pipeline: %v", err)
+	}
+}
+
+// TestUntrustedOutputs checks that a cache hit whose outputs do not verify
+// runs again, and that an error other than ErrUntrusted fails the plan.
+func TestUntrustedOutputs(t *testing.T) {
+	src := files{"data.csv": "sha256:d1", "load.py": "sha256:l1", "train.py": "sha256:t1", "exe:python3": "sha256:py"}
+	cfg := pipeline()
+	rec := &recorded{cache: map[string]*state.Cache{}, pipelines: map[string]*state.Pipeline{}}
+	st := store{}
+	record(t, cfg, src, rec, st)
+	var asked []string
+	verify := func(_ context.Context, d string) error {
+		asked = append(asked, d)
+		if d == "sha256:out-load-train" {
+			return fmt.Errorf("%w: not signed", ErrUntrusted)
+		}
+		return nil
+	}
+	p, err := Compute(context.Background(), cfg, rec, src, st, Options{Verify: verify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	load, train := p.Pipelines[0].Steps[0], p.Pipelines[0].Steps[1]
+	if got := string(load.Action) + ": " + reasons(load); got != "run: cached outputs no longer verify: train (signature does not verify: not signed)" {
+		t.Errorf("load: %q", got)
+	}
+	if got := string(train.Action) + ": " + reasons(train); got != "run: upstream re-runs: load" {
+		t.Errorf("train: %q", got)
+	}
+	if len(asked) != 1 {
+		t.Errorf("verified %v; want only load's output (train re-runs anyway)", asked)
+	}
+	broken := func(context.Context, string) error { return errors.New("registry down") }
+	if _, err := Compute(context.Background(), cfg, rec, src, st, Options{Verify: broken}); err == nil || !strings.Contains(err.Error(), "registry down") {
+		t.Errorf("Compute with a failing Verify = %v, want the error", err)
 	}
 }

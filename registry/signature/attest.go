@@ -57,11 +57,11 @@ func pae(payloadType string, payload []byte) []byte {
 }
 
 // verifies reports whether one of e's signatures is by v over its payload.
-func (e *envelope) verifies(v *Verifier, payload []byte) bool {
+func (e *envelope) verifies(v Checker, payload []byte) bool {
 	m := pae(e.PayloadType, payload)
 	for _, s := range e.Signatures {
 		sig, err := base64.StdEncoding.DecodeString(s.Sig)
-		if err == nil && v.verify(sig, m) {
+		if err == nil && verify(v, sig, m) {
 			return true
 		}
 	}
@@ -147,7 +147,7 @@ func Attest(ctx context.Context, repo Repository, digest, predicateType string, 
 // differs), and ErrOtherKey when they are intact but by other keys. The
 // predicate type is read from the signed statement, not from the layer's
 // annotation.
-func VerifyAttestation(ctx context.Context, repo Repository, digest, predicateType string, v *Verifier) (json.RawMessage, error) {
+func VerifyAttestation(ctx context.Context, repo Repository, digest, predicateType string, v Checker) (json.RawMessage, error) {
 	all, err := VerifyAttestations(ctx, repo, digest, predicateType, v)
 	if err != nil {
 		return nil, err
@@ -158,7 +158,7 @@ func VerifyAttestation(ctx context.Context, repo Repository, digest, predicateTy
 // VerifyAttestations is VerifyAttestation returning the predicates of all
 // the attestations of predicateType by v that verify, oldest first: an
 // artifact that several runs made carries one from each.
-func VerifyAttestations(ctx context.Context, repo Repository, digest, predicateType string, v *Verifier) ([]json.RawMessage, error) {
+func VerifyAttestations(ctx context.Context, repo Repository, digest, predicateType string, v Checker) ([]json.RawMessage, error) {
 	h, err := parseDigest(digest)
 	if err != nil {
 		return nil, err

@@ -122,10 +122,22 @@ func (v *Verifier) PEM() ([]byte, error) {
 	return cryptoutils.MarshalPublicKeyToPEM(pub)
 }
 
-// verify reports whether sig is a signature of message by the key.
-func (v *Verifier) verify(sig, message []byte) bool {
-	return v.v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(message)) == nil
+// Checker decides whether sig is a good signature of message. Verify,
+// VerifyAttestation and VerifyAttestations take one: *Verifier, a public
+// key, is the one zen has; keyless verification (a certificate and a
+// transparency log) would be another.
+type Checker interface {
+	CheckSignature(sig, message []byte) error
 }
+
+// CheckSignature implements Checker: sig must be a signature of message by
+// the key.
+func (v *Verifier) CheckSignature(sig, message []byte) error {
+	return v.v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(message))
+}
+
+// verify reports whether sig is a signature of message by c.
+func verify(c Checker, sig, message []byte) bool { return c.CheckSignature(sig, message) == nil }
 
 // Equal reports whether v and w check signatures against the same public
 // key.

@@ -117,7 +117,7 @@ func Sign(ctx context.Context, repo Repository, digest string, s *Signer) error 
 	pub := s.Public()
 	for _, l := range m.manifest.Layers {
 		sig, err := base64.StdEncoding.DecodeString(l.Annotations[signatureAnnotation])
-		if l.Digest == payloadDigest && err == nil && pub.verify(sig, payload) {
+		if l.Digest == payloadDigest && err == nil && verify(pub, sig, payload) {
 			return nil
 		}
 	}
@@ -144,7 +144,7 @@ func Sign(ctx context.Context, repo Repository, digest string, s *Signer) error 
 // enough, as for cosign; the payload's docker-reference is not compared,
 // so an artifact copied to another repository with its signatures still
 // verifies.
-func Verify(ctx context.Context, repo Repository, digest string, v *Verifier) error {
+func Verify(ctx context.Context, repo Repository, digest string, v Checker) error {
 	h, err := parseDigest(digest)
 	if err != nil {
 		return err
@@ -177,7 +177,7 @@ func Verify(ctx context.Context, repo Repository, digest string, v *Verifier) er
 			continue
 		}
 		sig, err := base64.StdEncoding.DecodeString(b64)
-		valid := err == nil && v.verify(sig, payload)
+		valid := err == nil && verify(v, sig, payload)
 		named := p.Critical.Image.DockerManifestDigest
 		switch {
 		case valid && named == h.String():

@@ -195,7 +195,8 @@ func (a *applier) produce(ctx context.Context, ms registry.ModelStore, c *plan.M
 		return nil, err
 	}
 	commit := a.plan.Source.Commit
-	desc, err := ms.PushModel(ctx, files, registry.ModelMeta{Name: c.Model, Version: c.Version, Revision: commit})
+	meta := registry.ModelMeta{Name: c.Model, Version: c.Version, Revision: commit, Compress: a.env.Stack.ArtifactStore.String("compression") == "gzip"}
+	desc, err := ms.PushModel(ctx, files, meta)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package registry
 import (
 	"archive/tar"
 	"bufio"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,6 +37,10 @@ type ModelMeta struct {
 	Description string
 	// Format is the model's format, such as "onnx" or "pickle".
 	Format string
+	// Compress gzips the tar layers (media types ending in .tar+gzip):
+	// smaller blobs, another digest. Off, the digest is the same as ever.
+	// A file pushed alone stays one raw layer, never compressed.
+	Compress bool
 }
 
 // ModelStore is a Store that can also hold model versions and tags. Both
@@ -43,7 +48,8 @@ type ModelMeta struct {
 //
 // A model version is a CNCF ModelPack artifact (see modelpack.go): an OCI
 // image manifest with artifactType ArtifactTypeModelManifest, a Model config
-// blob and uncompressed layers. PushModel packs a regular file as one
+// blob and layers, uncompressed unless ModelMeta.Compress says otherwise.
+// PushModel packs a regular file as one
 // MediaTypeModelWeightRaw layer, annotated with its base name under
 // AnnotationFilepath, and a directory as tar layers, walked in path order:
 //
@@ -60,6 +66,18 @@ type ModelMeta struct {
 // names; modes 0644 or 0755; symlinks only inside the directory), and the
 // config has no createdAt, so the same files and ModelMeta give the same
 // digest, in any store.
+//
+// With ModelMeta.Compress, each tar layer is that same tar gzipped, at
+// level gzip.BestSpeed (go-containerregistry's default: weights hardly
+// compress, and pushing stays fast) with no name or time in the gzip
+// header, under the media type of the uncompressed layer followed by
+// "+gzip" (MediaTypeModelWeightGzip and the like); the config's
+// modelfs.diffIds still hold the tars' digests, so the config is the one
+// the uncompressed version has. The gzip stream is Go's compress/gzip's:
+// the same files give the same digest with the same Go release, which
+// does not promise the same compressed bytes forever, so a compressed
+// version's digest may change with the Go that built zen. The uncompressed
+// default does not depend on it.
 type ModelStore interface {
 	Store
 	// PushModel packages the file or directory at path as a ModelPack
@@ -127,6 +145,8 @@ const (
 	maxRawBlob = 64 << 20
 	// uploadConcurrency bounds the blobs a remote PushModel uploads at once.
 	uploadConcurrency = 4
+	// gzipLevel is the compression level of gzipped layers; see ModelStore.
+	gzipLevel = gzip.BestSpeed
 )
 
 var (
@@ -172,12 +192,15 @@ func (m ModelMeta) check() error {
 	return nil
 }
 
-// modelLayer is a layer of a model being pushed: a file, or a tar of some.
+// modelLayer is a layer of a model being pushed: a file, or a tar of some,
+// gzipped or not.
 type modelLayer struct {
 	d       descriptor
+	diffID  v1.Hash    // of the uncompressed content: d.Digest unless gzipped
+	gzipped bool       // the blob is the tar gzipped
 	raw     string     // the file a raw layer is
 	entries []tarEntry // what a tar layer holds, in order
-	spooled string     // a temporary file holding the tar, if written
+	spooled string     // a temporary file holding the blob, if written
 }
 
 // tarEntry is an entry of a model's tar layer.
@@ -196,9 +219,9 @@ type packedModel struct {
 }
 
 // packModel hashes the file or directory at p as a model's layers, and
-// builds its config and manifest. A tar layer is written to a temporary
-// file in spoolDir if spoolDir is not "", else hashed only, to be written
-// again, the same, when uploaded.
+// builds its config and manifest. A tar layer (gzipped if meta.Compress)
+// is written to a temporary file in spoolDir if spoolDir is not "", else
+// hashed only, to be written again, the same, when uploaded.
 func packModel(p string, meta ModelMeta, spoolDir string) (_ *packedModel, err error) {
 	fi, err := os.Stat(p)
 	if err != nil {
@@ -219,12 +242,17 @@ func packModel(p string, meta ModelMeta, spoolDir string) (_ *packedModel, err e
 		if l.d.Digest, l.d.Size, err = hashFile(p); err != nil {
 			return nil, err
 		}
+		l.diffID = l.d.Digest
 		a.layers = []*modelLayer{l}
 	case fi.IsDir():
 		if a.layers, err = modelLayers(p); err != nil {
 			return nil, err
 		}
 		for _, l := range a.layers {
+			if meta.Compress {
+				l.gzipped = true
+				l.d.MediaType = gzipMediaType(l.d.MediaType)
+			}
 			if err := l.pack(spoolDir); err != nil {
 				return nil, err
 			}
@@ -250,7 +278,7 @@ func packModel(p string, meta ModelMeta, spoolDir string) (_ *packedModel, err e
 		ArtifactType:  ArtifactTypeModelManifest,
 	}
 	for _, l := range a.layers {
-		cfg.ModelFS.DiffIDs = append(cfg.ModelFS.DiffIDs, l.d.Digest.String())
+		cfg.ModelFS.DiffIDs = append(cfg.ModelFS.DiffIDs, l.diffID.String())
 		a.m.Layers = append(a.m.Layers, l.d)
 	}
 	if a.config, err = json.Marshal(cfg); err != nil {
@@ -276,6 +304,10 @@ func modelKind(name string) string {
 	}
 	return MediaTypeModelWeight
 }
+
+// gzipMediaType is the media type of the tar layer of type mediaType
+// gzipped: MediaTypeModelWeightGzip for MediaTypeModelWeight, and so on.
+func gzipMediaType(mediaType string) string { return mediaType + "+gzip" }
 
 // modelKinds orders a model's layers.
 var modelKinds = []string{MediaTypeModelWeight, MediaTypeModelWeightConfig, MediaTypeModelDoc}
@@ -352,12 +384,12 @@ func modelLayers(dir string) ([]*modelLayer, error) {
 	return layers, nil
 }
 
-// pack hashes the tar layer l, writing it to a temporary file in spoolDir
-// unless spoolDir is "".
+// pack hashes the tar layer l, writing its blob to a temporary file in
+// spoolDir unless spoolDir is "".
 func (l *modelLayer) pack(spoolDir string) (err error) {
 	if spoolDir == "" {
 		hw := newHashingWriter(io.Discard)
-		if err := l.writeTar(hw); err != nil {
+		if l.diffID, err = l.writeBlob(hw); err != nil {
 			return err
 		}
 		l.d.Digest, l.d.Size = hw.digest(), hw.n
@@ -377,14 +409,42 @@ func (l *modelLayer) pack(spoolDir string) (err error) {
 	}()
 	bw := bufio.NewWriterSize(f, 1<<20)
 	hw := newHashingWriter(bw)
-	if err := l.writeTar(hw); err != nil {
+	diffID, err := l.writeBlob(hw)
+	if err != nil {
 		return err
 	}
 	if err := bw.Flush(); err != nil {
 		return err
 	}
-	l.spooled, l.d.Digest, l.d.Size = f.Name(), hw.digest(), hw.n
+	l.spooled, l.d.Digest, l.d.Size, l.diffID = f.Name(), hw.digest(), hw.n, diffID
 	return nil
+}
+
+// writeBlob writes the blob of the tar layer l, the tar or its gzip, to w
+// and returns the tar's digest: w's, unless l is gzipped.
+func (l *modelLayer) writeBlob(w *hashingWriter) (diffID v1.Hash, err error) {
+	if !l.gzipped {
+		if err := l.writeTar(w); err != nil {
+			return v1.Hash{}, err
+		}
+		return w.digest(), nil
+	}
+	// gzip writes a few hundred bytes at a time: buffer them.
+	bw := bufio.NewWriterSize(w, 1<<20)
+	// No name, no time (0), OS "unknown": the header depends on the
+	// level only.
+	zw, err := gzip.NewWriterLevel(bw, gzipLevel)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	tw := newHashingWriter(zw)
+	if err := l.writeTar(tw); err != nil {
+		return v1.Hash{}, err
+	}
+	if err := zw.Close(); err != nil {
+		return v1.Hash{}, err
+	}
+	return tw.digest(), bw.Flush()
 }
 
 // writeTar writes the tar layer l to w.
@@ -412,8 +472,9 @@ func (l *modelLayer) writeTar(w io.Writer) error {
 	return tw.Close()
 }
 
-// open reads the layer's content: the file, the spooled tar, or the tar
-// written again, checked against the digest it had when packed.
+// open reads the layer's blob: the file, the spooled blob, or the blob
+// written again, checked against the digests (the blob's, and the tar's
+// if gzipped) it had when packed.
 func (l *modelLayer) open() (io.ReadCloser, error) {
 	switch {
 	case l.raw != "":
@@ -424,8 +485,8 @@ func (l *modelLayer) open() (io.ReadCloser, error) {
 	pr, pw := io.Pipe()
 	go func() {
 		hw := newHashingWriter(pw)
-		err := l.writeTar(hw)
-		if err == nil && (hw.n != l.d.Size || hw.digest() != l.d.Digest) {
+		diffID, err := l.writeBlob(hw)
+		if err == nil && (hw.n != l.d.Size || hw.digest() != l.d.Digest || diffID != l.diffID) {
 			err = errors.New("content changed while it was being stored")
 		}
 		pw.CloseWithError(err)
@@ -453,19 +514,21 @@ func (a *packedModel) descriptor() Descriptor {
 }
 
 // modelLayerType says whether mediaType is a ModelPack layer PullModel can
-// unpack, and whether it is raw (else a tar).
-func modelLayerType(mediaType string) (raw, ok bool) {
+// unpack, and whether it is raw or a gzipped tar (else a tar).
+func modelLayerType(mediaType string) (raw, gzipped, ok bool) {
 	rest, found := strings.CutPrefix(mediaType, "application/vnd.cncf.model.")
 	if !found {
-		return false, false
+		return false, false, false
 	}
 	switch {
 	case strings.HasSuffix(rest, ".v1.raw"):
-		return true, true
+		return true, false, true
 	case strings.HasSuffix(rest, ".v1.tar"):
-		return false, true
+		return false, false, true
+	case strings.HasSuffix(rest, ".v1.tar+gzip"):
+		return false, true, true
 	}
-	return false, false
+	return false, false, false
 }
 
 // parseModelManifest decodes a ModelPack manifest.
@@ -481,7 +544,7 @@ func parseModelManifest(raw []byte) (*manifest, error) {
 		return nil, errors.New("model has no layers")
 	}
 	for _, l := range m.Layers {
-		if _, ok := modelLayerType(l.MediaType); !ok {
+		if _, _, ok := modelLayerType(l.MediaType); !ok {
 			return nil, fmt.Errorf("layer %s: media type %q not supported (compressed?)", l.Digest, l.MediaType)
 		}
 	}
@@ -535,9 +598,9 @@ func pullModel(ctx context.Context, b blobs, h v1.Hash, dest string) error {
 	if err := json.Unmarshal(cfgBytes, &cfg); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	// Uncompressed layers are their own diff IDs.
-	if !slices.EqualFunc(cfg.ModelFS.DiffIDs, m.Layers, func(id string, l descriptor) bool { return id == l.Digest.String() }) {
-		return errors.New("config: modelfs.diffIds do not match the layers")
+	diffIDs, err := layerDiffIDs(cfg.ModelFS.DiffIDs, m.Layers)
+	if err != nil {
+		return err
 	}
 
 	layer := func(l descriptor, consume func(io.Reader) error) error {
@@ -551,7 +614,7 @@ func pullModel(ctx context.Context, b blobs, h v1.Hash, dest string) error {
 		}
 		return nil
 	}
-	if raw, _ := modelLayerType(m.Layers[0].MediaType); raw && len(m.Layers) == 1 {
+	if raw, _, _ := modelLayerType(m.Layers[0].MediaType); raw && len(m.Layers) == 1 {
 		return install(dest, func(out string) error {
 			return layer(m.Layers[0], func(r io.Reader) error { return writeFile(r, out) })
 		})
@@ -561,12 +624,19 @@ func pullModel(ctx context.Context, b blobs, h v1.Hash, dest string) error {
 			return err
 		}
 		var links []string
-		for _, l := range m.Layers {
+		for i, l := range m.Layers {
 			err := layer(l, func(r io.Reader) error {
-				if raw, _ := modelLayerType(l.MediaType); raw {
+				raw, gzipped, _ := modelLayerType(l.MediaType)
+				if raw {
 					return writeRaw(r, out, l)
 				}
-				ls, err := extractInto(r, out)
+				var ls []string
+				var err error
+				if gzipped {
+					ls, err = extractGzip(r, out, diffIDs[i])
+				} else {
+					ls, err = extractInto(r, out)
+				}
 				links = append(links, ls...)
 				return err
 			})
@@ -576,6 +646,59 @@ func pullModel(ctx context.Context, b blobs, h v1.Hash, dest string) error {
 		}
 		return checkLinks(out, links)
 	})
+}
+
+// errDiffIDs is the error for a config whose modelfs.diffIds are not the
+// layers'.
+var errDiffIDs = errors.New("config: modelfs.diffIds do not match the layers")
+
+// layerDiffIDs checks the config's diffIDs against the layers: an
+// uncompressed layer is its own diff ID; a gzipped layer's, returned, is
+// checked once it is uncompressed, by extractGzip.
+func layerDiffIDs(ids []string, layers []descriptor) ([]v1.Hash, error) {
+	if len(ids) != len(layers) {
+		return nil, errDiffIDs
+	}
+	hs := make([]v1.Hash, len(layers))
+	for i, l := range layers {
+		if _, gzipped, _ := modelLayerType(l.MediaType); !gzipped {
+			if ids[i] != l.Digest.String() {
+				return nil, errDiffIDs
+			}
+			hs[i] = l.Digest
+			continue
+		}
+		h, err := parseDigest(ids[i])
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errDiffIDs, err)
+		}
+		hs[i] = h
+	}
+	return hs, nil
+}
+
+// extractGzip unpacks the gzipped tar read from r under root, as
+// extractInto, and checks that the tar has the digest diffID.
+func extractGzip(r io.Reader, root string, diffID v1.Hash) ([]string, error) {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("gunzip: %w", err)
+	}
+	hw := newHashingWriter(io.Discard)
+	tr := io.TeeReader(zr, hw)
+	links, err := extractInto(tr, root)
+	if err != nil {
+		return links, err
+	}
+	// The rest of the tar (its end, whatever follows), and gzip's
+	// checksum, read at its end.
+	if _, err := io.Copy(io.Discard, tr); err != nil {
+		return links, fmt.Errorf("gunzip: %w", err)
+	}
+	if got := hw.digest(); got != diffID {
+		return links, fmt.Errorf("%w: uncompressed, the layer has digest %s, not %s", errDiffIDs, got, diffID)
+	}
+	return links, nil
 }
 
 // writeRaw writes the raw layer l, read from r, to the path it is annotated

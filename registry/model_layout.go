@@ -60,8 +60,8 @@ func (s *layoutStore) PushModel(ctx context.Context, p string, meta ModelMeta) (
 	return a.descriptor(), nil
 }
 
-// storeLayer writes the layer l unless it is stored: a spooled tar is moved
-// in place, a file copied.
+// storeLayer writes the layer l unless it is stored: a spooled blob (a tar,
+// or its gzip) is moved in place, a file copied.
 func (s *layoutStore) storeLayer(l *modelLayer) error {
 	switch {
 	case s.stored(l.d):

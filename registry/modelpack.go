@@ -11,8 +11,10 @@ import "time"
 const ArtifactTypeModelManifest = "application/vnd.cncf.model.manifest.v1+json"
 
 // Media types of a model's config and layers. A ".tar" layer is an
-// uncompressed tar archive of files, a ".raw" layer the bytes of one file,
-// named by the layer's AnnotationFilepath.
+// uncompressed tar archive of files, a ".tar+gzip" layer such a tar
+// gzipped, a ".raw" layer the bytes of one file, named by the layer's
+// AnnotationFilepath. zen writes ".tar+gzip" layers only when asked to
+// (ModelMeta.Compress), and reads them; the spec's ".tar+zstd" it does not.
 const (
 	// MediaTypeModelConfig is the media type of a model's config blob, a
 	// Model in JSON.
@@ -20,28 +22,39 @@ const (
 
 	// MediaTypeModelWeight is a tar of model weights.
 	MediaTypeModelWeight = "application/vnd.cncf.model.weight.v1.tar"
+	// MediaTypeModelWeightGzip is a gzipped tar of model weights.
+	MediaTypeModelWeightGzip = "application/vnd.cncf.model.weight.v1.tar+gzip"
 	// MediaTypeModelWeightRaw is one model weights file.
 	MediaTypeModelWeightRaw = "application/vnd.cncf.model.weight.v1.raw"
 
 	// MediaTypeModelWeightConfig is a tar of the weights' configuration
 	// files: tokenizer.json, config.json and the like.
 	MediaTypeModelWeightConfig = "application/vnd.cncf.model.weight.config.v1.tar"
+	// MediaTypeModelWeightConfigGzip is a gzipped tar of the weights'
+	// configuration files.
+	MediaTypeModelWeightConfigGzip = "application/vnd.cncf.model.weight.config.v1.tar+gzip"
 	// MediaTypeModelWeightConfigRaw is one configuration file of the weights.
 	MediaTypeModelWeightConfigRaw = "application/vnd.cncf.model.weight.config.v1.raw"
 
 	// MediaTypeModelDoc is a tar of documentation: README.md, LICENSE and
 	// the like.
 	MediaTypeModelDoc = "application/vnd.cncf.model.doc.v1.tar"
+	// MediaTypeModelDocGzip is a gzipped tar of documentation.
+	MediaTypeModelDocGzip = "application/vnd.cncf.model.doc.v1.tar+gzip"
 	// MediaTypeModelDocRaw is one documentation file.
 	MediaTypeModelDocRaw = "application/vnd.cncf.model.doc.v1.raw"
 
 	// MediaTypeModelCode is a tar of code: scripts and source files.
 	MediaTypeModelCode = "application/vnd.cncf.model.code.v1.tar"
+	// MediaTypeModelCodeGzip is a gzipped tar of code.
+	MediaTypeModelCodeGzip = "application/vnd.cncf.model.code.v1.tar+gzip"
 	// MediaTypeModelCodeRaw is one code file.
 	MediaTypeModelCodeRaw = "application/vnd.cncf.model.code.v1.raw"
 
 	// MediaTypeModelDataset is a tar of dataset files.
 	MediaTypeModelDataset = "application/vnd.cncf.model.dataset.v1.tar"
+	// MediaTypeModelDatasetGzip is a gzipped tar of dataset files.
+	MediaTypeModelDatasetGzip = "application/vnd.cncf.model.dataset.v1.tar+gzip"
 	// MediaTypeModelDatasetRaw is one dataset file.
 	MediaTypeModelDatasetRaw = "application/vnd.cncf.model.dataset.v1.raw"
 )
@@ -84,7 +97,8 @@ type ModelFS struct {
 	// Type is always "layers".
 	Type string `json:"type"`
 	// DiffIDs are the digests of the layers' uncompressed content, in the
-	// manifest's order: for zen's uncompressed layers, their digests.
+	// manifest's order: for uncompressed layers, their digests; for
+	// gzipped ones, the digests of their tars.
 	DiffIDs []string `json:"diffIds"`
 }
 

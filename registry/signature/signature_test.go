@@ -477,3 +477,45 @@ func TestBadDigest(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainKeys checks the unencrypted key pair zen keeps for the local
+// stack when no password is set.
+func TestPlainKeys(t *testing.T) {
+	private, public, err := signature.GeneratePlainKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if block, _ := pem.Decode(private); block == nil || block.Type != "PRIVATE KEY" {
+		t.Fatalf("private key PEM %q", private)
+	}
+	s, err := signature.LoadSigner(private, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub, err := s.Public().PEM(); err != nil || !bytes.Equal(pub, public) {
+		t.Errorf("Public().PEM() = %q, %v; want %q", pub, err, public)
+	}
+	v, err := signature.LoadVerifier(public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := newRepo(t)
+	digest := pushImage(t, repo, "v1")
+	ctx := context.Background()
+	if err := signature.Sign(ctx, repo, digest, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := signature.Verify(ctx, repo, digest, v); err != nil {
+		t.Error(err)
+	}
+	if !v.Equal(s.Public()) {
+		t.Error("the loaded public key is not Equal to the signer's")
+	}
+	other, _, err := signature.GeneratePlainKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(other, private) {
+		t.Error("two key pairs are the same")
+	}
+}

@@ -113,8 +113,16 @@ func (s *session) loadSigner(st *schema.Stack) (*signature.Signer, string, *sign
 			return nil, "", nil, fmt.Errorf("%s exists but its private key %s does not: copy the key here, or remove %s for zen to make a new pair",
 				relTo(s.ws.Root, pubPath), relTo(s.ws.Root, priv), relTo(s.ws.Root, pubPath))
 		}
+		// With no password, cosign's encryption would protect nothing and
+		// cost every apply a third of a second: the key is kept plain,
+		// readable by its owner only, as ssh keeps one.
 		var pub []byte
-		if key, pub, err = signature.GenerateKeyPair(password); err != nil {
+		if len(password) == 0 {
+			key, pub, err = signature.GeneratePlainKeyPair()
+		} else {
+			key, pub, err = signature.GenerateKeyPair(password)
+		}
+		if err != nil {
 			return nil, "", nil, err
 		}
 		if err := os.MkdirAll(filepath.Dir(priv), 0o700); err != nil {

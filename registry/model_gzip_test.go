@@ -96,16 +96,7 @@ func TestModelGzipRoundTrip(t *testing.T) {
 			src := filepath.Join(t.TempDir(), "model")
 			writeTree(t, src, compressibleTree)
 			// A large file gets a layer of its own, compressed too.
-			f, err := os.Create(filepath.Join(src, "weights", "big.bin"))
-			if err == nil {
-				err = f.Truncate(largeModelFile)
-			}
-			if err == nil {
-				err = f.Close()
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			sparseFile(t, filepath.Join(src, "weights", "big.bin"), largeModelFile)
 
 			dz, err := s.PushModel(ctx, src, gzipMeta)
 			if err != nil {

@@ -249,17 +249,7 @@ func TestModelLayers(t *testing.T) {
 	s := newLayout(t).(*layoutStore)
 	dir := filepath.Join(t.TempDir(), "model")
 	writeTree(t, dir, modelTree)
-	big := filepath.Join(dir, "weights", "big.safetensors")
-	f, err := os.Create(big)
-	if err == nil {
-		err = f.Truncate(largeModelFile)
-	}
-	if err == nil {
-		err = f.Close()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	sparseFile(t, filepath.Join(dir, "weights", "big.safetensors"), largeModelFile)
 	d, err := s.PushModel(ctx, dir, meta)
 	if err != nil {
 		t.Fatal(err)
@@ -893,3 +883,4 @@ func TestLayoutSignatureTagsPending(t *testing.T) {
 		t.Errorf("index.json lists artifacts:sha256-1.sig %d times, want once:\n%s", n, idx)
 	}
 }
+

@@ -52,6 +52,23 @@ func (f *verifyFlags) verifyKey(sess *session, st *schema.Stack) (*signature.Ver
 	return v, "key " + id, nil
 }
 
+// open selects the stack, the key to verify with and the stack's store.
+func (f *verifyFlags) open(sess *session, stack string) (*signature.Verifier, string, registry.Store, error) {
+	st, err := sess.selectStack(stack)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	v, keyName, err := f.verifyKey(sess, st)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	store, err := sess.openStore(st)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return v, keyName, store, nil
+}
+
 func newVerify(g *globals) *cobra.Command {
 	var f verifyFlags
 	cmd := &cobra.Command{
@@ -83,15 +100,7 @@ everything holds, 1 on any other error.`,
 			if err != nil {
 				return err
 			}
-			st, err := sess.selectStack(f.stack)
-			if err != nil {
-				return err
-			}
-			v, keyName, err := f.verifyKey(sess, st)
-			if err != nil {
-				return err
-			}
-			store, err := sess.openStore(st)
+			v, keyName, store, err := f.open(sess, f.stack)
 			if err != nil {
 				return err
 			}
@@ -190,15 +199,7 @@ reported; the exit code is the first failure's.`,
 			if stack == "" {
 				stack = run.Stack
 			}
-			st, err := sess.selectStack(stack)
-			if err != nil {
-				return err
-			}
-			v, keyName, err := f.verifyKey(sess, st)
-			if err != nil {
-				return err
-			}
-			store, err := sess.openStore(st)
+			v, keyName, store, err := f.open(sess, stack)
 			if err != nil {
 				return err
 			}

@@ -883,4 +883,3 @@ func TestLayoutSignatureTagsPending(t *testing.T) {
 		t.Errorf("index.json lists artifacts:sha256-1.sig %d times, want once:\n%s", n, idx)
 	}
 }
-

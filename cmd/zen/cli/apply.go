@@ -1,13 +1,16 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zen-dev/zen/apply"
+	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/plan/render"
 	"github.com/zen-dev/zen/state"
 )
@@ -16,7 +19,7 @@ func newApply(g *globals) *cobra.Command {
 	var f planFlags
 	var jobs int
 	cmd := &cobra.Command{
-		Use:   "apply [PIPELINE...]",
+		Use:   "apply [PIPELINE... | PLANFILE]",
 		Short: "Run what the plan shows and record the runs",
 		Long: `Apply computes the plan, runs the steps that must run on the selected
 stack, stores their outputs and logs as OCI artifacts, and records each
@@ -30,12 +33,26 @@ cancelled.
 
 With --set, the run is an experiment: recorded with its overrides, but the
 pipeline's baseline (what plan compares against) stays as it was. A run from
-a work tree with uncommitted changes is recorded as dirty.`,
+a work tree with uncommitted changes is recorded as dirty.
+
+zen apply PLANFILE applies a plan saved by zen plan -o PLANFILE, with the
+stack, pipelines and --set it was made with, and only if it still holds:
+the state ref, the source commit and the work tree are as they were, and
+planning again gives the same steps to run and the same model changes.
+Otherwise nothing runs and zen says to plan again. (An argument with a '.'
+or a '/' is a plan file: pipeline names have neither.)`,
 		Example: `  zen apply
   zen apply training --stack shared -j 4
-  zen apply --set training.n_estimators=200`,
+  zen apply --set training.n_estimators=200
+  zen plan -o plan.zen && zen apply plan.zen`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pl, err := makePlan(cmd.Context(), &f, args)
+			var pl *planned
+			var err error
+			if len(args) > 0 && strings.ContainsAny(args[0], "./") {
+				pl, err = applySaved(cmd.Context(), &f, args)
+			} else {
+				pl, err = makePlan(cmd.Context(), &f, args)
+			}
 			if err != nil {
 				return err
 			}
@@ -168,4 +185,34 @@ func short(s string) string {
 		return s[:12]
 	}
 	return s
+}
+
+// applySaved reads the plan file args[0] and plans again with its request,
+// failing unless the plan it gives is the one saved.
+func applySaved(ctx context.Context, f *planFlags, args []string) (*planned, error) {
+	name := args[0]
+	if len(args) > 1 {
+		return nil, fmt.Errorf("a plan file is applied alone: %s was given with %s", name, strings.Join(args[1:], " "))
+	}
+	if f.stack != "" || f.noCache || len(f.sets) > 0 {
+		return nil, fmt.Errorf("%s carries the stack, pipelines, --no-cache and --set it was made with: apply it without them", name)
+	}
+	file, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("plan file: %w", err)
+	}
+	saved, err := plan.ReadSaved(file, name)
+	file.Close()
+	if err != nil {
+		return nil, err
+	}
+	req := saved.Request
+	pl, err := makePlan(ctx, &planFlags{stack: req.Stack, noCache: req.NoCache, sets: req.Sets}, req.Pipelines)
+	if err != nil {
+		return nil, err
+	}
+	if why := saved.Stale(pl.plan); why != "" {
+		return nil, &codeError{code: exitError, err: fmt.Errorf("%s is stale: %s; nothing was applied: run zen plan -o %s again", name, why, name)}
+	}
+	return pl, nil
 }

@@ -2,8 +2,11 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -120,6 +123,7 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (*planned, 
 func newPlan(g *globals) *cobra.Command {
 	var f planFlags
 	var detailed bool
+	var out string
 	cmd := &cobra.Command{
 		Use:   "plan [PIPELINE...]",
 		Short: "Show which steps would run and why, and which are cached",
@@ -138,7 +142,8 @@ Exit status: 0 when the plan succeeds, 1 on error. With --detailed-exitcode:
 		Example: `  zen plan
   zen plan training --stack shared
   zen plan --set training.n_estimators=200
-  zen plan --detailed-exitcode --output json > plan.json`,
+  zen plan --detailed-exitcode --output json > plan.json
+  zen plan -o plan.zen     # then: zen apply plan.zen`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pl, err := makePlan(cmd.Context(), &f, args)
 			if err != nil {
@@ -152,6 +157,24 @@ Exit status: 0 when the plan succeeds, 1 on error. With --detailed-exitcode:
 			if err != nil {
 				return err
 			}
+			if out != "" {
+				req := plan.Request{Stack: pl.stack.Name, Pipelines: args, NoCache: f.noCache, Sets: f.sets}
+				if err := saveFile(out, func(w io.Writer) error { return plan.WriteSaved(w, version, req, pl.plan) }); err != nil {
+					return fmt.Errorf("save the plan: %w", err)
+				}
+				if g.output == "text" {
+					fmt.Fprintf(g.stdout, "\nSaved the plan to %s: zen apply %s applies exactly it.\n", out, out)
+				}
+				// A plan file in the work tree, not ignored, makes the
+				// tree dirty: the plan it holds is stale at once.
+				if abs, err := filepath.Abs(out); err == nil {
+					if rel, err := filepath.Rel(pl.sess.ws.Root, abs); err == nil && filepath.IsLocal(rel) {
+						if changed, _, err := pl.sess.ws.Changes(); err == nil && slices.Contains(changed, filepath.ToSlash(rel)) {
+							fmt.Fprintf(g.stderr, "zen: %s is in the work tree and not ignored by git: it makes the tree dirty, so the plan it holds no longer applies. Add it to .gitignore (zen init ignores *.zen), or save the plan outside the work tree.\n", out)
+						}
+					}
+				}
+			}
 			if detailed && pl.plan.Changes() {
 				return &codeError{code: exitChanges}
 			}
@@ -160,6 +183,7 @@ Exit status: 0 when the plan succeeds, 1 on error. With --detailed-exitcode:
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when there are steps to run, 0 when there are none")
+	cmd.Flags().StringVarP(&out, "out", "o", "", "also save the plan to `FILE`, for zen apply FILE")
 	return cmd
 }
 
@@ -171,4 +195,24 @@ func styleFor(w io.Writer) render.Style {
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return render.Style{Color: err == nil}
+}
+
+// saveFile writes a file through write, whole or not at all: into a
+// temporary file beside it, renamed into place.
+func saveFile(name string, write func(io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	err = write(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), name)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }

@@ -82,3 +82,56 @@ func TestSummaryNothingToDo(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+func TestMarkdown(t *testing.T) {
+	p := example()
+	p.StateCommit = "9f8e7d6c5b4a39281706"
+	p.Pipelines = append(p.Pipelines, &plan.Pipeline{Name: "nightly", Steps: []*plan.Step{
+		{Name: "report", Action: plan.Cached, Key: "aaaabbbbccccdddd", CachedFrom: "r1"},
+	}})
+	p.Models = []*plan.ModelChange{
+		{Model: "fraud", Version: "1.1.0", Action: plan.Create, From: "training.train.model"},
+		{Model: "fraud", Version: "1.1.0", Stage: "production", Action: plan.Run, From: "1.0.0", Gate: "roc_auc >= 0.85", GateResults: []string{"roc_auc >= 0.85: 0.91 ✓"}},
+		{Model: "fraud", Version: "0.9.0", Stage: "canary", Action: plan.Run, From: "1.0.0", GateResults: []string{"f1 > 0.5: 0.4 ✗"}, Refused: "gate failed"},
+	}
+	var b bytes.Buffer
+	Markdown(&b, p)
+	want := "### Plan: 1 pipeline to run, 2 steps to run, 2 cached, 1 new version, 1 stage change, 1 refused.\n" +
+		"\n" +
+		"Stack `local` (oci-layout .zen/store) · source `1a2b3c4d5e6f` · state `9f8e7d6c5b4a`\n" +
+		"\n" +
+		"> **!** the work tree has uncommitted changes (1 path): runs will be recorded as dirty\n" +
+		"> **!** experiment: \\`training.n\\_estimators=200\\`\n" +
+		"\n" +
+		"<details open><summary>pipeline <b>training</b>: run 2 of 3 steps</summary>\n" +
+		"\n" +
+		"| | step | why |\n" +
+		"|---|---|---|\n" +
+		"| `=` | load | cached (key 3f2a9c1d7e4b, from run 20261123-101500.123-3fa2c1) |\n" +
+		"| `~` | train | code changed: steps/train.py; parameter changed: n\\_estimators 100 → 200 |\n" +
+		"| `+` | evaluate | upstream re-runs: train |\n" +
+		"\n" +
+		"</details>\n" +
+		"\n" +
+		"<details><summary>pipeline <b>nightly</b>: 1 step cached</summary>\n" +
+		"\n" +
+		"| | step | why |\n" +
+		"|---|---|---|\n" +
+		"| `=` | report | cached (key aaaabbbbcccc, from run r1) |\n" +
+		"\n" +
+		"</details>\n" +
+		"\n" +
+		"**Models**\n" +
+		"\n" +
+		"| | change |\n" +
+		"|---|---|\n" +
+		"| `+` | model fraud 1.1.0 from training.train.model |\n" +
+		"| `~` | stage fraud/production 1.0.0 → 1.1.0, gate roc\\_auc &gt;= 0.85: 0.91 ✓ |\n" +
+		"| `!` | stage fraud/canary 1.0.0 → 0.9.0, gate f1 &gt; 0.5: 0.4 ✗: refused: gate failed |\n"
+	if b.String() != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+	if strings.Contains(b.String(), "\x1b") {
+		t.Error("terminal codes in markdown")
+	}
+}

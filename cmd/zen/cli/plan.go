@@ -137,21 +137,29 @@ ref recorded, and shows for every step what zen apply would do:
 
 Plan never runs anything and never writes the state ref.
 
+--output json writes the plan as data (docs/plan-format.md); --output
+markdown writes it as a pull-request comment. -o FILE also saves it for
+zen apply FILE.
+
 Exit status: 0 when the plan succeeds, 1 on error. With --detailed-exitcode:
 0 nothing to do, 1 error, 2 there are steps to run.`,
 		Example: `  zen plan
   zen plan training --stack shared
   zen plan --set training.n_estimators=200
   zen plan --detailed-exitcode --output json > plan.json
-  zen plan -o plan.zen     # then: zen apply plan.zen`,
+  zen plan -o plan.zen     # then: zen apply plan.zen
+  zen plan --output markdown > comment.md`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pl, err := makePlan(cmd.Context(), &f, args)
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			switch g.output {
+			case "json":
 				err = render.JSON(g.stdout, pl.plan)
-			} else {
+			case "markdown":
+				render.Markdown(g.stdout, pl.plan)
+			default:
 				render.Text(g.stdout, pl.plan, styleFor(g.stdout))
 			}
 			if err != nil {

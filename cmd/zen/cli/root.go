@@ -106,10 +106,13 @@ zen artifacts get, or plain git log refs/zen/state.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVarP(&g.dir, "directory", "C", "", "run as if zen was started in `DIR`")
-	root.PersistentFlags().StringVar(&g.output, "output", "text", "output format: text or json")
+	root.PersistentFlags().StringVar(&g.output, "output", "text", "output format: text or json (zen plan: also markdown)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
-		if g.output != "text" && g.output != "json" {
-			return fmt.Errorf("--output %q: want text or json", g.output)
+		switch {
+		case g.output == "markdown" && cmd.Name() != "plan":
+			return fmt.Errorf("--output markdown is for zen plan; %s writes text or json", cmd.CommandPath())
+		case g.output != "text" && g.output != "json" && g.output != "markdown":
+			return fmt.Errorf("--output %q: want text or json (zen plan: also markdown)", g.output)
 		}
 		if g.dir != "" {
 			if err := os.Chdir(g.dir); err != nil {

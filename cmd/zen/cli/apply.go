@@ -46,6 +46,7 @@ or a '/' is a plan file: pipeline names have neither.)`,
   zen apply --set training.n_estimators=200
   zen plan -o plan.zen && zen apply plan.zen`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f.forApply = true
 			var pl *planned
 			var err error
 			if len(args) > 0 && strings.ContainsAny(args[0], "./") {
@@ -70,6 +71,12 @@ or a '/' is a plan file: pipeline names have neither.)`,
 					}
 				} else {
 					fmt.Fprintln(g.stdout, render.Summary(p))
+				}
+				if pl.remote != "" && pl.ahead {
+					// Records an earlier apply could not push.
+					if err := pl.sess.pushState(cmd.Context(), pl.remote, pl.remoteHead); err != nil {
+						return err
+					}
 				}
 				if len(refused) > 0 {
 					// Nothing to do, but a declared change cannot be made:
@@ -121,6 +128,13 @@ or a '/' is a plan file: pipeline names have neither.)`,
 			var refused *apply.RefusedError
 			if err != nil && !errors.As(err, &re) && !errors.As(err, &refused) && !errors.Is(err, state.ErrStateMoved) {
 				return err
+			}
+			if pl.remote != "" && res != nil && (res.StateCommit != "" || pl.ahead) {
+				if perr := pl.sess.pushState(cmd.Context(), pl.remote, pl.remoteHead); perr != nil {
+					err = errors.Join(err, perr)
+				} else if g.output == "text" && res.StateCommit != "" {
+					defer fmt.Fprintf(g.stdout, "pushed %s to %s\n", pl.sess.state.Ref(), pl.remote)
+				}
 			}
 			if res != nil {
 				if g.output == "json" {
@@ -207,7 +221,7 @@ func applySaved(ctx context.Context, f *planFlags, args []string) (*planned, err
 		return nil, err
 	}
 	req := saved.Request
-	pl, err := makePlan(ctx, &planFlags{stack: req.Stack, noCache: req.NoCache, sets: req.Sets}, req.Pipelines)
+	pl, err := makePlan(ctx, &planFlags{stack: req.Stack, noCache: req.NoCache, sets: req.Sets, forApply: true}, req.Pipelines)
 	if err != nil {
 		return nil, err
 	}

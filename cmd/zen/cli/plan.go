@@ -25,6 +25,9 @@ type planFlags struct {
 	stack   string
 	noCache bool
 	sets    []string
+	// forApply: the state must be fetched from the remote, not merely
+	// tried.
+	forApply bool
 }
 
 func (f *planFlags) register(cmd *cobra.Command) {
@@ -40,6 +43,12 @@ type planned struct {
 	store registry.Store
 	plan  *plan.Plan
 	recs  state.Records
+
+	// The git remote the state ref was pulled from ("" for none), its
+	// commit then, and whether local commits are not on it yet.
+	remote     string
+	remoteHead string
+	ahead      bool
 
 	// The stack's public key, its id, and what checks cached artifacts
 	// against it (nil for a stack that does not sign).
@@ -71,6 +80,20 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (*planned, 
 	if err != nil {
 		return nil, err
 	}
+	pl := &planned{sess: sess, stack: st, store: store}
+	var notes []string
+	if remote := sess.stateRemote(); remote != "" {
+		sync, n, err := sess.pullState(ctx, remote)
+		switch {
+		case err != nil && f.forApply:
+			return nil, fmt.Errorf("%w (ZEN_REMOTE=none applies against the local state alone)", err)
+		case err != nil:
+			notes = append(notes, fmt.Sprintf("planned against the local state: %v", err))
+		default:
+			pl.remote, pl.remoteHead, pl.ahead = remote, sync.RemoteHead, sync.Ahead > 0
+			notes = n
+		}
+	}
 	snap, err := sess.state.Head()
 	if err != nil {
 		return nil, err
@@ -84,7 +107,6 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (*planned, 
 	if err != nil {
 		return nil, err
 	}
-	pl := &planned{sess: sess, stack: st, store: store}
 	var warning string
 	pl.verifier, pl.keyID, warning, err = sess.publicKey(st)
 	if err != nil {
@@ -108,6 +130,7 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (*planned, 
 	if err != nil {
 		return nil, err
 	}
+	p.Warnings = append(p.Warnings, notes...)
 	if warning != "" {
 		p.Warnings = append(p.Warnings, warning)
 	}

@@ -27,7 +27,7 @@ var ErrRemote = errors.New("the git remote failed")
 // remoteError is an error of the remote, reported in its own words.
 type remoteError struct{ msg string }
 
-func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Error() string        { return e.msg }
 func (e *remoteError) Is(target error) bool { return target == ErrRemote }
 
 func remoteErrorf(format string, args ...any) error {

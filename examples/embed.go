@@ -8,3 +8,9 @@ import "embed"
 //
 //go:embed all:quickstart
 var Quickstart embed.FS
+
+// CI holds the CI templates `zen init --ci` writes: github/zen.yml goes to
+// .github/workflows/zen.yml, gitlab/.gitlab-ci.yml to .gitlab-ci.yml.
+//
+//go:embed all:ci
+var CI embed.FS

@@ -16,7 +16,8 @@ import (
 )
 
 func newInit(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var ci string
+	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Scaffold a zen project: zen.cue, a pipeline's steps, and its data",
 		Long: `Init writes the quickstart project into the current git repository (and
@@ -26,10 +27,17 @@ commented-out registry one), the steps' Python scripts, the data, and a
 .gitignore for zen's local folder.
 
 Existing files are never overwritten: init adds what is missing and says
-what it kept. Lines missing from an existing .gitignore are appended.`,
+what it kept. Lines missing from an existing .gitignore are appended.
+
+With --ci github or --ci gitlab, init writes only a CI workflow instead:
+zen plan on every pull (merge) request, posted as a comment, failing the
+check when the plan cannot be made; zen apply on the main branch, one at a
+time, pushing the state ref back. The file says which secrets to add.`,
 		Example: `  mkdir demo && cd demo && zen init
   git add -A && git commit -m "zen init"
-  zen plan && zen apply`,
+  zen plan && zen apply
+  zen init --ci github     # .github/workflows/zen.yml
+  zen init --ci gitlab     # .gitlab-ci.yml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			wd, err := os.Getwd()
@@ -49,9 +57,47 @@ what it kept. Lines missing from an existing .gitignore are appended.`,
 			default:
 				root = ws.Root
 			}
+			if ci != "" {
+				return scaffoldCI(g, root, ci)
+			}
 			return scaffold(g, root)
 		},
 	}
+	cmd.Flags().StringVar(&ci, "ci", "", "write a CI workflow instead of the quickstart: `github` or gitlab")
+	return cmd
+}
+
+// ciFiles maps a --ci system to its template and where it goes.
+var ciFiles = map[string][2]string{
+	"github": {"ci/github/zen.yml", ".github/workflows/zen.yml"},
+	"gitlab": {"ci/gitlab/.gitlab-ci.yml", ".gitlab-ci.yml"},
+}
+
+// scaffoldCI writes the CI workflow of system into root, unless a file is
+// there already.
+func scaffoldCI(g *globals, root, system string) error {
+	f, ok := ciFiles[system]
+	if !ok {
+		return fmt.Errorf("--ci %q: want github or gitlab", system)
+	}
+	data, err := fs.ReadFile(examples.CI, f[0])
+	if err != nil {
+		return err
+	}
+	dest := filepath.Join(root, filepath.FromSlash(f[1]))
+	if _, err := os.Stat(dest); err == nil {
+		fmt.Fprintf(g.stdout, "kept    %s (exists)\n", f[1])
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(dest, data, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stdout, "created %s\n", f[1])
+	fmt.Fprintf(g.stdout, "\nRead its head for the secrets it needs, then commit it:\n  git add %s && git commit -m \"zen in CI\"\n", f[1])
+	return nil
 }
 
 // scaffold copies the quickstart into root without overwriting anything.

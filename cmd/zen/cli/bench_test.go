@@ -154,3 +154,60 @@ func BenchmarkLineage10000Runs(b *testing.B) {
 		zen(b, dir, "lineage", "m:1.0.0")
 	}
 }
+
+// BenchmarkPlanHistory: zen plan, nothing changed, on a repository of 10
+// pipelines × 10 steps whose state ref also holds N past runs and 1,000
+// recorded (and declared) model versions. The cost must not grow with N.
+func BenchmarkPlanHistory(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprintf("runs=%d", n), func(b *testing.B) {
+			dir := generated(b, 10, 10)
+			st, err := state.Open(dir, state.DefaultRef)
+			if err != nil {
+				b.Fatal(err)
+			}
+			files := map[string][]byte{}
+			for i := range n {
+				id := fmt.Sprintf("20250101-%06d.000-%06x", i, i)
+				run := &state.Run{Version: state.RecordVersion, ID: id, Pipeline: "p0000", Status: state.StatusSucceeded,
+					Steps: map[string]*state.StepResult{"s00": {Status: state.StatusSucceeded}}}
+				data, _ := state.Encode(run)
+				files[state.RunPath(id)] = data
+			}
+			var versions strings.Builder
+			for i := range 1000 {
+				v := fmt.Sprintf("1.%d.0", i)
+				fmt.Fprintf(&versions, "%q: {}\n", v)
+				mv := &state.ModelVersion{Version: state.RecordVersion, Model: "m", ModelVersion: v, Digest: "sha256:" + strings.Repeat("c", 64),
+					Pipeline: "p0000", Step: "s09", Output: "out", RunID: "r", Declared: json.RawMessage("{}")}
+				data, _ := state.Encode(mv)
+				files[state.ModelVersionPath("m", v)] = data
+			}
+			head, err := st.Head()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := st.Commit(head.Commit(), state.Change{Files: files, Message: "history"}); err != nil {
+				b.Fatal(err)
+			}
+			cue := "package zen\n\nmodels: m: versions: {\n" + versions.String() + "}\n"
+			if err := os.WriteFile(filepath.Join(dir, "models.cue"), []byte(cue), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			for _, args := range [][]string{{"add", "-A"}, {"-c", "gc.auto=0", "-c", "user.name=b", "-c", "user.email=b@zen.invalid", "commit", "-qm", "models"}} {
+				cmd := exec.Command("git", args...)
+				cmd.Dir = dir
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("git: %v: %s", err, out)
+				}
+			}
+			if out := zen(b, dir, "plan"); !strings.Contains(out, "No changes") {
+				b.Fatalf("plan has changes:\n%s", out)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				zen(b, dir, "plan")
+			}
+		})
+	}
+}

@@ -162,7 +162,8 @@ type applier struct {
 	mu     sync.Mutex
 	pulled map[string]*pull
 
-	moved map[string]bool // model/stage that moved
+	moved    map[string]bool // model/stage that moved
+	repaired []string        // stage tags put back, for the result
 
 	signer signer
 }
@@ -410,6 +411,7 @@ func (a *applier) record(files map[string][]byte) (*Result, error) {
 		}
 		summary = append(summary, fmt.Sprintf("%s run %s %s", run.Pipeline, run.ID, run.Status))
 	}
+	res.Models = append(res.Models, a.repaired...)
 	if len(files) == 0 {
 		return res, nil
 	}
@@ -421,7 +423,7 @@ func (a *applier) record(files map[string][]byte) (*Result, error) {
 			res.Models = append(res.Models, fmt.Sprintf("stage %s/%s → %s", c.Model, c.Stage, c.Version))
 		}
 	}
-	summary = append(summary, res.Models...)
+	summary = append(summary, res.Models[len(a.repaired):]...)
 	msg := commitMessage(a.plan, summary, res.Runs)
 	commit, err := a.env.State.Commit(a.plan.StateCommit, state.Change{Files: files, Guard: guard, Message: msg})
 	if errors.Is(err, state.ErrStateMoved) {

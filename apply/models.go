@@ -148,6 +148,15 @@ func (a *applier) applyModels(ctx context.Context, files map[string][]byte) ([]s
 			a.moved[c.Model+"/"+c.Stage] = true
 			continue
 		}
+		if c.Action == plan.Repair {
+			if err := a.repair(ctx, ms, c); err != nil {
+				refused = append(refused, fmt.Sprintf("repair stage %s/%s → %s: %v", c.Model, c.Stage, c.Version, err))
+				continue
+			}
+			a.repaired = append(a.repaired, fmt.Sprintf("repaired stage %s/%s → %s", c.Model, c.Stage, c.Version))
+			a.progress(nil, "~ repaired stage %s/%s → %s (%s)", c.Model, c.Stage, c.Version, c.Digest)
+			continue
+		}
 		if err := a.promote(ctx, ms, c, st, produced, now); err != nil {
 			refused = append(refused, fmt.Sprintf("stage %s/%s → %s: %v", c.Model, c.Stage, c.Version, err))
 			continue
@@ -225,6 +234,25 @@ func (a *applier) produce(ctx context.Context, ms registry.ModelStore, c *plan.M
 		mv.SignedBy = a.env.KeyID
 	}
 	return mv, nil
+}
+
+// repair points a stage's tag back at the recorded version, which must
+// still be in the store and, with a verifier, signed: the record is right,
+// the store drifted. A version whose manifest is gone cannot be restored
+// from git, and is refused.
+func (a *applier) repair(ctx context.Context, ms registry.ModelStore, c *plan.ModelChange) error {
+	if v := a.env.Verifier; v != nil {
+		if err := signature.Verify(ctx, SignatureRepository(ms.ModelRepository(c.Model)), c.Digest, v); err != nil {
+			return fmt.Errorf("the recorded version does not verify, so it is not tagged again: %w", err)
+		}
+	}
+	if err := ms.Tag(ctx, c.Model, c.Stage, c.Digest); err != nil {
+		if errors.Is(err, registry.ErrNotFound) {
+			return fmt.Errorf("the recorded version %s is gone from the store: it cannot be restored from git; produce a new version", c.Digest)
+		}
+		return err
+	}
+	return nil
 }
 
 // promote checks a stage move's gate and signature, then moves the tag.

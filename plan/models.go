@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -36,10 +37,20 @@ type ModelChange struct {
 	GatePending bool `json:"gate_pending,omitempty"`
 	// Refused says why the change will not be made.
 	Refused string `json:"refused,omitempty"`
+	// Drift, for a repair, says what the store has instead: the digest
+	// its tag points at, or "" when the tag is gone.
+	Drift string `json:"drift,omitempty"`
+	// Digest, for a repair, is the recorded version's digest.
+	Digest string `json:"digest,omitempty"`
 }
 
 // Delete is the action of a stage that is no longer declared.
 const Delete Action = "delete"
+
+// Repair is the action of a stage whose tag in the store no longer points
+// at the version the state ref records: moved or removed outside zen.
+// Apply tags it back.
+const Repair Action = "repair"
 
 // IsVersion reports whether the change produces a version.
 func (c *ModelChange) IsVersion() bool { return c.Stage == "" }
@@ -183,4 +194,44 @@ func render(rs []gate.Result) []string {
 		out[i] = r.String()
 	}
 	return out
+}
+
+// planDrift compares the stage tags in the store with the recorded stages
+// that the plan leaves where they are, and adds a repair for each tag
+// that moved or went away outside zen.
+func planDrift(ctx context.Context, cfg *schema.Config, p *Plan, rec Recorded, tags func(ctx context.Context, model, tag string) (string, bool, error)) error {
+	mr, ok := rec.(ModelRecorded)
+	if !ok || tags == nil {
+		return nil
+	}
+	moving := map[string]bool{}
+	for _, c := range p.Models {
+		if !c.IsVersion() {
+			moving[c.Model+"/"+c.Stage] = true
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Models)) {
+		st, _, err := mr.Stages(name)
+		if err != nil || st == nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		for _, stage := range slices.Sorted(maps.Keys(st.Stages)) {
+			rs := st.Stages[stage]
+			if moving[name+"/"+stage] {
+				continue
+			}
+			got, found, err := tags(ctx, name, stage)
+			if err != nil {
+				return fmt.Errorf("model %s stage %s: %w", name, stage, err)
+			}
+			if found && got == rs.Digest {
+				continue
+			}
+			p.Models = append(p.Models, &ModelChange{Model: name, Version: rs.ModelVersion, Stage: stage, Action: Repair, From: rs.ModelVersion, Drift: got, Digest: rs.Digest})
+		}
+	}
+	return nil
 }

@@ -208,6 +208,10 @@ type Options struct {
 	// cache hit would reuse. An error wrapping ErrUntrusted makes the step
 	// run again; any other error fails the plan.
 	Verify func(ctx context.Context, digest string) error
+	// Tags, when not nil, returns the digest a model's tag points at in
+	// the store (found false when there is no such tag): plan compares the
+	// recorded stages with it and repairs what moved outside zen.
+	Tags func(ctx context.Context, model, tag string) (digest string, found bool, err error)
 }
 
 // ErrUntrusted is wrapped by the errors of Options.Verify for an artifact
@@ -239,6 +243,9 @@ func Compute(ctx context.Context, cfg *schema.Config, rec Recorded, src Sources,
 	}
 	if len(opts.Pipelines) == 0 {
 		if p.Models, err = planModels(cfg, p, rec); err != nil {
+			return nil, err
+		}
+		if err := planDrift(ctx, cfg, p, rec, opts.Tags); err != nil {
 			return nil, err
 		}
 	}
@@ -454,6 +461,8 @@ type Summary struct {
 	Versions   int `json:"new_versions"`
 	Promotions int `json:"stage_changes"`
 	Refused    int `json:"refused"`
+	// Repairs counts stage tags to put back where the state ref says.
+	Repairs int `json:"repairs"`
 }
 
 // Summary counts the pipelines and steps that run, and the cached steps.
@@ -471,6 +480,8 @@ func (p *Plan) Summary() Summary {
 		switch {
 		case c.Refused != "":
 			s.Refused++
+		case c.Action == Repair:
+			s.Repairs++
 		case c.IsVersion():
 			s.Versions++
 		default:
@@ -494,7 +505,7 @@ func (pl *Pipeline) ToRun() int {
 // Changes reports whether applying the plan would do anything.
 func (p *Plan) Changes() bool {
 	s := p.Summary()
-	return s.Run > 0 || s.Versions > 0 || s.Promotions > 0
+	return s.Run > 0 || s.Versions > 0 || s.Promotions > 0 || s.Repairs > 0
 }
 
 func joinNames(names []string) string {

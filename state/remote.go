@@ -20,6 +20,12 @@ import (
 // the user's own git; the ref is read and written by zen as everywhere
 // else.
 
+// ErrRewritten is wrapped by Pull's error when the remote's state ref no
+// longer holds what was fetched from it before: zen does not guess which
+// history is right. Compare refs/zen/remotes/<remote>/state (the remote's,
+// as fetched now) with the local ref, then reset one of them.
+var ErrRewritten = errors.New("state moved in a way zen does not repair")
+
 // ErrRemote is wrapped by the errors of a remote that could not be
 // reached or refused the request for another reason than a moved ref.
 var ErrRemote = errors.New("the git remote failed")
@@ -119,9 +125,32 @@ func (s *Store) Fetch(ctx context.Context, remote string) (string, error) {
 // is kept and the local one listed in Dropped. Runs and cache entries are
 // never dropped.
 func (s *Store) Pull(ctx context.Context, remote string) (*Sync, error) {
+	seen, _ := s.git(ctx, "rev-parse", "--verify", "--quiet", s.trackingRef(remote))
+	seen = strings.TrimSpace(seen)
 	r, err := s.Fetch(ctx, remote)
 	if err != nil {
 		return nil, err
+	}
+	if seen != "" && seen != r {
+		// What was fetched before must still be in the remote's history:
+		// a state ref rewritten there (force-pushed, reset) would have
+		// the local commits replayed onto a history that dropped records.
+		rewritten := r == ""
+		if !rewritten {
+			_, err := s.git(ctx, "merge-base", "--is-ancestor", seen, r)
+			rewritten = err != nil
+		}
+		if rewritten {
+			// Keep what was fetched before, so that the next pull says so
+			// again until someone decides.
+			_, _ = s.git(ctx, "update-ref", s.trackingRef(remote), seen)
+			now := "no longer has it"
+			if r != "" {
+				now = "is at " + r + ", whose history lacks " + gitShort(seen)
+			}
+			return nil, fmt.Errorf("state ref %s on %s was rewritten outside zen: it %s. Nothing was changed; to take the remote's: git update-ref %s <commit> && git update-ref %s <commit>; to keep the local one: git push --force %s %s: %w",
+				s.ref, remote, now, s.ref, s.trackingRef(remote), remote, s.ref, ErrRewritten)
+		}
 	}
 	l, err := s.current()
 	if err != nil {

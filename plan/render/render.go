@@ -94,6 +94,12 @@ func ModelLine(c *plan.ModelChange, s Style) string {
 	}
 	var line string
 	switch {
+	case c.Action == plan.Repair:
+		got := "is gone from the store"
+		if c.Drift != "" {
+			got = "points at " + c.Drift + " in the store"
+		}
+		line = fmt.Sprintf("%s repair stage %s/%s → %s: its tag %s, the record says %s (moved outside zen)", s.paint("33", "~"), c.Model, c.Stage, c.Version, got, c.Digest)
 	case c.IsVersion():
 		line = fmt.Sprintf("%s model %s %s from %s", mark, c.Model, c.Version, c.From)
 	case c.Action == plan.Delete:
@@ -166,6 +172,9 @@ func Summary(p *plan.Plan) string {
 	}
 	if sum.Refused > 0 {
 		models += fmt.Sprintf(", %d refused", sum.Refused)
+	}
+	if sum.Repairs > 0 {
+		models += ", " + plural(sum.Repairs, "drifted tag") + " to repair"
 	}
 	if !p.Changes() {
 		return fmt.Sprintf("No changes. %s cached; nothing to run%s.", plural(sum.Cached, "step"), models)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -125,6 +126,15 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (*planned, 
 	}
 	if pl.checker != nil {
 		opts.Verify = pl.checker.Verify
+	}
+	if ms, ok := store.(registry.ModelStore); ok {
+		opts.Tags = func(ctx context.Context, model, tag string) (string, bool, error) {
+			d, err := ms.Resolve(ctx, model, tag)
+			if errors.Is(err, registry.ErrNotFound) {
+				return "", false, nil
+			}
+			return d, err == nil, err
+		}
 	}
 	p, err := plan.Compute(ctx, sess.cfg, recs, sess.ws, store, opts)
 	if err != nil {

@@ -220,7 +220,7 @@ func planDrift(ctx context.Context, cfg *schema.Config, p *Plan, rec Recorded, t
 		}
 		for _, stage := range slices.Sorted(maps.Keys(st.Stages)) {
 			rs := st.Stages[stage]
-			if moving[name+"/"+stage] {
+			if moving[name+"/"+stage] || otherStack(mr, rec, name, rs.ModelVersion, p.Stack) {
 				continue
 			}
 			got, found, err := tags(ctx, name, stage)
@@ -235,3 +235,21 @@ func planDrift(ctx context.Context, cfg *schema.Config, p *Plan, rec Recorded, t
 	}
 	return nil
 }
+
+// otherStack reports whether a version was produced on another stack than
+// stack: its tags live in that stack's store, not in the one planned for.
+func otherStack(mr ModelRecorded, rec Recorded, model, version, stack string) bool {
+	runs, ok := rec.(interface {
+		Run(id string) (*state.Run, bool, error)
+	})
+	if !ok {
+		return false
+	}
+	mv, found, err := mr.ModelVersion(model, version)
+	if err != nil || !found {
+		return false
+	}
+	run, found, err := runs.Run(mv.RunID)
+	return err == nil && found && run.Stack != stack
+}
+

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -54,6 +55,9 @@ type Sync struct {
 	Ahead int
 }
 
+// gitTimeout bounds one git command against the remote.
+var gitTimeout = 5 * time.Minute
+
 // trackingRef is where the remote's state ref is fetched to.
 func (s *Store) trackingRef(remote string) string {
 	return "refs/zen/remotes/" + remote + "/" + strings.TrimPrefix(s.ref, "refs/zen/")
@@ -61,8 +65,12 @@ func (s *Store) trackingRef(remote string) string {
 
 // git runs git on the repository, never prompting for credentials.
 func (s *Store) git(ctx context.Context, args ...string) (string, error) {
+	// A remote that does not answer, or asks for a password on a
+	// terminal nobody watches, must not hang a CI job.
+	ctx, cancel := context.WithTimeout(ctx, gitTimeout)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, "git", append([]string{"--git-dir", s.gitDir}, args...)...)
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "LC_ALL=C")
+	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GCM_INTERACTIVE=never", "LC_ALL=C")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -77,10 +85,19 @@ func (s *Store) git(ctx context.Context, args ...string) (string, error) {
 		if msg == "" {
 			msg = err.Error()
 		}
-		return stdout.String(), fmt.Errorf("git %s: %s", args[0], msg)
+		return stdout.String(), &gitError{msg: fmt.Sprintf("git %s: %s", args[0], msg), err: err}
 	}
 	return stdout.String(), nil
 }
+
+// gitError is a failed git command: git's message, and its exit status.
+type gitError struct {
+	msg string
+	err error
+}
+
+func (e *gitError) Error() string { return e.msg }
+func (e *gitError) Unwrap() error { return e.err }
 
 // HasRemote reports whether the repository has a git remote of that name.
 func (s *Store) HasRemote(ctx context.Context, remote string) bool {
@@ -195,28 +212,39 @@ func (s *Store) Pull(ctx context.Context, remote string) (*Sync, error) {
 		return nil, err
 	}
 	head := r
+	// Any failure from here puts the local commits back where they were:
+	// a ref half replayed would look merely ahead to the next pull.
+	undo := func(cause error) error {
+		if err := s.move(plumbing.NewHash(head), l, "zen: state pull from "+remote+" failed: local commits restored"); err != nil {
+			return fmt.Errorf("%w; and restoring the local commits failed too (%v): they are in %s", cause, err, backup)
+		}
+		return cause
+	}
 	for _, c := range local {
 		files, guard, err := s.changeOf(ctx, c)
 		if err != nil {
-			return nil, err
+			return nil, undo(err)
 		}
-		ch := Change{Files: files, Guard: guard, Message: c.Message, Author: Signature{Name: c.Author.Name, Email: c.Author.Email, When: c.Author.When}}
-		parent := c.ParentHashes[0].String()
-		h, err := s.Commit(parent, ch)
-		if errors.Is(err, ErrStateMoved) {
-			// Keep what the remote has of the guarded records; the runs
-			// and cache entries are facts and go in all the same.
-			for _, p := range guard {
-				if _, ok := files[p]; ok {
-					delete(files, p)
-					sync.Dropped = append(sync.Dropped, p)
-				}
+		// A guarded record the remote changed since this commit's parent
+		// is theirs to keep; only those are dropped.
+		parent := plumbing.ZeroHash
+		if len(c.ParentHashes) > 0 {
+			parent = c.ParentHashes[0]
+		}
+		for _, p := range guard {
+			moved, err := s.differs(parent, plumbing.NewHash(head), p)
+			if err != nil {
+				return nil, undo(err)
 			}
-			ch.Guard = nil
-			h, err = s.Commit(head, ch)
+			if moved {
+				delete(files, p)
+				sync.Dropped = append(sync.Dropped, p)
+			}
 		}
+		ch := Change{Files: files, Message: c.Message, Author: Signature{Name: c.Author.Name, Email: c.Author.Email, When: c.Author.When}}
+		h, err := s.Commit(head, ch)
 		if err != nil {
-			return nil, fmt.Errorf("state ref %s: replay %s: %w (the local commits are kept in %s)", s.ref, gitShort(c.Hash.String()), err, backup)
+			return nil, undo(fmt.Errorf("state ref %s: replay %s: %w", s.ref, gitShort(c.Hash.String()), err))
 		}
 		head = h
 		sync.Replayed++
@@ -225,6 +253,27 @@ func (s *Store) Pull(ctx context.Context, remote string) (*Sync, error) {
 	sync.Ahead = sync.Replayed
 	_, _ = s.git(ctx, "update-ref", "-d", backup)
 	return sync, nil
+}
+
+// differs reports whether the entry at p differs between commits a and b.
+func (s *Store) differs(a, b plumbing.Hash, p string) (bool, error) {
+	sa, err := s.snapshot(a)
+	if err != nil {
+		return false, err
+	}
+	sb, err := s.snapshot(b)
+	if err != nil {
+		return false, err
+	}
+	ea, aok, err := sa.lookup(p)
+	if err != nil {
+		return false, err
+	}
+	eb, bok, err := sb.lookup(p)
+	if err != nil {
+		return false, err
+	}
+	return aok != bok || ea.Hash != eb.Hash, nil
 }
 
 // Push pushes the local state ref to the remote if the remote's is still
@@ -248,7 +297,10 @@ func (s *Store) Push(ctx context.Context, remote, expected string) error {
 	}
 	// --porcelain reports the refusal on stdout: "!\tsrc:dst\t[rejected] (stale info)".
 	msg := out + err.Error()
-	if strings.Contains(msg, "stale info") || strings.Contains(msg, "fetch first") || strings.Contains(msg, "non-fast-forward") || strings.Contains(msg, "rejected") && !strings.Contains(msg, "hook") {
+	// "[rejected]" is the lease or a fast-forward failing; "[remote
+	// rejected]" is the remote refusing (a hook, a hidden ref).
+	rejected := strings.Contains(strings.ReplaceAll(msg, "[remote rejected]", ""), "[rejected]")
+	if rejected && (strings.Contains(msg, "stale info") || strings.Contains(msg, "fetch first") || strings.Contains(msg, "non-fast-forward")) {
 		return fmt.Errorf("state ref %s: %s's moved since it was fetched: %w", s.ref, remote, ErrStateMoved)
 	}
 	return remoteErrorf("state ref %s: push to %s: %v (the records are kept in the local ref; the next zen apply or zen state push sends them)", s.ref, remote, err)
@@ -273,9 +325,13 @@ func (s *Store) move(from, to plumbing.Hash, msg string) error {
 
 func (s *Store) mergeBase(ctx context.Context, a, b plumbing.Hash) (plumbing.Hash, error) {
 	out, err := s.git(ctx, "merge-base", a.String(), b.String())
-	if err != nil {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() == 1 {
 		// No common history: a state ref started in two places.
 		return plumbing.ZeroHash, nil
+	}
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("state ref %s: %w", s.ref, err)
 	}
 	return plumbing.NewHash(strings.TrimSpace(out)), nil
 }

@@ -120,3 +120,43 @@ func TestPullPush(t *testing.T) {
 		t.Errorf("Push to a missing remote = %v, want ErrRemote", err)
 	}
 }
+
+// TestPullReplayEdges: two first applies with no history in common, a
+// commit of two baselines of which the remote changed one, and a push the
+// remote itself refuses.
+func TestPullReplayEdges(t *testing.T) {
+	ctx := context.Background()
+	a, b, bare := remoteTest(t)
+	gitTestCommit(t, b, "", map[string]string{"runs/b1.json": "b", "pipelines/p.json": "b"})
+	if err := b.Push(ctx, "origin", ""); err != nil {
+		t.Fatal(err)
+	}
+	gitTestCommit(t, a, "", map[string]string{"runs/a1.json": "a", "pipelines/p.json": "a", "pipelines/q.json": "a"})
+	if err := a.Push(ctx, "origin", ""); !errors.Is(err, ErrStateMoved) {
+		t.Fatalf("push = %v, want ErrStateMoved", err)
+	}
+	sync, err := a.Pull(ctx, "origin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(sync.Dropped, []string{"pipelines/p.json"}) || sync.Replayed != 1 {
+		t.Fatalf("Pull = %+v: want only p.json dropped", sync)
+	}
+	sn := gitTestHead(t, a)
+	for p, want := range map[string]string{"runs/a1.json": "a", "runs/b1.json": "b", "pipelines/p.json": "b", "pipelines/q.json": "a"} {
+		if got := gitTestRead(t, sn, p); got != want {
+			t.Errorf("%s = %q, want %q", p, got, want)
+		}
+	}
+	if err := a.Push(ctx, "origin", sync.RemoteHead); err != nil {
+		t.Fatal(err)
+	}
+
+	// The remote hides refs/zen: its refusal is not a moved lease.
+	gitTestRun(t, bare, "config", "receive.hideRefs", "refs/zen")
+	// (The client no longer sees the ref, so its lease is on none.)
+	gitTestCommit(t, a, head(t, a), map[string]string{"runs/a2.json": "a"})
+	if err := a.Push(ctx, "origin", ""); !errors.Is(err, ErrRemote) || errors.Is(err, ErrStateMoved) {
+		t.Errorf("push the remote refuses = %v, want ErrRemote", err)
+	}
+}

@@ -135,6 +135,11 @@ or a '/' is a plan file: pipeline names have neither.)`,
 				} else if g.output == "text" && res.StateCommit != "" {
 					defer fmt.Fprintf(g.stdout, "pushed %s to %s\n", pl.sess.state.Ref(), pl.remote)
 				}
+				// A push after another apply's writes the records again on
+				// top of theirs: report the commit that holds them now.
+				if head, herr := pl.sess.state.Head(); herr == nil && res.StateCommit != "" {
+					res.StateCommit = head.Commit()
+				}
 			}
 			if res != nil {
 				if g.output == "json" {

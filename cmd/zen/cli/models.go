@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -83,7 +84,13 @@ func (s *session) loadSigner(st *schema.Stack) (*signature.Signer, string, *sign
 		pem := []byte(val)
 		if !strings.Contains(val, "-----BEGIN") {
 			if pem, err = os.ReadFile(val); err != nil {
-				return nil, "", nil, fmt.Errorf("stack %s: signer key (secret %s names a file): %v", st.Name, name, err)
+				// The value is a secret even when it is not a key: the
+				// message names the secret, never its value.
+				why := "cannot be read"
+				if errors.Is(err, fs.ErrNotExist) {
+					why = "does not exist"
+				}
+				return nil, "", nil, fmt.Errorf("stack %s: signer key: secret %s is neither a PEM key nor the path of a file that holds one (the file it names %s)", st.Name, name, why)
 			}
 		}
 		sg, err := signature.LoadSigner(pem, password)
@@ -128,7 +135,21 @@ func (s *session) loadSigner(st *schema.Stack) (*signature.Signer, string, *sign
 		if err := os.MkdirAll(filepath.Dir(priv), 0o700); err != nil {
 			return nil, "", nil, err
 		}
-		if err := os.WriteFile(priv, key, 0o600); err != nil {
+		// O_EXCL: of two first applies at once, one makes the pair and
+		// the other signs with it.
+		f, err := os.OpenFile(priv, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			return s.loadSigner(st)
+		}
+		if err != nil {
+			return nil, "", nil, err
+		}
+		_, err = f.Write(key)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(priv)
 			return nil, "", nil, err
 		}
 		if err := os.WriteFile(pubPath, pub, 0o644); err != nil {

@@ -168,7 +168,9 @@ ref recorded, and shows for every step what zen apply would do:
            changed (old → new), input changed (which input), upstream re-runs
   = step   cached: its recorded outputs are reused (with its cache key)
 
-Plan never runs anything and never writes the state ref.
+Plan never runs anything. It fetches the state ref from the git remote
+first (see zen state) and brings the local one up to it; it records
+nothing of its own.
 
 --output json writes the plan as data (docs/plan-format.md); --output
 markdown writes it as a pull-request comment. -o FILE also saves it for
@@ -199,6 +201,9 @@ Exit status: 0 when the plan succeeds, 1 on error. With --detailed-exitcode:
 				return err
 			}
 			if out != "" {
+				if out == "text" || out == "json" || out == "markdown" {
+					return fmt.Errorf("-o %s saves the plan to a file named %q: for the format, use --output %s", out, out, out)
+				}
 				req := plan.Request{Stack: pl.stack.Name, Pipelines: args, NoCache: f.noCache, Sets: f.sets}
 				if err := saveFile(out, func(w io.Writer) error { return plan.WriteSaved(w, version, req, pl.plan) }); err != nil {
 					return fmt.Errorf("save the plan: %w", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -65,8 +66,14 @@ func (s *session) pullState(ctx context.Context, remote string) (*state.Sync, []
 // changed too (the same pipeline's baseline, the same model's stage) is
 // theirs to keep, and the error then says to plan again.
 func (s *session) pushState(ctx context.Context, remote, expected string) error {
-	for range 3 {
+	for attempt := range 3 {
 		err := s.state.Push(ctx, remote, expected)
+		if errors.Is(err, state.ErrRemote) && attempt < 2 {
+			// A network hiccup: a CI job's clone is thrown away, with
+			// the records only it holds.
+			time.Sleep(time.Duration(attempt+1) * time.Second)
+			continue
+		}
 		if !errors.Is(err, state.ErrStateMoved) {
 			return err
 		}
@@ -131,8 +138,14 @@ work as they do for git. ZEN_REMOTE=none keeps the state local.`,
 			switch {
 			case sync.RemoteHead == "":
 				fmt.Fprintf(g.stdout, "%s has no state yet\n", remote)
+			case sync.Head == sync.RemoteHead:
+				if sync.Before == sync.Head {
+					fmt.Fprintf(g.stdout, "%s is at %s, as %s is\n", sess.state.Ref(), short(sync.Head), remote)
+				} else {
+					fmt.Fprintf(g.stdout, "%s: %s → %s\n", sess.state.Ref(), shortOr(sync.Before), short(sync.Head))
+				}
 			case sync.Before == sync.Head:
-				fmt.Fprintf(g.stdout, "%s is at %s, as %s is\n", sess.state.Ref(), short(sync.Head), remote)
+				fmt.Fprintf(g.stdout, "%s is at %s, ahead of %s (at %s)\n", sess.state.Ref(), short(sync.Head), remote, short(sync.RemoteHead))
 			default:
 				fmt.Fprintf(g.stdout, "%s: %s → %s\n", sess.state.Ref(), shortOr(sync.Before), short(sync.Head))
 			}

@@ -252,4 +252,3 @@ func otherStack(mr ModelRecorded, rec Recorded, model, version, stack string) bo
 	run, found, err := runs.Run(mv.RunID)
 	return err == nil && found && run.Stack != stack
 }
-

@@ -50,6 +50,11 @@ type Env struct {
 	// Verify, when not nil, checks the signature of a stored artifact
 	// before a step that ran reuses a cache entry (see plan.Options).
 	Verify func(ctx context.Context, digest string) error
+	// For a Slurm stack: StoreRef names the store for zen on the nodes
+	// ("oci:registry.example.com/ml"), and SourceTree writes the files the
+	// steps run from into a new folder.
+	StoreRef   string
+	SourceTree func(dest string) error
 }
 
 // Result is what an apply did.
@@ -120,15 +125,21 @@ func Apply(ctx context.Context, env *Env, p *plan.Plan) (*Result, error) {
 	defer removeAll(work)
 	a.work = work
 
-	var wg sync.WaitGroup
-	for _, n := range a.nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.execute(ctx, n)
-		}()
+	if env.Stack.Orchestrator.Flavor == "slurm" {
+		if err := a.executeSlurm(ctx); err != nil {
+			return nil, err
+		}
+	} else {
+		var wg sync.WaitGroup
+		for _, n := range a.nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a.execute(ctx, n)
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	files := map[string][]byte{}
 	refused, err := a.applyModels(ctx, files)
 	if err != nil {

@@ -73,6 +73,10 @@ type StepResult struct {
 	// step's lineage.
 	Fingerprint *Fingerprint      `json:"fingerprint,omitempty"`
 	Sources     map[string]string `json:"input_sources,omitempty"`
+	// Job and Node say where a step ran on a cluster: the Slurm job id
+	// and the node's name.
+	Job  string `json:"job,omitempty"`
+	Node string `json:"node,omitempty"`
 }
 
 // Cache is one cache index entry: cache/<shard>/<key>.json.

@@ -4,6 +4,7 @@
 package testscript
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/zen-dev/zen/internal/testregistry"
+	"github.com/zen-dev/zen/internal/testslurm"
 
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/rogpeppe/go-internal/testscript"
@@ -58,6 +60,7 @@ func TestScripts(t *testing.T) {
 		Condition: condition,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"registry": cmdRegistry,
+			"slurm":    cmdSlurm,
 			"stateref": cmdStateRef,
 			"waitfile": cmdWaitFile,
 		},
@@ -74,6 +77,14 @@ func condition(cond string) (bool, error) {
 		return installed("cosign", "go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5")
 	case "crane":
 		return installed("crane", "go install github.com/google/go-containerregistry/cmd/crane@v0.22.1")
+	case "slurm":
+		if !testslurm.Available() || os.Geteuid() != 0 {
+			if os.Getenv("CI") != "" {
+				return false, errors.New("Slurm is not installed, or not as root; .ci/run installs it (apt-get install slurm-wlm munge)")
+			}
+			return false, nil
+		}
+		return true, nil
 	}
 	return false, fmt.Errorf("unknown condition %q", cond)
 }
@@ -238,4 +249,13 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// cmdSlurm starts a two-node Slurm cluster (nodes n1 and n2, partition
+// debug) for the rest of the script and sets $SLURM_CONF for the clients.
+func cmdSlurm(ts *testscript.TestScript, neg bool, args []string) {
+	c, err := testslurm.Start(filepath.Join(ts.Getenv("HOME"), "slurm"))
+	ts.Check(err) // scripts guard this with [slurm]
+	ts.Defer(c.Stop)
+	ts.Setenv("SLURM_CONF", c.Conf)
 }

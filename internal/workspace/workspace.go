@@ -232,3 +232,53 @@ func (w *Workspace) executable(name string) (string, error) {
 	}
 	return filepath.Base(name) + " " + d, nil
 }
+
+// Snapshot copies the files a run is made from into dest, a new folder:
+// the tracked files as they are in the work tree, and the untracked ones
+// git does not ignore; zen's own folder never. A step on another machine
+// runs from it.
+func (w *Workspace) Snapshot(dest string) error {
+	cmd := exec.Command("git", "-C", w.Root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("git ls-files: %w", err)
+	}
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return err
+	}
+	for _, rel := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		if rel == "" || rel == DataDir || strings.HasPrefix(rel, DataDir+"/") {
+			continue
+		}
+		src, dst := w.abs(rel), filepath.Join(dest, filepath.FromSlash(rel))
+		fi, err := os.Lstat(src)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted in the work tree
+		}
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(src)
+			if err != nil {
+				return err
+			}
+			if err := os.Symlink(target, dst); err != nil {
+				return err
+			}
+		case fi.Mode().IsRegular():
+			data, err := os.ReadFile(src)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(dst, data, fi.Mode().Perm()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

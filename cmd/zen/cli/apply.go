@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -119,6 +120,18 @@ or a '/' is a plan file: pipeline names have neither.)`,
 			}
 			if pl.checker != nil {
 				env.Verify = pl.checker.Verify
+			}
+			if pl.stack.Orchestrator.Flavor == "slurm" {
+				env.StoreRef = storeRef(pl.store)
+				if st := pl.stack.ArtifactStore; st.Flavor == "oci-layout" {
+					// The nodes are given the folder by its full path.
+					abs, _ := filepath.Abs(st.String("path"))
+					if !filepath.IsAbs(st.String("path")) {
+						abs = filepath.Join(pl.sess.ws.Root, st.String("path"))
+					}
+					env.StoreRef = "oci-layout:" + abs
+				}
+				env.SourceTree = pl.sess.ws.Snapshot
 			}
 			res, err := apply.Apply(cmd.Context(), env, p)
 			if pl.checker != nil {

@@ -229,6 +229,12 @@ func printRun(g *globals, r *state.Run) {
 		if s.Attempts > 1 {
 			line += fmt.Sprintf(" after %d attempts", s.Attempts)
 		}
+		switch {
+		case s.Job != "" && s.Node != "":
+			line += fmt.Sprintf(" on %s (job %s)", s.Node, s.Job)
+		case s.Job != "":
+			line += fmt.Sprintf(" (job %s)", s.Job)
+		}
 		if s.Reason != "" {
 			line += ": " + s.Reason
 		}

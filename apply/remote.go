@@ -1,0 +1,212 @@
+package apply
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/zen-dev/zen/plan"
+	"github.com/zen-dev/zen/registry"
+	"github.com/zen-dev/zen/schema"
+	"github.com/zen-dev/zen/state"
+)
+
+// A step that runs on another machine (a Slurm node) gets everything from
+// the artifact store, so that no shared filesystem is assumed: the source
+// tree, pushed once per apply; its spec; the outputs of the steps before
+// it, through their results. It writes back its outputs, its log and its
+// result, which the apply that submitted it collects.
+
+// StepSpec tells the step runner on a node which step to run.
+type StepSpec struct {
+	Version  int    `json:"version"`
+	RunID    string `json:"run_id"`
+	Pipeline string `json:"pipeline"`
+	Step     string `json:"step"`
+	// Source is the digest of the source tree artifact; SourceCommit the
+	// commit it was made from.
+	Source       string `json:"source"`
+	SourceCommit string `json:"source_commit,omitempty"`
+	// Inputs gives the digest of each input known at submission: outputs
+	// of cached steps, model versions. Inputs from steps that run in the
+	// same apply are read from their results.
+	Inputs map[string]string `json:"inputs,omitempty"`
+	// Env holds the step's environment values (never secrets).
+	Env []string `json:"env,omitempty"`
+}
+
+// specVersion is the version of StepSpec and of results this zen writes.
+const specVersion = 1
+
+// resultTag is the tag, in the store's artifacts repository, of a step's
+// result in a run; specTag that of its spec.
+func resultTag(runID, pipeline, step string) string {
+	return tagSafe("zen-result-" + runID + "-" + pipeline + "-" + step)
+}
+
+func specTag(runID, pipeline, step string) string {
+	return tagSafe("zen-spec-" + runID + "-" + pipeline + "-" + step)
+}
+
+// tagSafe maps a name onto OCI tag characters ([A-Za-z0-9_.-], at most 128).
+func tagSafe(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '.', r == '-':
+			return r
+		}
+		return '_'
+	}, s)
+	if len(s) > 128 {
+		s = s[:128]
+	}
+	return s
+}
+
+// putJSON stores v as a file artifact and points tag at it.
+func putJSON(ctx context.Context, store registry.Store, tag, typ string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "zen-json-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	f := filepath.Join(dir, typ+".json")
+	if err := os.WriteFile(f, data, 0o644); err != nil {
+		return err
+	}
+	d, err := store.Push(ctx, f, typ)
+	if err != nil {
+		return err
+	}
+	repo := store.ArtifactRepository()
+	raw, err := repo.Manifest(ctx, d.Digest)
+	if err != nil {
+		return err
+	}
+	if err := repo.PutManifest(ctx, tag, raw); err != nil {
+		return err
+	}
+	return store.Close()
+}
+
+// getJSON reads the artifact tag points at into v. Its error wraps
+// registry.ErrNotFound when there is no such tag.
+func getJSON(ctx context.Context, store registry.Store, tag string, v any) error {
+	repo := store.ArtifactRepository()
+	raw, err := repo.Manifest(ctx, tag)
+	if err != nil {
+		return err
+	}
+	var m struct {
+		Layers []struct {
+			Digest string `json:"digest"`
+		} `json:"layers"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil || len(m.Layers) != 1 {
+		return fmt.Errorf("%s: not a zen artifact", tag)
+	}
+	data, err := repo.Blob(ctx, m.Layers[0].Digest)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
+// remoteResult is what a step runner reports: the step's result, and
+// where it ran.
+type remoteResult struct {
+	Version int               `json:"version"`
+	Node    string            `json:"node,omitempty"`
+	Result  *state.StepResult `json:"result"`
+}
+
+// RunRemoteStep runs the step a spec names, as the step runner on a node
+// does: it pulls the source tree, reads the repository's CUE from it,
+// links the inputs (pulling them by digest), runs the step with the same
+// contract and retries as on the local stack, pushes its outputs and log,
+// and stores its result under the run's result tag. The returned error is
+// for what kept the result from being stored; a step that failed is a
+// stored result.
+func RunRemoteStep(ctx context.Context, store registry.Store, specTagName string, stream io.Writer) (*state.StepResult, error) {
+	var spec StepSpec
+	if err := getJSON(ctx, store, specTagName, &spec); err != nil {
+		return nil, fmt.Errorf("step spec %s: %w", specTagName, err)
+	}
+	if spec.Version != specVersion {
+		return nil, fmt.Errorf("step spec %s: version %d, this zen reads %d: install the same zen on the nodes", specTagName, spec.Version, specVersion)
+	}
+	work, err := os.MkdirTemp("", "zen-step-")
+	if err != nil {
+		return nil, err
+	}
+	defer removeAll(work)
+	node, _ := os.Hostname()
+	if n := os.Getenv("SLURMD_NODENAME"); n != "" {
+		node = n
+	}
+	start := time.Now().UTC()
+	res, err := runRemote(ctx, store, &spec, work, stream)
+	if err != nil {
+		// The step never started: report why, as its result.
+		end := time.Now().UTC()
+		res = &state.StepResult{Status: state.StatusFailed, Reason: err.Error(), Started: &start, Finished: &end}
+	}
+	out := &remoteResult{Version: specVersion, Node: node, Result: res}
+	if err := putJSON(ctx, store, resultTag(spec.RunID, spec.Pipeline, spec.Step), "step-result", out); err != nil {
+		return res, fmt.Errorf("store the result of %s.%s: %w", spec.Pipeline, spec.Step, err)
+	}
+	return res, nil
+}
+
+func runRemote(ctx context.Context, store registry.Store, spec *StepSpec, work string, stream io.Writer) (*state.StepResult, error) {
+	src := filepath.Join(work, "source")
+	if err := store.Pull(ctx, spec.Source, src); err != nil {
+		return nil, fmt.Errorf("source tree: %w", err)
+	}
+	cfg, err := schema.Load(src)
+	if err != nil {
+		return nil, fmt.Errorf("source tree: %w", err)
+	}
+	pl := cfg.Pipelines[spec.Pipeline]
+	if pl == nil || pl.Steps[spec.Step] == nil {
+		return nil, fmt.Errorf("source tree: no step %s.%s", spec.Pipeline, spec.Step)
+	}
+	step := pl.Steps[spec.Step]
+	a := &applier{env: &Env{Config: cfg, Store: store, Stream: stream}, stream: &lockedWriter{w: stream}, work: filepath.Join(work, "run"), pulled: map[string]*pull{}}
+	pr := &pipelineRun{pipeline: pl, run: &state.Run{ID: spec.RunID, SourceCommit: spec.SourceCommit}, nodes: map[string]*node{}}
+	fp := &state.Fingerprint{Inputs: map[string]string{}}
+	for _, in := range step.Inputs {
+		if d, ok := spec.Inputs[in.Name]; ok {
+			fp.Inputs[in.Name] = d
+			if in.Kind == schema.InputStep {
+				pr.nodes[in.Step] = &node{res: &state.StepResult{Outputs: map[string]state.Artifact{in.Output: {Digest: d}}}}
+			}
+			continue
+		}
+		if in.Kind != schema.InputStep {
+			continue
+		}
+		var up remoteResult
+		if err := getJSON(ctx, store, resultTag(spec.RunID, spec.Pipeline, in.Step), &up); err != nil {
+			return nil, fmt.Errorf("input %s: the result of step %s: %w", in.Name, in.Step, err)
+		}
+		if up.Result == nil || up.Result.Outputs[in.Output].Digest == "" {
+			return nil, fmt.Errorf("input %s: step %s has no output %s", in.Name, in.Step, in.Output)
+		}
+		pr.nodes[in.Step] = &node{res: up.Result}
+	}
+	n := &node{pr: pr, step: step, planned: &plan.Step{Name: step.Name, Action: plan.Run, Fingerprint: fp}, env: spec.Env}
+	if err := os.MkdirAll(a.work, 0o755); err != nil {
+		return nil, err
+	}
+	return a.runStep(ctx, n, ""), nil
+}

@@ -1,0 +1,329 @@
+package apply
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/zen-dev/zen/plan"
+	"github.com/zen-dev/zen/schema"
+	"github.com/zen-dev/zen/state"
+)
+
+// On a Slurm stack each step that must run is one Slurm job, submitted
+// with sbatch all at once: a step's dependencies on the steps before it
+// that run too are --dependency=afterok, so that Slurm cancels the
+// dependents of a failed step and runs independent branches on. Cached
+// steps are not submitted. The job runs `zen step-run` on its node (see
+// RunRemoteStep); this apply waits for the jobs, shows their progress,
+// and collects their results from the store. zen speaks to Slurm through
+// sbatch, squeue --json and scancel only.
+
+// slurmPoll is how often squeue is asked how the jobs are doing.
+var slurmPoll = 300 * time.Millisecond
+
+// job is a submitted step.
+type job struct {
+	n     *node
+	id    string
+	state string
+	node  string
+}
+
+// executeSlurm runs every pipeline's steps on the Slurm cluster of the
+// stack, filling in each node's result.
+func (a *applier) executeSlurm(ctx context.Context) error {
+	orch := a.env.Stack.Orchestrator
+	zenPath := orch.String("zen")
+	if zenPath == "" {
+		zenPath = "zen"
+	}
+	if a.env.StoreRef == "" || a.env.SourceTree == nil {
+		return errors.New("slurm: the apply has no store reference or source tree to give the jobs")
+	}
+	for _, n := range a.nodes {
+		if n.planned.Runs() {
+			for _, ev := range n.step.Env {
+				if ev.Secret != "" {
+					return fmt.Errorf("pipeline %s: step %s: secrets are not passed to Slurm jobs yet: run it on a local stack", n.pr.pipeline.Name, n.step.Name)
+				}
+			}
+		}
+	}
+	// The source tree, once for the whole apply.
+	src, err := os.MkdirTemp("", "zen-source-")
+	if err != nil {
+		return err
+	}
+	defer removeAll(src)
+	tree := src + "/tree"
+	if err := a.env.SourceTree(tree); err != nil {
+		return fmt.Errorf("source tree: %w", err)
+	}
+	sd, err := a.env.Store.Push(ctx, tree, "source")
+	if err != nil {
+		return fmt.Errorf("push the source tree: %w", err)
+	}
+
+	var jobs []*job
+	byNode := map[*node]*job{}
+	cancelAll := func() {
+		var ids []string
+		for _, j := range jobs {
+			ids = append(ids, j.id)
+		}
+		if len(ids) > 0 {
+			_ = exec.Command("scancel", ids...).Run()
+		}
+	}
+	for _, n := range a.nodes {
+		if !n.planned.Runs() {
+			n.fp = n.planned.Fingerprint
+			n.res = &state.StepResult{Status: state.StatusCached, CacheKey: n.planned.Key, CachedFrom: n.planned.CachedFrom, Outputs: n.planned.Outputs, Metrics: n.planned.Metrics, Log: n.planned.Log}
+			continue
+		}
+		spec := &StepSpec{Version: specVersion, RunID: n.pr.run.ID, Pipeline: n.pr.pipeline.Name, Step: n.step.Name, Source: sd.Digest, SourceCommit: n.pr.run.SourceCommit, Inputs: map[string]string{}, Env: n.env}
+		var deps []string
+		for _, in := range n.step.Inputs {
+			switch in.Kind {
+			case schema.InputStep:
+				up := n.pr.nodes[in.Step]
+				if j := byNode[up]; j != nil {
+					if !slices.Contains(deps, j.id) {
+						deps = append(deps, j.id)
+					}
+				} else {
+					spec.Inputs[in.Name] = up.res.Outputs[in.Output].Digest
+				}
+			case schema.InputModel:
+				spec.Inputs[in.Name] = n.planned.Fingerprint.Inputs[in.Name]
+			}
+		}
+		tag := specTag(spec.RunID, spec.Pipeline, spec.Step)
+		if err := putJSON(ctx, a.env.Store, tag, "step-spec", spec); err != nil {
+			cancelAll()
+			return fmt.Errorf("step %s.%s: store its spec: %w", spec.Pipeline, spec.Step, err)
+		}
+		args := []string{"--parsable", "--job-name=zen-" + spec.Pipeline + "." + spec.Step, "--output=/dev/null", "--kill-on-invalid-dep=yes"}
+		if p := orch.String("partition"); p != "" {
+			args = append(args, "--partition="+p)
+		}
+		if acct := orch.String("account"); acct != "" {
+			args = append(args, "--account="+acct)
+		}
+		if len(deps) > 0 {
+			args = append(args, "--dependency=afterok:"+strings.Join(deps, ":"))
+		}
+		args = append(args, "--wrap", shellQuote(zenPath)+" step-run --store "+shellQuote(a.env.StoreRef)+" "+shellQuote(tag))
+		out, err := exec.CommandContext(ctx, "sbatch", args...).CombinedOutput()
+		if err != nil {
+			cancelAll()
+			return fmt.Errorf("step %s.%s: sbatch: %s", spec.Pipeline, spec.Step, strings.TrimSpace(string(out)))
+		}
+		id, _, _ := strings.Cut(strings.TrimSpace(string(out)), ";")
+		j := &job{n: n, id: id, state: "PENDING"}
+		jobs = append(jobs, j)
+		byNode[n] = j
+		a.progress(n, "%s %s submitted as job %s", n.planned.Action.Symbol(), stepLabel(n), id)
+	}
+	if err := a.waitJobs(ctx, jobs); err != nil {
+		return err
+	}
+	cancelled := ctx.Err() != nil
+	for _, n := range a.nodes {
+		j := byNode[n]
+		if j == nil {
+			continue
+		}
+		a.collect(context.WithoutCancel(ctx), n, j, byNode, cancelled)
+	}
+	return nil
+}
+
+// waitJobs polls squeue until every job has ended, printing each change;
+// Ctrl-C cancels them all with scancel.
+func (a *applier) waitJobs(ctx context.Context, jobs []*job) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	ids := make([]string, len(jobs))
+	byID := map[string]*job{}
+	for i, j := range jobs {
+		ids[i] = j.id
+		byID[j.id] = j
+	}
+	for {
+		if ctx.Err() != nil {
+			_ = exec.Command("scancel", ids...).Run()
+			return nil
+		}
+		states, err := squeue(ids)
+		if err != nil {
+			return err
+		}
+		left := 0
+		for _, j := range jobs {
+			st, ok := states[j.id]
+			if !ok {
+				// Gone from squeue (MinJobAge passed): its result says.
+				st = jobState{state: "COMPLETED"}
+			}
+			if st.state != j.state || st.node != j.node && st.node != "" {
+				j.state, j.node = st.state, cmpOr(st.node, j.node)
+				switch j.state {
+				case "RUNNING":
+					a.progress(j.n, "~ %s running on %s (job %s)", stepLabel(j.n), j.node, j.id)
+				case "PENDING":
+				default:
+					a.progress(j.n, "  %s job %s %s", stepLabel(j.n), j.id, strings.ToLower(j.state))
+				}
+			}
+			if !terminal(j.state) {
+				left++
+			}
+		}
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(slurmPoll):
+		}
+	}
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// collect fills in a submitted step's result: the one its runner stored,
+// or, when the job ended without one, what Slurm says happened.
+func (a *applier) collect(ctx context.Context, n *node, j *job, byNode map[*node]*job, cancelled bool) {
+	var rr remoteResult
+	err := getJSON(ctx, a.env.Store, resultTag(n.pr.run.ID, n.pr.pipeline.Name, n.step.Name), &rr)
+	switch {
+	case err == nil && rr.Result != nil:
+		n.res = rr.Result
+		n.res.Node = cmpOr(rr.Node, j.node)
+	default:
+		n.res = &state.StepResult{Status: state.StatusFailed, Node: j.node}
+		var failed []string
+		for _, up := range n.step.Upstream() {
+			if u := n.pr.nodes[up]; u.res != nil && u.res.Status != state.StatusSucceeded && u.res.Status != state.StatusCached {
+				failed = append(failed, up)
+			}
+		}
+		switch {
+		case len(failed) > 0:
+			n.res.Status, n.res.Reason = state.StatusSkipped, "upstream step "+strings.Join(failed, ", ")+" did not succeed"
+		case cancelled || j.state == "CANCELLED":
+			n.res.Status, n.res.Reason = state.StatusCancelled, fmt.Sprintf("job %s cancelled", j.id)
+		case j.state == "TIMEOUT":
+			n.res.Reason = fmt.Sprintf("job %s killed by Slurm on %s: time limit reached", j.id, j.node)
+		case j.state == "OUT_OF_MEMORY":
+			n.res.Reason = fmt.Sprintf("job %s killed by Slurm on %s: out of memory", j.id, j.node)
+		default:
+			n.res.Reason = fmt.Sprintf("job %s ended %s on %s before zen reported a result: is zen on the nodes at the stack's orchestrator.zen path?", j.id, strings.ToLower(j.state), cmpOr(j.node, "its node"))
+		}
+	}
+	n.res.Job = j.id
+	// The key, now that the upstream outputs are known.
+	upstream := map[string]string{}
+	for _, in := range n.step.Inputs {
+		switch in.Kind {
+		case schema.InputStep:
+			if u := n.pr.nodes[in.Step]; u.res != nil {
+				upstream[in.Name] = u.res.Outputs[in.Output].Digest
+			}
+		case schema.InputModel:
+			upstream[in.Name] = n.planned.Fingerprint.Inputs[in.Name]
+		}
+	}
+	if n.res.Status == state.StatusSucceeded || n.res.Status == state.StatusFailed {
+		if fp, err := plan.Fingerprint(n.step, a.env.Sources, upstream); err == nil {
+			n.fp = fp
+			n.res.CacheKey = plan.Key(fp)
+		}
+	}
+	// The node signs nothing (the key stays here): sign what it pushed.
+	if n.res.Status == state.StatusSucceeded {
+		for name, o := range n.res.Outputs {
+			if err := a.signArtifact(ctx, o.Digest, n.build(name)); err != nil {
+				n.res.Status, n.res.Reason = state.StatusFailed, fmt.Sprintf("sign output %s: %v", name, err)
+				break
+			}
+		}
+	}
+	if n.res.Log != nil {
+		_ = a.signArtifact(ctx, n.res.Log.Digest, n.build("log"))
+	}
+	switch n.res.Status {
+	case state.StatusSucceeded:
+		a.progress(n, "✓ %s succeeded on %s (job %s)", stepLabel(n), n.res.Node, j.id)
+	case state.StatusSkipped:
+		a.progress(n, "- %s not run: %s", stepLabel(n), n.res.Reason)
+	default:
+		a.progress(n, "✗ %s %s: %s", stepLabel(n), n.res.Status, Redact(n.res.Reason, a.secrets))
+	}
+}
+
+// jobState is a job's state and node, as squeue reports them.
+type jobState struct{ state, node string }
+
+// terminal reports whether a job state is final.
+func terminal(s string) bool {
+	switch s {
+	case "PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING", "STAGE_OUT":
+		return false
+	}
+	return true
+}
+
+// squeue asks Slurm for the jobs' states. Slurm 22.05 writes job_state as
+// a string, later releases as a list.
+func squeue(ids []string) (map[string]jobState, error) {
+	out, err := exec.Command("squeue", "--json", "-t", "all", "-j", strings.Join(ids, ",")).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return nil, fmt.Errorf("squeue: %s", strings.TrimSpace(string(ee.Stderr)))
+		}
+		return nil, fmt.Errorf("squeue: %w", err)
+	}
+	var q struct {
+		Jobs []struct {
+			ID    json.Number     `json:"job_id"`
+			State json.RawMessage `json:"job_state"`
+			Nodes string          `json:"nodes"`
+		} `json:"jobs"`
+	}
+	if err := json.Unmarshal(out, &q); err != nil {
+		return nil, fmt.Errorf("squeue --json: %w", err)
+	}
+	states := map[string]jobState{}
+	for _, j := range q.Jobs {
+		var s string
+		if json.Unmarshal(j.State, &s) != nil {
+			var list []string
+			if json.Unmarshal(j.State, &list) == nil && len(list) > 0 {
+				s = list[0]
+			}
+		}
+		states[j.ID.String()] = jobState{state: s, node: j.Nodes}
+	}
+	return states, nil
+}
+
+// shellQuote quotes s for sh.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -120,6 +120,7 @@ func (a *applier) executeSlurm(ctx context.Context) error {
 		if len(deps) > 0 {
 			args = append(args, "--dependency=afterok:"+strings.Join(deps, ":"))
 		}
+		args = append(args, SbatchArgs(n.step.Resources)...)
 		args = append(args, "--wrap", shellQuote(zenPath)+" step-run --store "+shellQuote(a.env.StoreRef)+" "+shellQuote(tag))
 		out, err := exec.CommandContext(ctx, "sbatch", args...).CombinedOutput()
 		if err != nil {
@@ -327,3 +328,35 @@ func squeue(ids []string) (map[string]jobState, error) {
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// SbatchArgs are the sbatch options a step's resources ask for: cpus per
+// task, memory (4GiB and 4G alike are --mem=4G), gpus, a time limit
+// (rounded up to the minute, as Slurm counts), a partition (over the
+// stack's, which comes first), and extra flags as they are.
+func SbatchArgs(r *schema.Resources) []string {
+	if r == nil {
+		return nil
+	}
+	var args []string
+	if r.CPUs > 0 {
+		args = append(args, fmt.Sprintf("--cpus-per-task=%d", r.CPUs))
+	}
+	if r.Memory != "" {
+		m := strings.TrimSuffix(strings.TrimSuffix(r.Memory, "B"), "i")
+		args = append(args, "--mem="+m)
+	}
+	if r.GPUs > 0 {
+		args = append(args, fmt.Sprintf("--gpus=%d", r.GPUs))
+	}
+	if r.Time != "" {
+		if d, err := time.ParseDuration(r.Time); err == nil && d > 0 {
+			minutes := int((d + time.Minute - 1) / time.Minute)
+			args = append(args, fmt.Sprintf("--time=%d:%02d:00", minutes/60, minutes%60))
+		}
+	}
+	if r.Partition != "" {
+		args = append(args, "--partition="+r.Partition)
+	}
+	return append(args, r.Sbatch...)
+}
+

@@ -95,6 +95,9 @@ type Step struct {
 	// Fingerprint is what the key is made of; inputs from upstream steps
 	// that must run are missing from it.
 	Fingerprint *state.Fingerprint `json:"fingerprint"`
+	// Resources are what the step asks of the machine that runs it (on a
+	// Slurm stack, sbatch options).
+	Resources *schema.Resources `json:"resources,omitempty"`
 }
 
 // Runs reports whether the step runs.
@@ -281,7 +284,7 @@ func planPipeline(ctx context.Context, pl *schema.Pipeline, rec Recorded, src So
 	byName := map[string]*Step{}
 	for _, name := range pl.Order {
 		s := pl.Steps[name]
-		ps := &Step{Name: name}
+		ps := &Step{Name: name, Resources: s.Resources}
 		byName[name] = ps
 		pp.Steps = append(pp.Steps, ps)
 

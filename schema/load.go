@@ -394,6 +394,12 @@ func (l *loader) step(pname, sname string, rs rawStep) *Step {
 		}
 		s.Timeout = d
 	}
+	if r := rs.Resources; r != nil && r.Time != "" {
+		if d, err := time.ParseDuration(r.Time); err != nil || d <= 0 {
+			p, ps := at("resources", "time")
+			l.errorf(l.pos(p...), ps, "invalid time %q: want a positive Go duration such as \"2h\"", r.Time)
+		}
+	}
 	for i, g := range s.Code {
 		if msg := checkRel(strings.TrimSuffix(strings.Split(g, "*")[0], "/")); msg != "" && !strings.HasPrefix(g, "*") {
 			p, ps := at("code")

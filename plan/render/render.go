@@ -68,7 +68,7 @@ func Text(w io.Writer, p *plan.Plan, s Style) {
 			width = max(width, len(st.Name))
 		}
 		for _, st := range pl.Steps {
-			fmt.Fprintf(w, "  %s %-*s  %s\n", s.action(st.Action), width, st.Name, Why(st))
+			fmt.Fprintf(w, "  %s %-*s  %s%s\n", s.action(st.Action), width, st.Name, Why(st), resources(st))
 		}
 	}
 	if len(p.Models) > 0 {
@@ -198,3 +198,36 @@ func short(s string) string {
 	}
 	return s
 }
+
+// resources describes what a step that runs asks for: " [cpus 4, memory
+// 8G, gpus 1, time 2h, partition gpu]", or "".
+func resources(st *plan.Step) string {
+	r := st.Resources
+	if r == nil || !st.Runs() {
+		return ""
+	}
+	var parts []string
+	if r.CPUs > 0 {
+		parts = append(parts, fmt.Sprintf("cpus %d", r.CPUs))
+	}
+	if r.Memory != "" {
+		parts = append(parts, "memory "+r.Memory)
+	}
+	if r.GPUs > 0 {
+		parts = append(parts, fmt.Sprintf("gpus %d", r.GPUs))
+	}
+	if r.Time != "" {
+		parts = append(parts, "time "+r.Time)
+	}
+	if r.Partition != "" {
+		parts = append(parts, "partition "+r.Partition)
+	}
+	if len(r.Sbatch) > 0 {
+		parts = append(parts, "sbatch "+strings.Join(r.Sbatch, " "))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " [" + strings.Join(parts, ", ") + "]"
+}
+

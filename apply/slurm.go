@@ -359,4 +359,3 @@ func SbatchArgs(r *schema.Resources) []string {
 	}
 	return append(args, r.Sbatch...)
 }
-

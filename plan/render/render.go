@@ -230,4 +230,3 @@ func resources(st *plan.Step) string {
 	}
 	return " [" + strings.Join(parts, ", ") + "]"
 }
-

@@ -127,6 +127,10 @@ type remoteResult struct {
 	Version int               `json:"version"`
 	Node    string            `json:"node,omitempty"`
 	Result  *state.StepResult `json:"result"`
+	// Started and Finished bound the runner's own work on the node, for
+	// its overhead beyond the step.
+	Started  time.Time `json:"runner_started"`
+	Finished time.Time `json:"runner_finished"`
 }
 
 // RunRemoteStep runs the step a spec names, as the step runner on a node
@@ -137,6 +141,7 @@ type remoteResult struct {
 // for what kept the result from being stored; a step that failed is a
 // stored result.
 func RunRemoteStep(ctx context.Context, store registry.Store, specTagName string, stream io.Writer) (*state.StepResult, error) {
+	start := time.Now().UTC()
 	var spec StepSpec
 	if err := getJSON(ctx, store, specTagName, &spec); err != nil {
 		return nil, fmt.Errorf("step spec %s: %w", specTagName, err)
@@ -153,14 +158,13 @@ func RunRemoteStep(ctx context.Context, store registry.Store, specTagName string
 	if n := os.Getenv("SLURMD_NODENAME"); n != "" {
 		node = n
 	}
-	start := time.Now().UTC()
 	res, err := runRemote(ctx, store, &spec, work, stream)
 	if err != nil {
 		// The step never started: report why, as its result.
 		end := time.Now().UTC()
 		res = &state.StepResult{Status: state.StatusFailed, Reason: err.Error(), Started: &start, Finished: &end}
 	}
-	out := &remoteResult{Version: specVersion, Node: node, Result: res}
+	out := &remoteResult{Version: specVersion, Node: node, Result: res, Started: start, Finished: time.Now().UTC()}
 	if err := putJSON(ctx, store, resultTag(spec.RunID, spec.Pipeline, spec.Step), "step-result", out); err != nil {
 		return res, fmt.Errorf("store the result of %s.%s: %w", spec.Pipeline, spec.Step, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/zen-dev/zen/plan"
@@ -71,6 +72,51 @@ func (a *applier) executeSlurm(ctx context.Context) error {
 		return fmt.Errorf("push the source tree: %w", err)
 	}
 
+	submitted := time.Now()
+	// The specs first, pushed a few at once: they need no job ids.
+	specs := map[*node]*StepSpec{}
+	var order []*node
+	for _, n := range a.nodes {
+		if !n.planned.Runs() {
+			n.fp = n.planned.Fingerprint
+			n.res = &state.StepResult{Status: state.StatusCached, CacheKey: n.planned.Key, CachedFrom: n.planned.CachedFrom, Outputs: n.planned.Outputs, Metrics: n.planned.Metrics, Log: n.planned.Log}
+			continue
+		}
+		spec := &StepSpec{Version: specVersion, RunID: n.pr.run.ID, Pipeline: n.pr.pipeline.Name, Step: n.step.Name, Source: sd.Digest, SourceCommit: n.pr.run.SourceCommit, Inputs: map[string]string{}, Env: n.env}
+		for _, in := range n.step.Inputs {
+			switch in.Kind {
+			case schema.InputStep:
+				if up := n.pr.nodes[in.Step]; !up.planned.Runs() {
+					spec.Inputs[in.Name] = up.res.Outputs[in.Output].Digest
+				}
+			case schema.InputModel:
+				spec.Inputs[in.Name] = n.planned.Fingerprint.Inputs[in.Name]
+			}
+		}
+		specs[n] = spec
+		order = append(order, n)
+	}
+	errs := make([]error, len(order))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, n := range order {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			spec := specs[n]
+			if err := putJSON(ctx, a.env.Store, specTag(spec.RunID, spec.Pipeline, spec.Step), "step-spec", spec); err != nil {
+				errs[i] = fmt.Errorf("step %s.%s: store its spec: %w", spec.Pipeline, spec.Step, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+
+	// Then the jobs, in order: a job names the jobs it waits for.
 	var jobs []*job
 	byNode := map[*node]*job{}
 	cancelAll := func() {
@@ -82,34 +128,15 @@ func (a *applier) executeSlurm(ctx context.Context) error {
 			_ = exec.Command("scancel", ids...).Run()
 		}
 	}
-	for _, n := range a.nodes {
-		if !n.planned.Runs() {
-			n.fp = n.planned.Fingerprint
-			n.res = &state.StepResult{Status: state.StatusCached, CacheKey: n.planned.Key, CachedFrom: n.planned.CachedFrom, Outputs: n.planned.Outputs, Metrics: n.planned.Metrics, Log: n.planned.Log}
-			continue
-		}
-		spec := &StepSpec{Version: specVersion, RunID: n.pr.run.ID, Pipeline: n.pr.pipeline.Name, Step: n.step.Name, Source: sd.Digest, SourceCommit: n.pr.run.SourceCommit, Inputs: map[string]string{}, Env: n.env}
+	for _, n := range order {
+		spec := specs[n]
 		var deps []string
-		for _, in := range n.step.Inputs {
-			switch in.Kind {
-			case schema.InputStep:
-				up := n.pr.nodes[in.Step]
-				if j := byNode[up]; j != nil {
-					if !slices.Contains(deps, j.id) {
-						deps = append(deps, j.id)
-					}
-				} else {
-					spec.Inputs[in.Name] = up.res.Outputs[in.Output].Digest
-				}
-			case schema.InputModel:
-				spec.Inputs[in.Name] = n.planned.Fingerprint.Inputs[in.Name]
+		for _, up := range n.step.Upstream() {
+			if j := byNode[n.pr.nodes[up]]; j != nil && !slices.Contains(deps, j.id) {
+				deps = append(deps, j.id)
 			}
 		}
 		tag := specTag(spec.RunID, spec.Pipeline, spec.Step)
-		if err := putJSON(ctx, a.env.Store, tag, "step-spec", spec); err != nil {
-			cancelAll()
-			return fmt.Errorf("step %s.%s: store its spec: %w", spec.Pipeline, spec.Step, err)
-		}
 		args := []string{"--parsable", "--job-name=zen-" + spec.Pipeline + "." + spec.Step, "--output=/dev/null", "--kill-on-invalid-dep=yes"}
 		if p := orch.String("partition"); p != "" {
 			args = append(args, "--partition="+p)
@@ -133,16 +160,27 @@ func (a *applier) executeSlurm(ctx context.Context) error {
 		byNode[n] = j
 		a.progress(n, "%s %s submitted as job %s", n.planned.Action.Symbol(), stepLabel(n), id)
 	}
+	if len(jobs) > 0 {
+		a.progress(nil, "  submitted %d jobs in %s", len(jobs), time.Since(submitted).Round(time.Millisecond))
+	}
 	if err := a.waitJobs(ctx, jobs); err != nil {
 		return err
 	}
 	cancelled := ctx.Err() != nil
+	var overhead time.Duration
+	measured := 0
 	for _, n := range a.nodes {
 		j := byNode[n]
 		if j == nil {
 			continue
 		}
-		a.collect(context.WithoutCancel(ctx), n, j, byNode, cancelled)
+		if d, ok := a.collect(context.WithoutCancel(ctx), n, j, cancelled); ok {
+			overhead += d
+			measured++
+		}
+	}
+	if measured > 0 {
+		a.progress(nil, "  step runner: %s a step beyond the steps themselves (mean of %d)", (overhead / time.Duration(measured)).Round(time.Millisecond), measured)
 	}
 	return nil
 }
@@ -208,13 +246,19 @@ func cmpOr(a, b string) string {
 
 // collect fills in a submitted step's result: the one its runner stored,
 // or, when the job ended without one, what Slurm says happened.
-func (a *applier) collect(ctx context.Context, n *node, j *job, byNode map[*node]*job, cancelled bool) {
+//
+// It returns the step runner's overhead on the node: its time beyond the
+// step's own, when the step ran.
+func (a *applier) collect(ctx context.Context, n *node, j *job, cancelled bool) (overhead time.Duration, measured bool) {
 	var rr remoteResult
 	err := getJSON(ctx, a.env.Store, resultTag(n.pr.run.ID, n.pr.pipeline.Name, n.step.Name), &rr)
 	switch {
 	case err == nil && rr.Result != nil:
 		n.res = rr.Result
 		n.res.Node = cmpOr(rr.Node, j.node)
+		if r := n.res; r.Started != nil && r.Finished != nil && !rr.Started.IsZero() {
+			overhead, measured = rr.Finished.Sub(rr.Started)-r.Finished.Sub(*r.Started), true
+		}
 	default:
 		n.res = &state.StepResult{Status: state.StatusFailed, Node: j.node}
 		var failed []string
@@ -275,6 +319,7 @@ func (a *applier) collect(ctx context.Context, n *node, j *job, byNode map[*node
 	default:
 		a.progress(n, "✗ %s %s: %s", stepLabel(n), n.res.Status, Redact(n.res.Reason, a.secrets))
 	}
+	return overhead, measured
 }
 
 // jobState is a job's state and node, as squeue reports them.

@@ -5,13 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/zen-dev/zen/internal/benchgen"
+	"github.com/zen-dev/zen/internal/testslurm"
 	"github.com/zen-dev/zen/state"
 )
 
@@ -210,4 +215,70 @@ func BenchmarkPlanHistory(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkSlurm100Steps: zen apply of 100 steps (10 chains of 10) on a
+// real two-node Slurm cluster, with an in-process registry as the store.
+// It reports how long submitting all 100 jobs took (submit-s, target 2 s)
+// and the step runner's time on the node beyond the step's own
+// (runner-s/step, target 1 s). It needs Slurm (apt-get install slurm-wlm
+// munge) and root.
+func BenchmarkSlurm100Steps(b *testing.B) {
+	if !testslurm.Available() || os.Geteuid() != 0 {
+		b.Skip("needs Slurm (apt-get install slurm-wlm munge) and root")
+	}
+	c, err := testslurm.Start(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Stop()
+	b.Setenv("SLURM_CONF", c.Conf)
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	bin := filepath.Join(b.TempDir(), "zen")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/zen-dev/zen/cmd/zen").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v: %s", err, out)
+	}
+	wd, _ := os.Getwd()
+	b.Cleanup(func() { os.Chdir(wd) })
+	dir := b.TempDir()
+	if err := benchgen.Generate(dir, 10, 10); err != nil {
+		b.Fatal(err)
+	}
+	stack := fmt.Sprintf("\ndefault_stack: \"hpc\"\nstacks: hpc: {\n\torchestrator: {flavor: \"slurm\", partition: %q, zen: %q}\n\tartifact_store: {flavor: \"oci\", repository: %q}\n}\n",
+		c.Partition, bin, strings.TrimPrefix(srv.URL, "http://")+"/bench")
+	f, err := os.OpenFile(filepath.Join(dir, "zen.cue"), os.O_APPEND|os.O_WRONLY, 0)
+	if err == nil {
+		_, err = f.WriteString(stack)
+		f.Close()
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command("git", "-c", "user.name=b", "-c", "user.email=b@zen.invalid", "commit", "-qam", "slurm")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("git: %v: %s", err, out)
+	}
+	var submit, runner float64
+	for i := 0; i < b.N; i++ {
+		var out, progress bytes.Buffer
+		root := newRoot(&out, &progress)
+		root.SetArgs([]string{"-C", dir, "apply", "--no-cache"})
+		if err := root.Execute(); err != nil {
+			b.Fatalf("zen apply: %v\n%s\n%s", err, out.String(), progress.String())
+		}
+		for _, line := range strings.Split(progress.String(), "\n") {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "submitted 100 jobs in "); ok {
+				d, _ := time.ParseDuration(rest)
+				submit += d.Seconds()
+			}
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "step runner: "); ok {
+				d, _ := time.ParseDuration(strings.Fields(rest)[0])
+				runner += d.Seconds()
+			}
+		}
+	}
+	b.ReportMetric(submit/float64(b.N), "submit-s")
+	b.ReportMetric(runner/float64(b.N), "runner-s/step")
 }

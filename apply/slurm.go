@@ -128,14 +128,19 @@ func (a *applier) executeSlurm(ctx context.Context) error {
 			_ = exec.Command("scancel", ids...).Run()
 		}
 	}
-	for _, n := range order {
+	// In waves: the steps whose upstream jobs are all submitted go at
+	// once, since sbatch takes a while each.
+	var mu sync.Mutex
+	submit := func(n *node) error {
 		spec := specs[n]
 		var deps []string
+		mu.Lock()
 		for _, up := range n.step.Upstream() {
 			if j := byNode[n.pr.nodes[up]]; j != nil && !slices.Contains(deps, j.id) {
 				deps = append(deps, j.id)
 			}
 		}
+		mu.Unlock()
 		tag := specTag(spec.RunID, spec.Pipeline, spec.Step)
 		args := []string{"--parsable", "--job-name=zen-" + spec.Pipeline + "." + spec.Step, "--output=/dev/null", "--kill-on-invalid-dep=yes"}
 		if p := orch.String("partition"); p != "" {
@@ -151,14 +156,50 @@ func (a *applier) executeSlurm(ctx context.Context) error {
 		args = append(args, "--wrap", shellQuote(zenPath)+" step-run --store "+shellQuote(a.env.StoreRef)+" "+shellQuote(tag))
 		out, err := exec.CommandContext(ctx, "sbatch", args...).CombinedOutput()
 		if err != nil {
-			cancelAll()
 			return fmt.Errorf("step %s.%s: sbatch: %s", spec.Pipeline, spec.Step, strings.TrimSpace(string(out)))
 		}
 		id, _, _ := strings.Cut(strings.TrimSpace(string(out)), ";")
 		j := &job{n: n, id: id, state: "PENDING"}
+		mu.Lock()
 		jobs = append(jobs, j)
 		byNode[n] = j
+		mu.Unlock()
 		a.progress(n, "%s %s submitted as job %s", n.planned.Action.Symbol(), stepLabel(n), id)
+		return nil
+	}
+	left := order
+	for len(left) > 0 {
+		var wave, rest []*node
+		for _, n := range left {
+			ready := true
+			for _, up := range n.step.Upstream() {
+				if u := n.pr.nodes[up]; u.planned.Runs() && byNode[u] == nil {
+					ready = false
+				}
+			}
+			if ready {
+				wave = append(wave, n)
+			} else {
+				rest = append(rest, n)
+			}
+		}
+		errs := make([]error, len(wave))
+		var wg sync.WaitGroup
+		for i, n := range wave {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				errs[i] = submit(n)
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			cancelAll()
+			return err
+		}
+		left = rest
 	}
 	if len(jobs) > 0 {
 		a.progress(nil, "  submitted %d jobs in %s", len(jobs), time.Since(submitted).Round(time.Millisecond))

@@ -63,7 +63,7 @@ time, pushing the state ref back. The file says which secrets to add.`,
 			return scaffold(g, root)
 		},
 	}
-	cmd.Flags().StringVar(&ci, "ci", "", "write a CI workflow instead of the quickstart: `github` or gitlab")
+	cmd.Flags().StringVar(&ci, "ci", "", "write a CI workflow for `SYSTEM` instead of the quickstart: github or gitlab")
 	return cmd
 }
 

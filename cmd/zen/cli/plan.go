@@ -32,7 +32,7 @@ type planFlags struct {
 }
 
 func (f *planFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.stack, "stack", "", "the stack to use (default: $ZEN_STACK, `zen stack use`, or the repository's default_stack)")
+	cmd.Flags().StringVar(&f.stack, "stack", "", "the `NAME` of the stack to use (default: $ZEN_STACK, then zen stack use, then the repository's default_stack)")
 	cmd.Flags().BoolVar(&f.noCache, "no-cache", false, "run every step, reusing nothing")
 	cmd.Flags().StringArrayVar(&f.sets, "set", nil, "override a parameter for one experiment: `PIPELINE.PARAM=VALUE` or PIPELINE.STEP.PARAM=VALUE (repeatable)")
 }

@@ -2,6 +2,8 @@ package apply
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -38,6 +40,8 @@ type StepSpec struct {
 	Inputs map[string]string `json:"inputs,omitempty"`
 	// Env holds the step's environment values (never secrets).
 	Env []string `json:"env,omitempty"`
+	// Sets are the experiment's --set overrides, PATH=VALUE.
+	Sets []string `json:"sets,omitempty"`
 }
 
 // specVersion is the version of StepSpec and of results this zen writes.
@@ -63,7 +67,9 @@ func tagSafe(s string) string {
 		return '_'
 	}, s)
 	if len(s) > 128 {
-		s = s[:128]
+		// Long names keep a digest of the whole: two never share a tag.
+		sum := sha256.Sum256([]byte(s))
+		s = s[:111] + "-" + hex.EncodeToString(sum[:8])
 	}
 	return s
 }
@@ -176,7 +182,15 @@ func runRemote(ctx context.Context, store registry.Store, spec *StepSpec, work s
 	if err := store.Pull(ctx, spec.Source, src); err != nil {
 		return nil, fmt.Errorf("source tree: %w", err)
 	}
-	cfg, err := schema.Load(src)
+	var overrides []schema.Override
+	for _, set := range spec.Sets {
+		o, err := schema.ParseOverride(set)
+		if err != nil {
+			return nil, err
+		}
+		overrides = append(overrides, o)
+	}
+	cfg, err := schema.Load(src, overrides...)
 	if err != nil {
 		return nil, fmt.Errorf("source tree: %w", err)
 	}
@@ -192,7 +206,12 @@ func runRemote(ctx context.Context, store registry.Store, spec *StepSpec, work s
 		if d, ok := spec.Inputs[in.Name]; ok {
 			fp.Inputs[in.Name] = d
 			if in.Kind == schema.InputStep {
-				pr.nodes[in.Step] = &node{res: &state.StepResult{Outputs: map[string]state.Artifact{in.Output: {Digest: d}}}}
+				up := pr.nodes[in.Step]
+				if up == nil {
+					up = &node{res: &state.StepResult{Outputs: map[string]state.Artifact{}}}
+					pr.nodes[in.Step] = up
+				}
+				up.res.Outputs[in.Output] = state.Artifact{Digest: d}
 			}
 			continue
 		}

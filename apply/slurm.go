@@ -35,6 +35,7 @@ type job struct {
 	id    string
 	state string
 	node  string
+	exit  int
 }
 
 // executeSlurm runs every pipeline's steps on the Slurm cluster of the
@@ -73,6 +74,14 @@ func (a *applier) executeSlurm(ctx context.Context) error {
 	}
 
 	submitted := time.Now()
+	var sets []string
+	for _, o := range a.plan.Overrides {
+		v, err := json.Marshal(o.Value)
+		if err != nil {
+			return err
+		}
+		sets = append(sets, o.Path+"="+string(v))
+	}
 	// The specs first, pushed a few at once: they need no job ids.
 	specs := map[*node]*StepSpec{}
 	var order []*node
@@ -82,7 +91,7 @@ func (a *applier) executeSlurm(ctx context.Context) error {
 			n.res = &state.StepResult{Status: state.StatusCached, CacheKey: n.planned.Key, CachedFrom: n.planned.CachedFrom, Outputs: n.planned.Outputs, Metrics: n.planned.Metrics, Log: n.planned.Log}
 			continue
 		}
-		spec := &StepSpec{Version: specVersion, RunID: n.pr.run.ID, Pipeline: n.pr.pipeline.Name, Step: n.step.Name, Source: sd.Digest, SourceCommit: n.pr.run.SourceCommit, Inputs: map[string]string{}, Env: n.env}
+		spec := &StepSpec{Version: specVersion, RunID: n.pr.run.ID, Pipeline: n.pr.pipeline.Name, Step: n.step.Name, Source: sd.Digest, SourceCommit: n.pr.run.SourceCommit, Inputs: map[string]string{}, Env: n.env, Sets: sets}
 		for _, in := range n.step.Inputs {
 			switch in.Kind {
 			case schema.InputStep:
@@ -154,9 +163,17 @@ func (a *applier) executeSlurm(ctx context.Context) error {
 		}
 		args = append(args, SbatchArgs(n.step.Resources)...)
 		args = append(args, "--wrap", shellQuote(zenPath)+" step-run --store "+shellQuote(a.env.StoreRef)+" "+shellQuote(tag))
-		out, err := exec.CommandContext(ctx, "sbatch", args...).CombinedOutput()
+		// Not killed by Ctrl-C halfway: a job Slurm took is cancelled
+		// with the rest.
+		cmd := exec.Command("sbatch", args...)
+		cmd.Env = jobEnv(os.Environ())
+		out, err := cmd.CombinedOutput()
 		if err != nil {
-			return fmt.Errorf("step %s.%s: sbatch: %s", spec.Pipeline, spec.Step, strings.TrimSpace(string(out)))
+			msg := strings.TrimSpace(string(out))
+			if msg == "" {
+				msg = err.Error()
+			}
+			return fmt.Errorf("step %s.%s: sbatch: %s", spec.Pipeline, spec.Step, msg)
 		}
 		id, _, _ := strings.Cut(strings.TrimSpace(string(out)), ";")
 		j := &job{n: n, id: id, state: "PENDING"}
@@ -199,7 +216,18 @@ func (a *applier) executeSlurm(ctx context.Context) error {
 			cancelAll()
 			return err
 		}
+		if ctx.Err() != nil {
+			// Ctrl-C while submitting: cancel what was submitted; the
+			// run is recorded as cancelled below.
+			cancelAll()
+			break
+		}
 		left = rest
+	}
+	for _, n := range order {
+		if byNode[n] == nil {
+			n.res = &state.StepResult{Status: state.StatusCancelled, Reason: "apply cancelled before the step was submitted"}
+		}
 	}
 	if len(jobs) > 0 {
 		a.progress(nil, "  submitted %d jobs in %s", len(jobs), time.Since(submitted).Round(time.Millisecond))
@@ -244,8 +272,14 @@ func (a *applier) waitJobs(ctx context.Context, jobs []*job) error {
 			return nil
 		}
 		states, err := squeue(ids)
+		for try := 1; err != nil && try < 5 && ctx.Err() == nil; try++ {
+			// A busy controller times out now and then.
+			time.Sleep(time.Duration(try) * time.Second)
+			states, err = squeue(ids)
+		}
 		if err != nil {
-			return err
+			_ = exec.Command("scancel", ids...).Run()
+			return fmt.Errorf("%w (the run's jobs were cancelled)", err)
 		}
 		left := 0
 		for _, j := range jobs {
@@ -254,6 +288,7 @@ func (a *applier) waitJobs(ctx context.Context, jobs []*job) error {
 				// Gone from squeue (MinJobAge passed): its result says.
 				st = jobState{state: "COMPLETED"}
 			}
+			j.exit = st.exit
 			if st.state != j.state || st.node != j.node && st.node != "" {
 				j.state, j.node = st.state, cmpOr(st.node, j.node)
 				switch j.state {
@@ -317,8 +352,10 @@ func (a *applier) collect(ctx context.Context, n *node, j *job, cancelled bool) 
 			n.res.Reason = fmt.Sprintf("job %s killed by Slurm on %s: time limit reached", j.id, j.node)
 		case j.state == "OUT_OF_MEMORY":
 			n.res.Reason = fmt.Sprintf("job %s killed by Slurm on %s: out of memory", j.id, j.node)
-		default:
+		case j.exit == 127 || j.exit == 126:
 			n.res.Reason = fmt.Sprintf("job %s ended %s on %s before zen reported a result: is zen on the nodes at the stack's orchestrator.zen path?", j.id, strings.ToLower(j.state), cmpOr(j.node, "its node"))
+		default:
+			n.res.Reason = fmt.Sprintf("job %s ended %s on %s (exit %d) without a result: zen step-run could not store one (the node's slurmd log has its output)", j.id, strings.ToLower(j.state), cmpOr(j.node, "its node"), j.exit)
 		}
 	}
 	n.res.Job = j.id
@@ -364,7 +401,10 @@ func (a *applier) collect(ctx context.Context, n *node, j *job, cancelled bool) 
 }
 
 // jobState is a job's state and node, as squeue reports them.
-type jobState struct{ state, node string }
+type jobState struct {
+	state, node string
+	exit        int // -1: unknown
+}
 
 // terminal reports whether a job state is final.
 func terminal(s string) bool {
@@ -388,9 +428,10 @@ func squeue(ids []string) (map[string]jobState, error) {
 	}
 	var q struct {
 		Jobs []struct {
-			ID    json.Number     `json:"job_id"`
-			State json.RawMessage `json:"job_state"`
-			Nodes string          `json:"nodes"`
+			ID       json.Number     `json:"job_id"`
+			State    json.RawMessage `json:"job_state"`
+			Nodes    string          `json:"nodes"`
+			ExitCode json.RawMessage `json:"exit_code"`
 		} `json:"jobs"`
 	}
 	if err := json.Unmarshal(out, &q); err != nil {
@@ -405,7 +446,28 @@ func squeue(ids []string) (map[string]jobState, error) {
 				s = list[0]
 			}
 		}
-		states[j.ID.String()] = jobState{state: s, node: j.Nodes}
+		// 22.05 writes the exit status as a number (the wait status,
+		// exit code in the high byte), later releases as an object.
+		code := -1
+		var n int
+		if json.Unmarshal(j.ExitCode, &n) == nil {
+			code = n >> 8
+		} else {
+			var obj struct {
+				ReturnCode json.RawMessage `json:"return_code"`
+			}
+			var rc struct {
+				Number int `json:"number"`
+			}
+			switch {
+			case json.Unmarshal(j.ExitCode, &obj) != nil:
+			case json.Unmarshal(obj.ReturnCode, &n) == nil:
+				code = n
+			case json.Unmarshal(obj.ReturnCode, &rc) == nil:
+				code = rc.Number
+			}
+		}
+		states[j.ID.String()] = jobState{state: s, node: j.Nodes, exit: code}
 	}
 	return states, nil
 }
@@ -444,4 +506,21 @@ func SbatchArgs(r *schema.Resources) []string {
 		args = append(args, "--partition="+r.Partition)
 	}
 	return append(args, r.Sbatch...)
+}
+
+// jobEnv is the environment sbatch passes on to the job: zen's, without
+// what holds secrets (Slurm keeps a job's environment, and the node is
+// another machine).
+func jobEnv(environ []string) []string {
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		up := strings.ToUpper(name)
+		if strings.HasPrefix(up, "ZEN_SECRET") || strings.HasPrefix(up, "COSIGN_") ||
+			strings.Contains(up, "PASSWORD") || strings.Contains(up, "TOKEN") || strings.Contains(up, "SECRET") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package apply
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/zen-dev/zen/schema"
@@ -20,5 +21,26 @@ func TestSbatchArgs(t *testing.T) {
 		if got := SbatchArgs(tt.r); !slices.Equal(got, tt.want) {
 			t.Errorf("SbatchArgs(%+v) = %q, want %q", tt.r, got, tt.want)
 		}
+	}
+}
+
+func TestJobEnv(t *testing.T) {
+	got := jobEnv([]string{"PATH=/bin", "HOME=/root", "ZEN_SECRET_API=x", "COSIGN_PASSWORD=y", "GITHUB_TOKEN=z", "db_password=w", "AWS_SECRET_ACCESS_KEY=v", "SLURM_CONF=/c"})
+	if want := []string{"PATH=/bin", "HOME=/root", "SLURM_CONF=/c"}; !slices.Equal(got, want) {
+		t.Errorf("jobEnv = %q, want %q", got, want)
+	}
+}
+
+func TestTags(t *testing.T) {
+	long := strings.Repeat("p", 80)
+	a, b := resultTag("20261123-101500.000-abcdef", long, long+"x"), resultTag("20261123-101500.000-abcdef", long, long+"y")
+	if a == b || len(a) > 128 || len(b) > 128 {
+		t.Errorf("long names: %q and %q", a, b)
+	}
+	if got := specTag("r1", "p", "s"); got != "zen-spec-r1-p-s" {
+		t.Errorf("specTag = %q", got)
+	}
+	if got := tagSafe("a/b c:d"); got != "a_b_c_d" {
+		t.Errorf("tagSafe = %q", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -267,18 +268,39 @@ func (w *Workspace) Snapshot(dest string) error {
 			if err != nil {
 				return err
 			}
+			resolved := target
+			if !filepath.IsAbs(resolved) {
+				resolved = filepath.Join(filepath.Dir(src), target)
+			}
+			if r, err := filepath.Rel(w.Root, resolved); err != nil || !filepath.IsLocal(r) {
+				return fmt.Errorf("%s links outside the repository (to %s): another machine would not have it; commit the files, or read them as an artifact", rel, target)
+			}
 			if err := os.Symlink(target, dst); err != nil {
 				return err
 			}
 		case fi.Mode().IsRegular():
-			data, err := os.ReadFile(src)
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(dst, data, fi.Mode().Perm()); err != nil {
+			if err := copyFile(src, dst, fi.Mode().Perm()); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// copyFile copies src to dst, streaming.
+func copyFile(src, dst string, perm fs.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

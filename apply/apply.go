@@ -284,8 +284,7 @@ func (a *applier) execute(ctx context.Context, n *node) {
 		n.res = &state.StepResult{Status: state.StatusSkipped, Reason: "upstream step " + strings.Join(failed, ", ") + " did not succeed"}
 		return
 	case !n.planned.Runs():
-		n.fp = n.planned.Fingerprint
-		n.res = &state.StepResult{Status: state.StatusCached, CacheKey: n.planned.Key, CachedFrom: n.planned.CachedFrom, Outputs: n.planned.Outputs, Metrics: n.planned.Metrics, Log: n.planned.Log}
+		n.useCached()
 		return
 	}
 	select {
@@ -297,15 +296,7 @@ func (a *applier) execute(ctx context.Context, n *node) {
 		n.res = &state.StepResult{Status: state.StatusCancelled, Reason: "apply cancelled before the step started"}
 		return
 	}
-	upstream := map[string]string{}
-	for _, in := range n.step.Inputs {
-		switch in.Kind {
-		case schema.InputStep:
-			upstream[in.Name] = n.pr.nodes[in.Step].res.Outputs[in.Output].Digest
-		case schema.InputModel:
-			upstream[in.Name] = n.planned.Fingerprint.Inputs[in.Name]
-		}
-	}
+	upstream := n.upstreamDigests()
 	fp, err := plan.Fingerprint(n.step, a.env.Sources, upstream)
 	if err != nil {
 		n.res = &state.StepResult{Status: state.StatusFailed, Reason: err.Error()}
@@ -326,6 +317,29 @@ func (a *applier) execute(ctx context.Context, n *node) {
 	if !cacheable {
 		n.res.CacheKey = key
 	}
+}
+
+// useCached takes the step's recorded outputs, as the plan found them.
+func (n *node) useCached() {
+	n.fp = n.planned.Fingerprint
+	n.res = &state.StepResult{Status: state.StatusCached, CacheKey: n.planned.Key, CachedFrom: n.planned.CachedFrom, Outputs: n.planned.Outputs, Metrics: n.planned.Metrics, Log: n.planned.Log}
+}
+
+// upstreamDigests maps the step's inputs from other steps and models to
+// their digests, once the steps before it have their results.
+func (n *node) upstreamDigests() map[string]string {
+	upstream := map[string]string{}
+	for _, in := range n.step.Inputs {
+		switch in.Kind {
+		case schema.InputStep:
+			if u := n.pr.nodes[in.Step]; u.res != nil {
+				upstream[in.Name] = u.res.Outputs[in.Output].Digest
+			}
+		case schema.InputModel:
+			upstream[in.Name] = n.planned.Fingerprint.Inputs[in.Name]
+		}
+	}
+	return upstream
 }
 
 func (a *applier) cacheHit(ctx context.Context, key string) (*state.Cache, bool) {

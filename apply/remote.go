@@ -74,7 +74,8 @@ func tagSafe(s string) string {
 	return s
 }
 
-// putJSON stores v as a file artifact and points tag at it.
+// putJSON stores v as a file artifact and points tag at it. Another
+// process sees the tag once the store is closed (a layout's index.json).
 func putJSON(ctx context.Context, store registry.Store, tag, typ string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
@@ -98,10 +99,7 @@ func putJSON(ctx context.Context, store registry.Store, tag, typ string, v any) 
 	if err != nil {
 		return err
 	}
-	if err := repo.PutManifest(ctx, tag, raw); err != nil {
-		return err
-	}
-	return store.Close()
+	return repo.PutManifest(ctx, tag, raw)
 }
 
 // getJSON reads the artifact tag points at into v. Its error wraps
@@ -171,7 +169,11 @@ func RunRemoteStep(ctx context.Context, store registry.Store, specTagName string
 		res = &state.StepResult{Status: state.StatusFailed, Reason: err.Error(), Started: &start, Finished: &end}
 	}
 	out := &remoteResult{Version: specVersion, Node: node, Result: res, Started: start, Finished: time.Now().UTC()}
-	if err := putJSON(ctx, store, resultTag(spec.RunID, spec.Pipeline, spec.Step), "step-result", out); err != nil {
+	err = putJSON(ctx, store, resultTag(spec.RunID, spec.Pipeline, spec.Step), "step-result", out)
+	if err == nil {
+		err = store.Close()
+	}
+	if err != nil {
 		return res, fmt.Errorf("store the result of %s.%s: %w", spec.Pipeline, spec.Step, err)
 	}
 	return res, nil

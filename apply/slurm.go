@@ -87,8 +87,7 @@ func (a *applier) executeSlurm(ctx context.Context) error {
 	var order []*node
 	for _, n := range a.nodes {
 		if !n.planned.Runs() {
-			n.fp = n.planned.Fingerprint
-			n.res = &state.StepResult{Status: state.StatusCached, CacheKey: n.planned.Key, CachedFrom: n.planned.CachedFrom, Outputs: n.planned.Outputs, Metrics: n.planned.Metrics, Log: n.planned.Log}
+			n.useCached()
 			continue
 		}
 		spec := &StepSpec{Version: specVersion, RunID: n.pr.run.ID, Pipeline: n.pr.pipeline.Name, Step: n.step.Name, Source: sd.Digest, SourceCommit: n.pr.run.SourceCommit, Inputs: map[string]string{}, Env: n.env, Sets: sets}
@@ -123,6 +122,10 @@ func (a *applier) executeSlurm(ctx context.Context) error {
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
+	}
+	// Once for all the specs: the nodes read them from the store.
+	if err := a.env.Store.Close(); err != nil {
+		return fmt.Errorf("store the step specs: %w", err)
 	}
 
 	// Then the jobs, in order: a job names the jobs it waits for.
@@ -360,19 +363,8 @@ func (a *applier) collect(ctx context.Context, n *node, j *job, cancelled bool) 
 	}
 	n.res.Job = j.id
 	// The key, now that the upstream outputs are known.
-	upstream := map[string]string{}
-	for _, in := range n.step.Inputs {
-		switch in.Kind {
-		case schema.InputStep:
-			if u := n.pr.nodes[in.Step]; u.res != nil {
-				upstream[in.Name] = u.res.Outputs[in.Output].Digest
-			}
-		case schema.InputModel:
-			upstream[in.Name] = n.planned.Fingerprint.Inputs[in.Name]
-		}
-	}
 	if n.res.Status == state.StatusSucceeded || n.res.Status == state.StatusFailed {
-		if fp, err := plan.Fingerprint(n.step, a.env.Sources, upstream); err == nil {
+		if fp, err := plan.Fingerprint(n.step, a.env.Sources, n.upstreamDigests()); err == nil {
 			n.fp = fp
 			n.res.CacheKey = plan.Key(fp)
 		}

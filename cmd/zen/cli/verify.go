@@ -29,15 +29,8 @@ type verifyFlags struct {
 // key (see publicKey), and how to name it.
 func (f *verifyFlags) verifyKey(sess *session, st *schema.Stack) (*signature.Verifier, string, error) {
 	if f.key != "" {
-		pem, err := os.ReadFile(f.key)
-		if err != nil {
-			return nil, "", fmt.Errorf("public key: %w", err)
-		}
-		v, err := signature.LoadVerifier(pem)
-		if err != nil {
-			return nil, "", fmt.Errorf("public key %s: %w", f.key, err)
-		}
-		return v, f.key, nil
+		v, _, _, err := loadPublicKey(f.key)
+		return v, f.key, err
 	}
 	v, id, warning, err := sess.publicKey(st)
 	switch {

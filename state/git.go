@@ -625,15 +625,11 @@ func (s *Store) checkGuard(base, cur plumbing.Hash, guard []string) error {
 		return err
 	}
 	for _, p := range guard {
-		a, aok, err := from.lookup(p)
+		moved, err := entryDiffers(from, to, p)
 		if err != nil {
 			return err
 		}
-		b, bok, err := to.lookup(p)
-		if err != nil {
-			return err
-		}
-		if aok != bok || a.Hash != b.Hash || a.Mode != b.Mode {
+		if moved {
 			what := p
 			if p == "" {
 				what = "the state"
@@ -643,6 +639,20 @@ func (s *Store) checkGuard(base, cur plumbing.Hash, guard []string) error {
 		}
 	}
 	return nil
+}
+
+// entryDiffers reports whether the file or folder at p differs between two
+// snapshots: there in one only, or with other content or mode.
+func entryDiffers(from, to *Snapshot, p string) (bool, error) {
+	a, aok, err := from.lookup(p)
+	if err != nil {
+		return false, err
+	}
+	b, bok, err := to.lookup(p)
+	if err != nil {
+		return false, err
+	}
+	return aok != bok || a.Hash != b.Hash || a.Mode != b.Mode, nil
 }
 
 // signature fills in a commit's author the way git does.

@@ -231,8 +231,16 @@ func (s *Store) Pull(ctx context.Context, remote string) (*Sync, error) {
 		if len(c.ParentHashes) > 0 {
 			parent = c.ParentHashes[0]
 		}
+		before, err := s.snapshot(parent)
+		if err != nil {
+			return nil, undo(err)
+		}
+		now, err := s.snapshot(plumbing.NewHash(head))
+		if err != nil {
+			return nil, undo(err)
+		}
 		for _, p := range guard {
-			moved, err := s.differs(parent, plumbing.NewHash(head), p)
+			moved, err := entryDiffers(before, now, p)
 			if err != nil {
 				return nil, undo(err)
 			}
@@ -253,27 +261,6 @@ func (s *Store) Pull(ctx context.Context, remote string) (*Sync, error) {
 	sync.Ahead = sync.Replayed
 	_, _ = s.git(ctx, "update-ref", "-d", backup)
 	return sync, nil
-}
-
-// differs reports whether the entry at p differs between commits a and b.
-func (s *Store) differs(a, b plumbing.Hash, p string) (bool, error) {
-	sa, err := s.snapshot(a)
-	if err != nil {
-		return false, err
-	}
-	sb, err := s.snapshot(b)
-	if err != nil {
-		return false, err
-	}
-	ea, aok, err := sa.lookup(p)
-	if err != nil {
-		return false, err
-	}
-	eb, bok, err := sb.lookup(p)
-	if err != nil {
-		return false, err
-	}
-	return aok != bok || ea.Hash != eb.Hash, nil
 }
 
 // Push pushes the local state ref to the remote if the remote's is still

@@ -33,6 +33,17 @@ func zen(b *testing.B, dir string, args ...string) string {
 	return out.String()
 }
 
+// gitRun runs git in dir as a committer named b, with no background gc
+// (which would outlive the benchmark's temporary folder).
+func gitRun(b *testing.B, dir string, args ...string) {
+	b.Helper()
+	cmd := exec.Command("git", append([]string{"-c", "gc.auto=0", "-c", "user.name=b", "-c", "user.email=b@zen.invalid"}, args...)...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("git %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
 // generated makes a repository of pipelines × steps trivial steps and
 // applies it once, so that everything is recorded and cached.
 func generated(b *testing.B, pipelines, steps int) string {
@@ -62,13 +73,8 @@ func BenchmarkPlanQuickstart(b *testing.B) {
 		b.Fatal(err)
 	}
 	zen(b, dir, "init")
-	for _, args := range [][]string{{"add", "-A"}, {"-c", "user.name=b", "-c", "user.email=b@zen.invalid", "commit", "-qm", "init"}} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("git: %v: %s", err, out)
-		}
-	}
+	gitRun(b, dir, "add", "-A")
+	gitRun(b, dir, "commit", "-qm", "init")
 	zen(b, dir, "apply")
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -119,13 +125,8 @@ func BenchmarkLineage10000Runs(b *testing.B) {
 	wd, _ := os.Getwd()
 	b.Cleanup(func() { os.Chdir(wd) })
 	dir := b.TempDir()
-	for _, args := range [][]string{{"init", "-q"}, {"-c", "user.name=b", "-c", "user.email=b@zen.invalid", "commit", "-q", "--allow-empty", "-m", "x"}} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("git: %v: %s", err, out)
-		}
-	}
+	gitRun(b, dir, "init", "-q")
+	gitRun(b, dir, "commit", "-q", "--allow-empty", "-m", "x")
 	os.WriteFile(filepath.Join(dir, "zen.cue"), []byte("package zen\n"), 0o644)
 	st, err := state.Open(dir, state.DefaultRef)
 	if err != nil {
@@ -199,13 +200,8 @@ func BenchmarkPlanHistory(b *testing.B) {
 			if err := os.WriteFile(filepath.Join(dir, "models.cue"), []byte(cue), 0o644); err != nil {
 				b.Fatal(err)
 			}
-			for _, args := range [][]string{{"add", "-A"}, {"-c", "gc.auto=0", "-c", "user.name=b", "-c", "user.email=b@zen.invalid", "commit", "-qm", "models"}} {
-				cmd := exec.Command("git", args...)
-				cmd.Dir = dir
-				if out, err := cmd.CombinedOutput(); err != nil {
-					b.Fatalf("git: %v: %s", err, out)
-				}
-			}
+			gitRun(b, dir, "add", "-A")
+			gitRun(b, dir, "commit", "-qm", "models")
 			if out := zen(b, dir, "plan"); !strings.Contains(out, "No changes") {
 				b.Fatalf("plan has changes:\n%s", out)
 			}
@@ -255,11 +251,7 @@ func BenchmarkSlurm100Steps(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command("git", "-c", "user.name=b", "-c", "user.email=b@zen.invalid", "commit", "-qam", "slurm")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("git: %v: %s", err, out)
-	}
+	gitRun(b, dir, "commit", "-qam", "slurm")
 	var submit, runner float64
 	for i := 0; i < b.N; i++ {
 		var out, progress bytes.Buffer

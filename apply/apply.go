@@ -55,6 +55,9 @@ type Env struct {
 	// steps run from into a new folder.
 	StoreRef   string
 	SourceTree func(dest string) error
+	// Detach, on a Slurm stack, returns once the jobs are submitted and
+	// records the runs as submitted; Resume collects them later.
+	Detach bool
 }
 
 // Result is what an apply did.
@@ -64,6 +67,9 @@ type Result struct {
 	Models []string
 	// StateCommit is the state ref's new commit, "" if nothing was recorded.
 	StateCommit string
+	// Submission is what a detached apply left on the cluster; its runs
+	// are recorded as submitted.
+	Submission *state.Submission
 }
 
 // RunError reports runs that did not succeed. They are recorded all the same.
@@ -129,7 +135,13 @@ func Apply(ctx context.Context, env *Env, p *plan.Plan) (*Result, error) {
 		if err := a.executeSlurm(ctx); err != nil {
 			return nil, err
 		}
+		if a.jobs > 0 {
+			return a.recordSubmission()
+		}
 	} else {
+		if env.Detach {
+			return nil, fmt.Errorf("stack %s: --detach needs a stack whose orchestrator is slurm; a %s stack runs the steps in this process", env.Stack.Name, env.Stack.Orchestrator.Flavor)
+		}
 		var wg sync.WaitGroup
 		for _, n := range a.nodes {
 			wg.Add(1)
@@ -140,13 +152,19 @@ func Apply(ctx context.Context, env *Env, p *plan.Plan) (*Result, error) {
 		}
 		wg.Wait()
 	}
+	return a.finish(ctx)
+}
+
+// finish makes the model changes once the steps have their results, and
+// records the runs.
+func (a *applier) finish(ctx context.Context) (*Result, error) {
 	files := map[string][]byte{}
 	refused, err := a.applyModels(ctx, files)
 	if err != nil {
 		return nil, err
 	}
-	if err := env.Store.Close(); err != nil {
-		return nil, fmt.Errorf("artifact store %s: %w", env.Store, err)
+	if err := a.env.Store.Close(); err != nil {
+		return nil, fmt.Errorf("artifact store %s: %w", a.env.Store, err)
 	}
 	res, err := a.record(files)
 	var re *RunError
@@ -177,6 +195,18 @@ type applier struct {
 	repaired []string        // stage tags put back, for the result
 
 	signer signer
+
+	// On a Slurm stack: the source tree's digest; how many jobs a
+	// detached apply left on the cluster; keepJobs leaves the jobs
+	// running when the wait is interrupted (collecting a detached run);
+	// sub is the submission being collected.
+	source   string
+	jobs     int
+	keepJobs bool
+	sub      *state.Submission
+	// staleBaseline names the pipelines whose baseline another apply
+	// recorded since the collected submission.
+	staleBaseline map[string]bool
 }
 
 type pull struct {
@@ -215,6 +245,14 @@ func (a *applier) prepare() error {
 			continue
 		}
 		pl := a.env.Config.Pipelines[pp.Name]
+		if pl == nil {
+			return fmt.Errorf("pipeline %s is not declared", pp.Name)
+		}
+		for _, ps := range pp.Steps {
+			if pl.Steps[ps.Name] == nil {
+				return fmt.Errorf("pipeline %s: step %s is not declared", pp.Name, ps.Name)
+			}
+		}
 		pr := &pipelineRun{pipeline: pl, planned: pp, nodes: map[string]*node{}, prefix: len(a.plan.Pipelines) > 1}
 		pr.run = &state.Run{
 			Version:      state.RecordVersion,
@@ -423,7 +461,7 @@ func (a *applier) record(files map[string][]byte) (*Result, error) {
 				return nil, err
 			}
 		}
-		if !run.Experiment {
+		if !run.Experiment && !a.staleBaseline[run.Pipeline] {
 			rec, err := a.pipelineRecord(pr, finished)
 			if err != nil {
 				return nil, err
@@ -450,15 +488,30 @@ func (a *applier) record(files map[string][]byte) (*Result, error) {
 	}
 	summary = append(summary, res.Models[len(a.repaired):]...)
 	msg := commitMessage(a.plan, summary, res.Runs)
-	commit, err := a.env.State.Commit(a.plan.StateCommit, state.Change{Files: files, Guard: guard, Message: msg})
+	var keep []string // guarded when the change is made again
+	if a.sub != nil {
+		// Collected once: by whoever removes the submission first.
+		p := state.SubmissionPath(a.sub.ID)
+		files[p] = nil
+		keep = []string{p}
+		msg = strings.Replace(msg, "zen apply: ", "zen apply: collected from Slurm: ", 1)
+	}
+	commit, err := a.env.State.Commit(a.plan.StateCommit, state.Change{Files: files, Guard: append(guard, keep...), Message: msg})
 	if errors.Is(err, state.ErrStateMoved) {
+		if a.sub != nil {
+			if head, herr := a.env.State.Head(); herr == nil {
+				if _, ok, _ := head.Read(keep[0]); !ok {
+					return nil, fmt.Errorf("run %s was collected and recorded meanwhile by another zen: nothing recorded here (zen runs show %s)", a.sub.Runs[0], a.sub.Runs[0])
+				}
+			}
+		}
 		// Another apply recorded the same pipeline meanwhile. The runs and
 		// cache entries are facts and are kept; the pipeline fingerprints
 		// are theirs to keep.
 		for _, p := range guard {
 			delete(files, p)
 		}
-		commit2, err2 := a.env.State.Commit(a.plan.StateCommit, state.Change{Files: files, Message: msg})
+		commit2, err2 := a.env.State.Commit(a.plan.StateCommit, state.Change{Files: files, Guard: keep, Message: msg})
 		if err2 != nil {
 			return nil, fmt.Errorf("record runs: %w", err2)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"maps"
 	"os/exec"
 	"slices"
 	"strings"
@@ -74,22 +75,30 @@ func (a *applier) executeSlurm(ctx context.Context) error {
 	}
 
 	submitted := time.Now()
-	var sets []string
-	for _, o := range a.plan.Overrides {
-		v, err := json.Marshal(o.Value)
-		if err != nil {
-			return err
-		}
-		sets = append(sets, o.Path+"="+string(v))
+	sets, err := Sets(a.plan.Overrides)
+	if err != nil {
+		return err
 	}
-	// The specs first, pushed a few at once: they need no job ids.
-	specs := map[*node]*StepSpec{}
+	a.source = sd.Digest
+	// What each step's key is made of, but for the outputs of the steps
+	// before it that run too: those are filled in as they are collected.
 	var order []*node
 	for _, n := range a.nodes {
 		if !n.planned.Runs() {
 			n.useCached()
-			continue
 		}
+	}
+	for _, n := range a.nodes {
+		if n.planned.Runs() {
+			if n.fp, err = plan.Fingerprint(n.step, a.env.Sources, n.upstreamDigests()); err != nil {
+				return fmt.Errorf("pipeline %s: step %s: %w", n.pr.pipeline.Name, n.step.Name, err)
+			}
+			order = append(order, n)
+		}
+	}
+	// The specs first, pushed a few at once: they need no job ids.
+	specs := map[*node]*StepSpec{}
+	for _, n := range order {
 		spec := &StepSpec{Version: specVersion, RunID: n.pr.run.ID, Pipeline: n.pr.pipeline.Name, Step: n.step.Name, Source: sd.Digest, SourceCommit: n.pr.run.SourceCommit, Inputs: map[string]string{}, Env: n.env, Sets: sets}
 		for _, in := range n.step.Inputs {
 			switch in.Kind {
@@ -102,7 +111,6 @@ func (a *applier) executeSlurm(ctx context.Context) error {
 			}
 		}
 		specs[n] = spec
-		order = append(order, n)
 	}
 	errs := make([]error, len(order))
 	sem := make(chan struct{}, 8)
@@ -235,10 +243,30 @@ func (a *applier) executeSlurm(ctx context.Context) error {
 	if len(jobs) > 0 {
 		a.progress(nil, "  submitted %d jobs in %s", len(jobs), time.Since(submitted).Round(time.Millisecond))
 	}
+	if a.env.Detach && ctx.Err() == nil {
+		// Collected later, by zen runs watch or the next apply.
+		for n, j := range byNode {
+			n.res = &state.StepResult{Status: state.StatusSubmitted, Job: j.id}
+		}
+		a.jobs = len(jobs)
+		return nil
+	}
+	return a.finishSlurm(ctx, jobs)
+}
+
+// finishSlurm waits for the submitted jobs and collects their results.
+func (a *applier) finishSlurm(ctx context.Context, jobs []*job) error {
 	if err := a.waitJobs(ctx, jobs); err != nil {
 		return err
 	}
 	cancelled := ctx.Err() != nil
+	if cancelled && a.keepJobs {
+		return ErrStopped
+	}
+	byNode := map[*node]*job{}
+	for _, j := range jobs {
+		byNode[j.n] = j
+	}
 	var overhead time.Duration
 	measured := 0
 	for _, n := range a.nodes {
@@ -271,7 +299,9 @@ func (a *applier) waitJobs(ctx context.Context, jobs []*job) error {
 	}
 	for {
 		if ctx.Err() != nil {
-			_ = exec.Command("scancel", ids...).Run()
+			if !a.keepJobs {
+				_ = exec.Command("scancel", ids...).Run()
+			}
 			return nil
 		}
 		states, err := squeue(ids)
@@ -281,6 +311,9 @@ func (a *applier) waitJobs(ctx context.Context, jobs []*job) error {
 			states, err = squeue(ids)
 		}
 		if err != nil {
+			if a.keepJobs {
+				return fmt.Errorf("%w (the run's jobs were left as they are)", err)
+			}
 			_ = exec.Command("scancel", ids...).Run()
 			return fmt.Errorf("%w (the run's jobs were cancelled)", err)
 		}
@@ -363,11 +396,14 @@ func (a *applier) collect(ctx context.Context, n *node, j *job, cancelled bool) 
 	}
 	n.res.Job = j.id
 	// The key, now that the upstream outputs are known.
-	if n.res.Status == state.StatusSucceeded || n.res.Status == state.StatusFailed {
-		if fp, err := plan.Fingerprint(n.step, a.env.Sources, n.upstreamDigests()); err == nil {
-			n.fp = fp
-			n.res.CacheKey = plan.Key(fp)
+	if n.fp != nil && (n.res.Status == state.StatusSucceeded || n.res.Status == state.StatusFailed) {
+		if n.fp.Inputs == nil {
+			n.fp.Inputs = map[string]string{}
 		}
+		maps.Copy(n.fp.Inputs, n.upstreamDigests())
+		n.res.CacheKey = plan.Key(n.fp)
+	} else {
+		n.fp = nil
 	}
 	// The node signs nothing (the key stays here): sign what it pushed.
 	if n.res.Status == state.StatusSucceeded {
@@ -462,6 +498,20 @@ func squeue(ids []string) (map[string]jobState, error) {
 		states[j.ID.String()] = jobState{state: s, node: j.Nodes, exit: code}
 	}
 	return states, nil
+}
+
+// Sets gives a plan's overrides back as --set arguments, PATH=VALUE, for
+// schema.ParseOverride.
+func Sets(overrides []plan.Override) ([]string, error) {
+	var sets []string
+	for _, o := range overrides {
+		v, err := json.Marshal(o.Value)
+		if err != nil {
+			return nil, err
+		}
+		sets = append(sets, o.Path+"="+string(v))
+	}
+	return sets, nil
 }
 
 // shellQuote quotes s for sh.

@@ -515,7 +515,8 @@ func (sn *Snapshot) Walk(dir string, fn func(path string) error) error {
 // Change is one commit's worth of writes.
 type Change struct {
 	// Files maps slash-separated paths to their new content, written as
-	// regular files (mode 0644). Other files of the state are kept.
+	// regular files (mode 0644); a nil content removes the file (and the
+	// folders it leaves empty). Other files of the state are kept.
 	Files map[string][]byte
 	// Guard lists paths, files or directories ("" is the whole state),
 	// that must not differ between the base and the ref's current commit
@@ -876,7 +877,10 @@ func (w *gitWriter) tree(dir string, base plumbing.Hash, files []gitFile) (plumb
 	for i, e := range entries {
 		index[e.Name] = i
 	}
+	removed := map[string]bool{}
+	remove := func(name string) { removed[name] = true }
 	set := func(e object.TreeEntry) {
+		delete(removed, e.Name)
 		if i, ok := index[e.Name]; ok {
 			entries[i] = e
 			return
@@ -896,6 +900,13 @@ func (w *gitWriter) tree(dir string, base plumbing.Hash, files []gitFile) (plumb
 		if !nested {
 			if exists && old.Mode == filemode.Dir {
 				return plumbing.ZeroHash, fmt.Errorf("%s: is a directory on the state ref", p)
+			}
+			if f.data == nil {
+				if exists {
+					remove(name)
+				}
+				i++
+				continue
 			}
 			h, err := w.blob(f.full, f.data)
 			if err != nil {
@@ -924,7 +935,23 @@ func (w *gitWriter) tree(dir string, base plumbing.Hash, files []gitFile) (plumb
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}
+		if h == emptyTree {
+			// Its last file was removed: git keeps no empty folders.
+			if exists {
+				remove(name)
+			}
+			continue
+		}
 		set(object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h})
+	}
+	if len(removed) > 0 {
+		kept := entries[:0]
+		for _, e := range entries {
+			if !removed[e.Name] {
+				kept = append(kept, e)
+			}
+		}
+		entries = kept
 	}
 	// git orders entries by name, a directory's name with "/" after it;
 	// go-git refuses to encode a tree in any other order.
@@ -938,6 +965,9 @@ func (w *gitWriter) tree(dir string, base plumbing.Hash, files []gitFile) (plumb
 	}
 	return obj.Hash(), nil
 }
+
+// emptyTree is the hash of git's empty tree.
+var emptyTree = plumbing.NewHash("4b825dc642cb6eb9a060e54bf8d69288fbee4904")
 
 // blob writes data as the blob of path p, once per Commit call.
 func (w *gitWriter) blob(p string, data []byte) (plumbing.Hash, error) {

@@ -962,3 +962,36 @@ func BenchmarkCommit(b *testing.B) {
 		})
 	}
 }
+
+// A nil content removes a file, and the folders it leaves empty; removing
+// a file that is not there changes nothing.
+func TestGitRemove(t *testing.T) {
+	dir := gitTestRepo(t)
+	s := gitTestOpen(t, dir)
+	c1 := gitTestCommit(t, s, "", map[string]string{
+		"submitted/a.json": "a", "submitted/b.json": "b", "runs/202611/r1.json": "r1",
+	})
+	c2, err := s.Commit(c1, Change{Files: map[string][]byte{"submitted/a.json": nil, "runs/202611/r2.json": []byte("r2"), "nothere/x.json": nil}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn := gitTestHead(t, s)
+	if _, ok, err := sn.Read("submitted/a.json"); ok || err != nil {
+		t.Errorf("submitted/a.json still there (%v)", err)
+	}
+	if got := gitTestRead(t, sn, "submitted/b.json"); got != "b" {
+		t.Errorf("submitted/b.json = %q", got)
+	}
+	if got := gitTestRun(t, dir, "ls-tree", "--name-only", c2); got != "runs\nsubmitted" {
+		t.Errorf("root of %s lists %q", c2, got)
+	}
+	// An empty file is a file, not a removal.
+	c3, err := s.Commit(c2, Change{Files: map[string][]byte{"submitted/b.json": nil, "empty": {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gitTestRun(t, dir, "ls-tree", "--name-only", c3); got != "empty\nruns" {
+		t.Errorf("root of %s lists %q, want the emptied folder gone", c3, got)
+	}
+	gitTestFsck(t, dir)
+}

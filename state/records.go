@@ -19,6 +19,9 @@ const (
 	StatusFailed    = "failed"
 	StatusSkipped   = "skipped"
 	StatusCancelled = "cancelled"
+	// StatusSubmitted is a detached run's, and its steps', while their
+	// jobs are on the cluster and not collected yet.
+	StatusSubmitted = "submitted"
 )
 
 // Artifact is a stored output, log or other blob of a run.
@@ -257,6 +260,54 @@ func (r Records) RunIDs() ([]string, error) {
 		return nil
 	})
 	return ids, err
+}
+
+// Submission is an apply that submitted its steps to a cluster and
+// returned (zen apply --detach): submitted/<id>.json, removed when its
+// runs are collected and recorded. Its runs are recorded with the status
+// "submitted" meanwhile.
+type Submission struct {
+	Version int    `json:"version"`
+	ID      string `json:"id"`
+	// Runs are the ids of the runs it submitted, one per pipeline.
+	Runs []string `json:"runs"`
+	// Stack names the stack; Source is the digest of the source tree
+	// artifact the jobs run from, whose CUE the runs are collected with.
+	Stack  string `json:"stack"`
+	Source string `json:"source"`
+	// Store names the artifact store as the jobs were given it
+	// (oci:REPOSITORY, oci-layout:PATH).
+	Store string `json:"store"`
+	// Plan is the plan applied, as zen plan --output json writes it.
+	Plan      json.RawMessage `json:"plan"`
+	Submitted time.Time       `json:"submitted"`
+	Jobs      int             `json:"jobs"`
+}
+
+// SubmissionPath is where a pending submission is kept.
+func SubmissionPath(id string) string { return path.Join("submitted", id+".json") }
+
+// Submissions lists the submissions not collected yet, oldest first.
+func (r Records) Submissions() ([]*Submission, error) {
+	names, err := r.Snapshot.List("submitted")
+	if err != nil {
+		return nil, err
+	}
+	var subs []*Submission
+	for _, name := range names {
+		if !strings.HasSuffix(name, ".json") {
+			continue
+		}
+		var sub Submission
+		ok, err := readRecord(r.Snapshot, r.Ref, path.Join("submitted", name), &sub)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			subs = append(subs, &sub)
+		}
+	}
+	return subs, nil
 }
 
 // ModelVersion is the immutable record of a model version:

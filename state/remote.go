@@ -348,11 +348,12 @@ func (s *Store) count(head, base plumbing.Hash) (int, error) {
 	return len(cs), err
 }
 
-// changeOf returns the files commit c wrote (added or changed against its
-// first parent) and the guarded ones among them: records that say what is
-// current (pipelines/, stages/) or must stay unique (models/).
+// changeOf returns the files commit c wrote (added, changed or, as nil,
+// removed against its first parent) and the guarded ones among them:
+// records that say what is current (pipelines/, stages/, submitted/) or
+// must stay unique (models/).
 func (s *Store) changeOf(ctx context.Context, c *object.Commit) (map[string][]byte, []string, error) {
-	out, err := s.git(ctx, "diff-tree", "-r", "--root", "--no-commit-id", "--name-only", "--diff-filter=AMT", "-z", c.Hash.String())
+	out, err := s.git(ctx, "diff-tree", "-r", "--root", "--no-commit-id", "--name-only", "--diff-filter=AMTD", "-z", c.Hash.String())
 	if err != nil {
 		return nil, nil, fmt.Errorf("state ref %s: %w", s.ref, err)
 	}
@@ -371,11 +372,12 @@ func (s *Store) changeOf(ctx context.Context, c *object.Commit) (map[string][]by
 			return nil, nil, err
 		}
 		if !ok {
-			continue
+			files[p] = nil // removed
+		} else {
+			files[p] = data
 		}
-		files[p] = data
 		switch strings.SplitN(p, "/", 2)[0] {
-		case "pipelines", "stages", "models":
+		case "pipelines", "stages", "models", "submitted":
 			guard = append(guard, p)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 func newApply(g *globals) *cobra.Command {
 	var f planFlags
 	var jobs int
+	var detach bool
 	cmd := &cobra.Command{
 		Use:   "apply [PIPELINE... | PLANFILE]",
 		Short: "Run what the plan shows and record the runs",
@@ -47,7 +48,7 @@ or a '/' is a plan file: pipeline names have neither.)`,
   zen apply --set training.n_estimators=200
   zen plan -o plan.zen && zen apply plan.zen`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f.forApply = true
+			f.forApply, f.stderr = true, g.stderr
 			var pl *planned
 			var err error
 			if len(args) > 0 && strings.ContainsAny(args[0], "./") {
@@ -58,134 +59,161 @@ or a '/' is a plan file: pipeline names have neither.)`,
 			if err != nil {
 				return err
 			}
-			p := pl.plan
-			if !p.Changes() {
-				var refused []string
-				for _, c := range p.Models {
-					if c.Refused != "" {
-						refused = append(refused, render.ModelLine(c, render.Style{}))
-					}
+			// Runs collected from an earlier detached apply: reported
+			// first, and a failed one fails this apply too.
+			var collectedErr error
+			for _, c := range pl.collected {
+				if c.res != nil && g.output == "text" {
+					printApplied(g, c.res, pl.sess.state.Ref())
 				}
-				if g.output == "json" {
-					if err := writeJSON(g.stdout, map[string]any{"changes": false, "runs": []any{}, "refused": refused}); err != nil {
-						return err
-					}
-				} else {
-					fmt.Fprintln(g.stdout, render.Summary(p))
-				}
-				if pl.remote != "" && pl.ahead {
-					// Records an earlier apply could not push.
-					if err := pl.sess.pushState(cmd.Context(), pl.remote, pl.remoteHead); err != nil {
-						return err
-					}
-				}
-				if len(refused) > 0 {
-					// Nothing to do, but a declared change cannot be made:
-					// that is worth a failing CI job.
-					return &apply.RefusedError{Reasons: refused}
-				}
-				return nil
-			}
-			if g.output == "text" {
-				render.Text(g.stderr, p, styleFor(g.stderr))
-				fmt.Fprintln(g.stderr)
-			}
-			// The signing key is loaded only when there is something to
-			// do (decrypting a cosign key takes a third of a second), and
-			// before anything runs, so that a missing key or a wrong
-			// password fails with nothing done. The local stack's key pair
-			// is made here, on first use.
-			signer, keyID, verifier, err := pl.sess.signer(pl.stack)
-			if err == nil && signer != nil {
-				err = pl.sess.checkPublicKey(pl.stack, verifier)
-			}
-			if err != nil {
-				return err
-			}
-			if pl.checker == nil && verifier != nil {
-				pl.checker = pl.sess.checker(pl.store, verifier, keyID)
-			}
-			env := &apply.Env{
-				Signer:   signer,
-				KeyID:    keyID,
-				Verifier: verifier,
-				Config:   pl.sess.cfg,
-				Stack:    pl.stack,
-				Store:    pl.store,
-				Sources:  pl.sess.ws,
-				Records:  pl.recs,
-				State:    pl.sess.state,
-				Jobs:     jobs,
-				Stream:   g.stderr,
-			}
-			if pl.checker != nil {
-				env.Verify = pl.checker.Verify
-			}
-			if pl.stack.Orchestrator.Flavor == "slurm" {
-				env.StoreRef = storeRef(pl.store)
-				if st := pl.stack.ArtifactStore; st.Flavor == "oci-layout" {
-					// The nodes are given the folder by its full path.
-					abs, _ := filepath.Abs(st.String("path"))
-					if !filepath.IsAbs(st.String("path")) {
-						abs = filepath.Join(pl.sess.ws.Root, st.String("path"))
-					}
-					env.StoreRef = "oci-layout:" + abs
-				}
-				env.SourceTree = pl.sess.ws.Snapshot
-			}
-			res, err := apply.Apply(cmd.Context(), env, p)
-			if pl.checker != nil {
-				_ = pl.checker.Save()
-			}
-			var re *apply.RunError
-			var refused *apply.RefusedError
-			if err != nil && !errors.As(err, &re) && !errors.As(err, &refused) && !errors.Is(err, state.ErrStateMoved) {
-				return err
-			}
-			if pl.remote != "" && res != nil && (res.StateCommit != "" || pl.ahead) {
-				if perr := pl.sess.pushState(cmd.Context(), pl.remote, pl.remoteHead); perr != nil {
-					err = errors.Join(err, perr)
-				} else if g.output == "text" && res.StateCommit != "" {
-					defer fmt.Fprintf(g.stdout, "pushed %s to %s\n", pl.sess.state.Ref(), pl.remote)
-				}
-				// A push after another apply's writes the records again on
-				// top of theirs: report the commit that holds them now.
-				if head, herr := pl.sess.state.Head(); herr == nil && res.StateCommit != "" {
-					res.StateCommit = head.Commit()
+				if c.res != nil && c.err != nil {
+					collectedErr = errors.Join(collectedErr, c.err)
 				}
 			}
-			if res != nil {
-				if g.output == "json" {
-					if jerr := writeJSON(g.stdout, map[string]any{"changes": true, "runs": res.Runs, "models": res.Models, "state_commit": res.StateCommit}); jerr != nil {
-						return jerr
-					}
-				} else {
-					printApplied(g, res, pl.sess.state.Ref())
-				}
+			if detach && pl.stack.Orchestrator.Flavor != "slurm" {
+				return fmt.Errorf("--detach: stack %s runs its steps in this process (orchestrator %s); only a slurm stack's jobs run on without zen", pl.stack.Name, pl.stack.Orchestrator.Flavor)
 			}
-			return err
+			err = applyPlan(cmd.Context(), g, pl, jobs, detach)
+			return errors.Join(collectedErr, err)
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().IntVarP(&jobs, "jobs", "j", 0, "run up to `N` steps at once (default: the number of CPUs)")
+	cmd.Flags().BoolVar(&detach, "detach", false, "on a slurm stack, submit the jobs and return: zen runs watch RUN, or the next zen apply, records the runs")
 	return cmd
+}
+
+// applyPlan carries out a computed plan and reports what it did.
+func applyPlan(ctx context.Context, g *globals, pl *planned, jobs int, detach bool) error {
+	p := pl.plan
+	if !p.Changes() {
+		var refused []string
+		for _, c := range p.Models {
+			if c.Refused != "" {
+				refused = append(refused, render.ModelLine(c, render.Style{}))
+			}
+		}
+		if g.output == "json" {
+			if err := writeJSON(g.stdout, map[string]any{"changes": false, "runs": []any{}, "refused": refused}); err != nil {
+				return err
+			}
+		} else {
+			fmt.Fprintln(g.stdout, render.Summary(p))
+		}
+		if pl.remote != "" && pl.ahead {
+			// Records an earlier apply could not push.
+			if err := pl.sess.pushState(ctx, pl.remote, pl.remoteHead); err != nil {
+				return err
+			}
+		}
+		if len(refused) > 0 {
+			// Nothing to do, but a declared change cannot be made:
+			// that is worth a failing CI job.
+			return &apply.RefusedError{Reasons: refused}
+		}
+		return nil
+	}
+	if g.output == "text" {
+		render.Text(g.stderr, p, styleFor(g.stderr))
+		fmt.Fprintln(g.stderr)
+	}
+	// The signing key is loaded only when there is something to
+	// do (decrypting a cosign key takes a third of a second), and
+	// before anything runs, so that a missing key or a wrong
+	// password fails with nothing done. The local stack's key pair
+	// is made here, on first use.
+	signer, keyID, verifier, err := pl.sess.signer(pl.stack)
+	if err == nil && signer != nil {
+		err = pl.sess.checkPublicKey(pl.stack, verifier)
+	}
+	if err != nil {
+		return err
+	}
+	if pl.checker == nil && verifier != nil {
+		pl.checker = pl.sess.checker(pl.store, verifier, keyID)
+	}
+	env := &apply.Env{
+		Signer:   signer,
+		KeyID:    keyID,
+		Verifier: verifier,
+		Config:   pl.sess.cfg,
+		Stack:    pl.stack,
+		Store:    pl.store,
+		Sources:  pl.sess.ws,
+		Records:  pl.recs,
+		State:    pl.sess.state,
+		Jobs:     jobs,
+		Stream:   g.stderr,
+	}
+	if pl.checker != nil {
+		env.Verify = pl.checker.Verify
+	}
+	if pl.stack.Orchestrator.Flavor == "slurm" {
+		env.StoreRef = storeRef(pl.store)
+		if st := pl.stack.ArtifactStore; st.Flavor == "oci-layout" {
+			// The nodes are given the folder by its full path.
+			abs, _ := filepath.Abs(st.String("path"))
+			if !filepath.IsAbs(st.String("path")) {
+				abs = filepath.Join(pl.sess.ws.Root, st.String("path"))
+			}
+			env.StoreRef = "oci-layout:" + abs
+		}
+		env.SourceTree = pl.sess.ws.Snapshot
+		env.Detach = detach
+	}
+	res, err := apply.Apply(ctx, env, p)
+	if pl.checker != nil {
+		_ = pl.checker.Save()
+	}
+	var re *apply.RunError
+	var refused *apply.RefusedError
+	if err != nil && !errors.As(err, &re) && !errors.As(err, &refused) && !errors.Is(err, state.ErrStateMoved) {
+		return err
+	}
+	if pl.remote != "" && res != nil && (res.StateCommit != "" || pl.ahead) {
+		if perr := pl.sess.pushState(ctx, pl.remote, pl.remoteHead); perr != nil {
+			err = errors.Join(err, perr)
+		} else if g.output == "text" && res.StateCommit != "" {
+			defer fmt.Fprintf(g.stdout, "pushed %s to %s\n", pl.sess.state.Ref(), pl.remote)
+		}
+		// A push after another apply's writes the records again on
+		// top of theirs: report the commit that holds them now.
+		if head, herr := pl.sess.state.Head(); herr == nil && res.StateCommit != "" {
+			res.StateCommit = head.Commit()
+		}
+	}
+	if res != nil {
+		if g.output == "json" {
+			if jerr := writeJSON(g.stdout, map[string]any{"changes": true, "runs": res.Runs, "models": res.Models, "state_commit": res.StateCommit}); jerr != nil {
+				return jerr
+			}
+		} else {
+			printApplied(g, res, pl.sess.state.Ref())
+		}
+	}
+	return err
 }
 
 func printApplied(g *globals, res *apply.Result, ref string) {
 	fmt.Fprintln(g.stdout)
 	for _, r := range res.Runs {
-		ran, cached, failed := 0, 0, 0
+		ran, cached, failed, submitted := 0, 0, 0, 0
 		for _, s := range r.Steps {
 			switch s.Status {
 			case state.StatusSucceeded:
 				ran++
 			case state.StatusCached:
 				cached++
+			case state.StatusSubmitted:
+				submitted++
 			default:
 				failed++
 			}
 		}
 		line := fmt.Sprintf("run %s of %s %s: %d ran, %d cached", r.ID, r.Pipeline, r.Status, ran, cached)
+		if r.Status == state.StatusSubmitted {
+			line = fmt.Sprintf("run %s of %s submitted: %d jobs, %d cached", r.ID, r.Pipeline, submitted, cached)
+		}
 		if failed > 0 {
 			line += fmt.Sprintf(", %d did not complete", failed)
 		}
@@ -209,6 +237,9 @@ func printApplied(g *globals, res *apply.Result, ref string) {
 	}
 	if res.StateCommit != "" {
 		fmt.Fprintf(g.stdout, "recorded on %s at %s\n", ref, short(res.StateCommit))
+	}
+	if sub := res.Submission; sub != nil && sub.Jobs > 0 && res.Runs[0].Status == state.StatusSubmitted {
+		fmt.Fprintf(g.stdout, "the jobs run on without zen: zen runs watch %s waits for them and records the run, as does the next zen apply\n", sub.Runs[0])
 	}
 }
 

@@ -27,8 +27,10 @@ type planFlags struct {
 	noCache bool
 	sets    []string
 	// forApply: the state must be fetched from the remote, not merely
-	// tried.
+	// tried, and detached runs are collected first, their progress
+	// written to stderr.
 	forApply bool
+	stderr   io.Writer
 }
 
 func (f *planFlags) register(cmd *cobra.Command) {
@@ -56,6 +58,9 @@ type planned struct {
 	keyID    string
 	verifier *signature.Verifier
 	checker  *trust.Checker
+
+	// Detached runs collected before the plan (apply only).
+	collected []collected
 }
 
 // makePlan loads the repository and computes the plan for pipelines,
@@ -95,11 +100,30 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (*planned, 
 			notes = n
 		}
 	}
+	if f.forApply {
+		// Runs a detached apply left on the cluster are recorded first:
+		// what they produced is then cached for this plan.
+		if pl.collected, err = collectPending(ctx, f.stderr, sess); err != nil {
+			return nil, err
+		}
+		for _, c := range pl.collected {
+			if c.res != nil && c.res.StateCommit != "" && pl.remote != "" {
+				pl.ahead = true
+			}
+		}
+	}
 	snap, err := sess.state.Head()
 	if err != nil {
 		return nil, err
 	}
 	recs := state.Records{Snapshot: snap, Ref: sess.state.Ref()}
+	subs, err := recs.Submissions()
+	if err != nil {
+		return nil, err
+	}
+	for _, sub := range subs {
+		notes = append(notes, pendingNote(sub))
+	}
 	head, err := sess.ws.Head()
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zen-dev/zen/apply"
 	"github.com/zen-dev/zen/state"
 )
 
@@ -89,8 +91,101 @@ prefix of one, or "latest".`,
 			return nil
 		},
 	}
-	cmd.AddCommand(list, show)
+	cmd.AddCommand(list, show, newWatch(g))
 	return cmd
+}
+
+func newWatch(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "watch [RUN]",
+		Short: "Wait for a detached run's Slurm jobs and record the run",
+		Long: `Watch follows a run that zen apply --detach left on a Slurm cluster: it
+shows its jobs' progress (queued, running on which node, done), collects
+their results from the artifact store once they end, signs what they
+pushed, and records the run on the state ref as an attached apply would,
+with its model changes. The next zen apply does the same for every run
+still submitted; whichever comes first records the run, once.
+
+Without RUN, watch collects every submitted run. Ctrl-C stops watching and
+leaves the jobs running. A run that is already recorded is shown, and the
+exit status says how it ended: 0 succeeded, 1 otherwise.`,
+		Example: "  zen apply --stack hpc --detach\n  zen runs watch 20261123-101500.123-3fa2c1",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			sess, err := open(false)
+			if err != nil {
+				return err
+			}
+			remote := sess.stateRemote()
+			var remoteHead string
+			if remote != "" {
+				sync, notes, err := sess.pullState(ctx, remote)
+				if err != nil {
+					return fmt.Errorf("%w (ZEN_REMOTE=none watches against the local state alone)", err)
+				}
+				remoteHead = sync.RemoteHead
+				for _, n := range notes {
+					fmt.Fprintln(g.stderr, "zen: "+n)
+				}
+			}
+			recs, err := records(sess)
+			if err != nil {
+				return err
+			}
+			subs, err := recs.Submissions()
+			if err != nil {
+				return err
+			}
+			var todo []*state.Submission
+			for _, sub := range subs {
+				if len(args) == 0 || slices.ContainsFunc(sub.Runs, func(id string) bool { return strings.HasPrefix(id, args[0]) }) {
+					todo = append(todo, sub)
+				}
+			}
+			if len(todo) == 0 {
+				if len(args) == 0 {
+					fmt.Fprintln(g.stderr, "no submitted runs to watch: zen apply --detach leaves some")
+					return nil
+				}
+				// Collected already: say how it ended.
+				r, err := findRun(sess, args[0])
+				if err != nil {
+					return err
+				}
+				printRun(g, r)
+				if r.Status != state.StatusSucceeded {
+					return &codeError{code: exitError}
+				}
+				return nil
+			}
+			var errs []error
+			recorded := false
+			for _, sub := range todo {
+				recs, err := records(sess)
+				if err != nil {
+					return err
+				}
+				res, err := collect(ctx, g.stderr, sess, recs, sub)
+				if errors.Is(err, apply.ErrStopped) {
+					return &codeError{code: exitCancelled, err: fmt.Errorf("%w: zen runs watch %s again to record run %s", err, sub.Runs[0], sub.Runs[0])}
+				}
+				if res != nil {
+					printApplied(g, res, sess.state.Ref())
+					recorded = recorded || res.StateCommit != ""
+				}
+				errs = append(errs, err)
+			}
+			if recorded && remote != "" {
+				if err := sess.pushState(ctx, remote, remoteHead); err != nil {
+					errs = append(errs, err)
+				} else {
+					fmt.Fprintf(g.stdout, "pushed %s to %s\n", sess.state.Ref(), remote)
+				}
+			}
+			return errors.Join(errs...)
+		},
+	}
 }
 
 // openRecords opens the session (loading the CUE with load) and the
@@ -155,7 +250,7 @@ func stepCounts(r *state.Run) string {
 		counts[s.Status]++
 	}
 	var parts []string
-	for _, st := range []string{state.StatusSucceeded, state.StatusCached, state.StatusFailed, state.StatusSkipped, state.StatusCancelled} {
+	for _, st := range []string{state.StatusSucceeded, state.StatusCached, state.StatusSubmitted, state.StatusFailed, state.StatusSkipped, state.StatusCancelled} {
 		if n := counts[st]; n > 0 {
 			word := st
 			if st == state.StatusSucceeded {
@@ -205,7 +300,11 @@ func printRun(g *globals, r *state.Run) {
 		fmt.Fprintf(w, "  experiment: %s\n", strings.Join(sets, ", "))
 	}
 	fmt.Fprintf(w, "  stack:     %s (orchestrator %s, artifact store %s)\n", r.Stack, r.Orchestrator, r.Store)
-	fmt.Fprintf(w, "  started:   %s (%s)\n", r.Started.Local().Format(time.DateTime), r.Finished.Sub(r.Started).Round(time.Millisecond))
+	if r.Status == state.StatusSubmitted {
+		fmt.Fprintf(w, "  started:   %s (on the cluster, not collected yet: zen runs watch %s)\n", r.Started.Local().Format(time.DateTime), r.ID)
+	} else {
+		fmt.Fprintf(w, "  started:   %s (%s)\n", r.Started.Local().Format(time.DateTime), r.Finished.Sub(r.Started).Round(time.Millisecond))
+	}
 	if len(r.Parameters) > 0 {
 		fmt.Fprintln(w, "  parameters:")
 		for _, k := range slices.Sorted(maps.Keys(r.Parameters)) {

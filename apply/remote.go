@@ -174,6 +174,10 @@ func RunRemoteStep(ctx context.Context, store registry.Store, specTagName string
 		err = store.Close()
 	}
 	if err != nil {
+		if res.Status != state.StatusSucceeded && res.Reason != "" {
+			// What went wrong first is what the user needs to read.
+			return res, fmt.Errorf("step %s.%s %s: %s; its result could not be stored either: %w", spec.Pipeline, spec.Step, res.Status, res.Reason, err)
+		}
 		return res, fmt.Errorf("store the result of %s.%s: %w", spec.Pipeline, spec.Step, err)
 	}
 	return res, nil

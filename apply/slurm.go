@@ -32,11 +32,13 @@ var slurmPoll = 300 * time.Millisecond
 
 // job is a submitted step.
 type job struct {
-	n     *node
-	id    string
-	state string
-	node  string
-	exit  int
+	n       *node
+	id      string
+	state   string
+	node    string
+	exit    int
+	signal  int
+	comment string
 }
 
 // executeSlurm runs every pipeline's steps on the Slurm cluster of the
@@ -324,7 +326,10 @@ func (a *applier) waitJobs(ctx context.Context, jobs []*job) error {
 				// Gone from squeue (MinJobAge passed): its result says.
 				st = jobState{state: "COMPLETED"}
 			}
-			j.exit = st.exit
+			j.exit, j.signal = st.exit, st.signal
+			if st.comment != "" {
+				j.comment = st.comment
+			}
 			if st.state != j.state || st.node != j.node && st.node != "" {
 				j.state, j.node = st.state, cmpOr(st.node, j.node)
 				switch j.state {
@@ -385,9 +390,17 @@ func (a *applier) collect(ctx context.Context, n *node, j *job, cancelled bool) 
 		case cancelled || j.state == "CANCELLED":
 			n.res.Status, n.res.Reason = state.StatusCancelled, fmt.Sprintf("job %s cancelled", j.id)
 		case j.state == "TIMEOUT":
-			n.res.Reason = fmt.Sprintf("job %s killed by Slurm on %s: time limit reached", j.id, j.node)
+			n.res.Reason = fmt.Sprintf("job %s killed by Slurm on %s: time limit reached%s", j.id, j.node, limit(n.step.Resources, "time"))
 		case j.state == "OUT_OF_MEMORY":
-			n.res.Reason = fmt.Sprintf("job %s killed by Slurm on %s: out of memory", j.id, j.node)
+			n.res.Reason = fmt.Sprintf("job %s killed by Slurm on %s: out of memory%s", j.id, j.node, limit(n.step.Resources, "memory"))
+		case j.signal == 9 && limit(n.step.Resources, "memory") != "":
+			// Where Slurm enforces memory without cgroups (OverMemoryKill),
+			// a job over its limit is killed and merely FAILED.
+			n.res.Reason = fmt.Sprintf("job %s killed on %s (signal KILL): over its memory limit, most likely%s", j.id, cmpOr(j.node, "its node"), limit(n.step.Resources, "memory"))
+		case j.signal != 0:
+			n.res.Reason = fmt.Sprintf("job %s on %s ended by signal %d before zen reported a result", j.id, cmpOr(j.node, "its node"), j.signal)
+		case j.comment != "":
+			n.res.Reason = fmt.Sprintf("job %s on %s: %s", j.id, cmpOr(j.node, "its node"), j.comment)
 		case j.exit == 127 || j.exit == 126:
 			n.res.Reason = fmt.Sprintf("job %s ended %s on %s before zen reported a result: is zen on the nodes at the stack's orchestrator.zen path?", j.id, strings.ToLower(j.state), cmpOr(j.node, "its node"))
 		default:
@@ -432,6 +445,10 @@ func (a *applier) collect(ctx context.Context, n *node, j *job, cancelled bool) 
 type jobState struct {
 	state, node string
 	exit        int // -1: unknown
+	signal      int // the signal that ended it, 0 for none
+	// comment is what zen step-run left on the job when it could not
+	// store a result (see NoteJob).
+	comment string
 }
 
 // terminal reports whether a job state is final.
@@ -460,6 +477,7 @@ func squeue(ids []string) (map[string]jobState, error) {
 			State    json.RawMessage `json:"job_state"`
 			Nodes    string          `json:"nodes"`
 			ExitCode json.RawMessage `json:"exit_code"`
+			Comment  string          `json:"comment"`
 		} `json:"jobs"`
 	}
 	if err := json.Unmarshal(out, &q); err != nil {
@@ -476,26 +494,8 @@ func squeue(ids []string) (map[string]jobState, error) {
 		}
 		// 22.05 writes the exit status as a number (the wait status,
 		// exit code in the high byte), later releases as an object.
-		code := -1
-		var n int
-		if json.Unmarshal(j.ExitCode, &n) == nil {
-			code = n >> 8
-		} else {
-			var obj struct {
-				ReturnCode json.RawMessage `json:"return_code"`
-			}
-			var rc struct {
-				Number int `json:"number"`
-			}
-			switch {
-			case json.Unmarshal(j.ExitCode, &obj) != nil:
-			case json.Unmarshal(obj.ReturnCode, &n) == nil:
-				code = n
-			case json.Unmarshal(obj.ReturnCode, &rc) == nil:
-				code = rc.Number
-			}
-		}
-		states[j.ID.String()] = jobState{state: s, node: j.Nodes, exit: code}
+		code, sig := exitStatus(j.ExitCode)
+		states[j.ID.String()] = jobState{state: s, node: j.Nodes, exit: code, signal: sig, comment: j.Comment}
 	}
 	return states, nil
 }
@@ -512,6 +512,79 @@ func Sets(overrides []plan.Override) ([]string, error) {
 		sets = append(sets, o.Path+"="+string(v))
 	}
 	return sets, nil
+}
+
+// exitStatus reads a job's exit code and the signal that ended it (0:
+// none; -1 for an unknown code). Slurm 22.05 writes the wait status as a
+// number (exit code in the high byte, signal in the low bits), later
+// releases an object.
+func exitStatus(raw json.RawMessage) (code, signal int) {
+	var n int
+	if json.Unmarshal(raw, &n) == nil {
+		return n >> 8, n & 0x7f
+	}
+	var obj struct {
+		ReturnCode json.RawMessage `json:"return_code"`
+		Signal     struct {
+			ID json.RawMessage `json:"id"`
+		} `json:"signal"`
+	}
+	if json.Unmarshal(raw, &obj) != nil {
+		return -1, 0
+	}
+	// Numbers are plain in some releases, {set, infinite, number} in
+	// others.
+	num := func(raw json.RawMessage) (int, bool) {
+		var n int
+		if json.Unmarshal(raw, &n) == nil {
+			return n, true
+		}
+		var v struct {
+			Set    bool `json:"set"`
+			Number int  `json:"number"`
+		}
+		if json.Unmarshal(raw, &v) == nil && v.Set {
+			return v.Number, true
+		}
+		return 0, false
+	}
+	code = -1
+	if n, ok := num(obj.ReturnCode); ok {
+		code = n
+	}
+	if n, ok := num(obj.Signal.ID); ok {
+		signal = n
+	}
+	return code, signal
+}
+
+// limit describes the step's resource limit of a kind, " (memory 4G)",
+// or "" when it sets none.
+func limit(r *schema.Resources, kind string) string {
+	switch {
+	case r == nil:
+	case kind == "memory" && r.Memory != "":
+		return " (memory " + r.Memory + ")"
+	case kind == "time" && r.Time != "":
+		return " (time " + r.Time + ")"
+	}
+	return ""
+}
+
+// NoteJob leaves why zen step-run could not store a result on its Slurm
+// job, as the job's comment, for the apply that collects the job: a node
+// that cannot reach the store has no other way to say so. It does
+// nothing outside a Slurm job.
+func NoteJob(why string) {
+	id := os.Getenv("SLURM_JOB_ID")
+	if id == "" {
+		return
+	}
+	why = strings.Join(strings.Fields(why), " ")
+	if len(why) > 500 {
+		why = why[:500] + "…"
+	}
+	_ = exec.Command("scontrol", "update", "JobId="+id, "Comment=zen step-run: "+why).Run()
 }
 
 // shellQuote quotes s for sh.

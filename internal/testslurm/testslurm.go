@@ -199,7 +199,8 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SwitchType=switch/none
 SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=450
 ReturnToService=2
 SchedulerType=sched/backfill
 StateSaveLocation={TMP}/state
@@ -210,7 +211,9 @@ SlurmctldLogFile={TMP}/slurmctld.log
 SlurmdLogFile={TMP}/slurmd.%n.log
 JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task=1
+JobAcctGatherParams=OverMemoryKill
 NodeName=n1 NodeHostname={HOST} NodeAddr=127.0.0.1 Port={PORT1} CPUs=1 RealMemory=500
 NodeName=n2 NodeHostname={HOST} NodeAddr=127.0.0.1 Port={PORT2} CPUs=1 RealMemory=500
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP

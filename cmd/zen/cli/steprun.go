@@ -23,10 +23,12 @@ func newStepRun(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			store, err := openStoreRef(storeRef)
 			if err != nil {
-				return err
+				apply.NoteJob(err.Error())
+				return &codeError{code: 2, err: err}
 			}
 			res, err := apply.RunRemoteStep(cmd.Context(), store, args[0], g.stderr)
 			if err != nil {
+				apply.NoteJob(err.Error())
 				return &codeError{code: 2, err: err}
 			}
 			if res.Status != state.StatusSucceeded {

@@ -33,6 +33,12 @@ run is recorded whatever happens, so the next apply reuses every step that
 completed. Ctrl-C stops the running steps and records the run as
 cancelled.
 
+On a slurm stack each step that runs is a Slurm job; apply waits for the
+jobs, showing their progress, and Ctrl-C cancels them. With --detach it
+returns once they are submitted, recording the runs as submitted: zen runs
+watch, or the next zen apply, collects and records them (runs still
+submitted are collected before anything is planned).
+
 With --set, the run is an experiment: recorded with its overrides, but the
 pipeline's baseline (what plan compares against) stays as it was. A run from
 a work tree with uncommitted changes is recorded as dirty.
@@ -46,6 +52,7 @@ or a '/' is a plan file: pipeline names have neither.)`,
 		Example: `  zen apply
   zen apply training --stack shared -j 4
   zen apply --set training.n_estimators=200
+  zen apply --stack hpc --detach && zen runs watch
   zen plan -o plan.zen && zen apply plan.zen`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.forApply, f.stderr = true, g.stderr

@@ -333,14 +333,17 @@ func absent(dest string) error {
 
 // unpack writes the layer read from r to dest, which must not exist: into a
 // temporary sibling first, moved to dest once the content matched its digest
-// and its symlinks were found to stay inside.
+// and its symlinks were found to stay inside. A file that would not fit on
+// the disk is refused before it is written (see checkRoom).
 func unpack(r io.Reader, layer descriptor, dest string) error {
-	write := writeFile
-	if layer.MediaType == dirMediaType {
-		write = extract
-	}
 	return install(dest, func(out string) error {
-		return readVerified(r, layer, func(vr io.Reader) error { return write(vr, out) })
+		if layer.MediaType == dirMediaType {
+			return readVerified(r, layer, func(vr io.Reader) error { return extract(vr, out) })
+		}
+		if err := checkRoom(filepath.Dir(out), layer.Size); err != nil {
+			return err
+		}
+		return readVerified(r, layer, func(vr io.Reader) error { return writeFile(vr, out) })
 	})
 }
 
@@ -423,7 +426,8 @@ func writeFile(r io.Reader, p string) error {
 }
 
 // extract unpacks a tar into the new directory root. It never writes through
-// a symlink, and refuses entries whose path or link leaves root.
+// a symlink, refuses entries whose path or link leaves root, sparse files,
+// and files that would not fit on the disk (see checkRoom).
 func extract(r io.Reader, root string) error {
 	if err := os.Mkdir(root, 0o755); err != nil {
 		return err
@@ -456,6 +460,11 @@ func extractInto(r io.Reader, root string) ([]string, error) {
 		if name == "." && hdr.Typeflag == tar.TypeDir {
 			continue
 		}
+		if sparse(hdr) {
+			// zen never writes them, and one of a few bytes can stand
+			// for a file of any size.
+			return nil, fmt.Errorf("tar entry %q: sparse files are not supported", hdr.Name)
+		}
 		if err := mkParents(root, name); err != nil {
 			return nil, fmt.Errorf("tar entry %q: %w", hdr.Name, err)
 		}
@@ -470,6 +479,9 @@ func extractInto(r io.Reader, root string) ([]string, error) {
 			mode := fs.FileMode(0o644)
 			if hdr.Mode&0o111 != 0 {
 				mode = 0o755
+			}
+			if err = checkRoom(root, hdr.Size); err != nil {
+				break
 			}
 			var f *os.File
 			if f, err = os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode); err == nil {
@@ -492,6 +504,21 @@ func extractInto(r io.Reader, root string) ([]string, error) {
 		}
 	}
 	return links, nil
+}
+
+// sparse reports whether hdr is a sparse file, in GNU's old format or in
+// its PAX formats (which archive/tar presents as a regular file of the
+// full size).
+func sparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 // checkLinks fails if one of the symlinks at links (slash-separated, under

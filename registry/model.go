@@ -616,6 +616,9 @@ func pullModel(ctx context.Context, b blobs, h v1.Hash, dest string) error {
 	}
 	if raw, _, _ := modelLayerType(m.Layers[0].MediaType); raw && len(m.Layers) == 1 {
 		return install(dest, func(out string) error {
+			if err := checkRoom(filepath.Dir(out), m.Layers[0].Size); err != nil {
+				return fmt.Errorf("layer %s: %w", m.Layers[0].Digest, err)
+			}
 			return layer(m.Layers[0], func(r io.Reader) error { return writeFile(r, out) })
 		})
 	}
@@ -713,6 +716,9 @@ func writeRaw(r io.Reader, root string, l descriptor) error {
 		return fmt.Errorf("raw layer file path %q: path leaves the destination", p)
 	}
 	if err := mkParents(root, name); err != nil {
+		return fmt.Errorf("raw layer file path %q: %w", p, err)
+	}
+	if err := checkRoom(root, l.Size); err != nil {
 		return fmt.Errorf("raw layer file path %q: %w", p, err)
 	}
 	return writeFile(r, filepath.Join(root, filepath.FromSlash(name)))

@@ -27,8 +27,12 @@ import (
 // and collects their results from the store. zen speaks to Slurm through
 // sbatch, squeue --json and scancel only.
 
-// slurmPoll is how often squeue is asked how the jobs are doing.
-var slurmPoll = 300 * time.Millisecond
+// slurmPoll is how often squeue is asked how the jobs are doing;
+// squeueTimeout how long one answer is waited for.
+var (
+	slurmPoll     = 300 * time.Millisecond
+	squeueTimeout = time.Minute
+)
 
 // job is a submitted step.
 type job struct {
@@ -39,6 +43,7 @@ type job struct {
 	exit    int
 	signal  int
 	comment string
+	orphan  bool // cancelled by zen: its upstream failed
 }
 
 // executeSlurm runs every pipeline's steps on the Slurm cluster of the
@@ -320,8 +325,16 @@ func (a *applier) waitJobs(ctx context.Context, jobs []*job) error {
 			return fmt.Errorf("%w (the run's jobs were cancelled)", err)
 		}
 		left := 0
+		var orphans []string
 		for _, j := range jobs {
 			st, ok := states[j.id]
+			if st.state == "PENDING" && st.reason == "DependencyNeverSatisfied" && !j.orphan {
+				// A job whose upstream failed: cancelled by Slurm with
+				// --kill-on-invalid-dep, unless the cluster keeps such
+				// jobs; then zen cancels it.
+				j.orphan = true
+				orphans = append(orphans, j.id)
+			}
 			if !ok {
 				// Gone from squeue (MinJobAge passed): its result says.
 				st = jobState{state: "COMPLETED"}
@@ -343,6 +356,9 @@ func (a *applier) waitJobs(ctx context.Context, jobs []*job) error {
 			if !terminal(j.state) {
 				left++
 			}
+		}
+		if len(orphans) > 0 {
+			_ = exec.Command("scancel", orphans...).Run()
 		}
 		if left == 0 {
 			return nil
@@ -449,6 +465,8 @@ type jobState struct {
 	// comment is what zen step-run left on the job when it could not
 	// store a result (see NoteJob).
 	comment string
+	// reason is why a pending job waits.
+	reason string
 }
 
 // terminal reports whether a job state is final.
@@ -463,7 +481,13 @@ func terminal(s string) bool {
 // squeue asks Slurm for the jobs' states. Slurm 22.05 writes job_state as
 // a string, later releases as a list.
 func squeue(ids []string) (map[string]jobState, error) {
-	out, err := exec.Command("squeue", "--json", "-t", "all", "-j", strings.Join(ids, ",")).Output()
+	// A controller that does not answer is asked again, not waited for.
+	ctx, cancel := context.WithTimeout(context.Background(), squeueTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "squeue", "--json", "-t", "all", "-j", strings.Join(ids, ",")).Output()
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("squeue: no answer from slurmctld in %s", squeueTimeout)
+	}
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -478,6 +502,7 @@ func squeue(ids []string) (map[string]jobState, error) {
 			Nodes    string          `json:"nodes"`
 			ExitCode json.RawMessage `json:"exit_code"`
 			Comment  string          `json:"comment"`
+			Reason   string          `json:"state_reason"`
 		} `json:"jobs"`
 	}
 	if err := json.Unmarshal(out, &q); err != nil {
@@ -495,7 +520,7 @@ func squeue(ids []string) (map[string]jobState, error) {
 		// 22.05 writes the exit status as a number (the wait status,
 		// exit code in the high byte), later releases as an object.
 		code, sig := exitStatus(j.ExitCode)
-		states[j.ID.String()] = jobState{state: s, node: j.Nodes, exit: code, signal: sig, comment: j.Comment}
+		states[j.ID.String()] = jobState{state: s, node: j.Nodes, exit: code, signal: sig, comment: j.Comment, reason: j.Reason}
 	}
 	return states, nil
 }

@@ -3,7 +3,10 @@ package state
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -198,7 +201,91 @@ func decode(data []byte, v any) error {
 	if *head.Version != RecordVersion {
 		return fmt.Errorf("record version %d; this zen reads version %d (upgrade zen)", *head.Version, RecordVersion)
 	}
-	return json.Unmarshal(data, v)
+	if err := json.Unmarshal(data, v); err != nil {
+		return err
+	}
+	if c, ok := v.(checker); ok {
+		return c.check()
+	}
+	return nil
+}
+
+// checker is a record that checks, once decoded, the fields zen makes
+// paths and pulls from: the digests of artifacts and model versions. A
+// record edited by hand must not lead zen outside its folders.
+type checker interface{ check() error }
+
+var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// checkDigest fails unless d is a sha256 digest, "sha256:<64 hex digits>".
+func checkDigest(field, d string) error {
+	if !digestRE.MatchString(d) {
+		return fmt.Errorf("%s: %q is not a sha256 digest", field, d)
+	}
+	return nil
+}
+
+// checkArtifacts checks the digests of a step's outputs and log; prefix
+// names where they are in the record ("steps.train.", or "").
+func checkArtifacts(prefix string, outputs map[string]Artifact, log *Artifact) error {
+	for _, name := range slices.Sorted(maps.Keys(outputs)) {
+		if err := checkDigest(prefix+"outputs."+name+".digest", outputs[name].Digest); err != nil {
+			return err
+		}
+	}
+	if log != nil {
+		return checkDigest(prefix+"log.digest", log.Digest)
+	}
+	return nil
+}
+
+func (r *Run) check() error {
+	for _, name := range slices.Sorted(maps.Keys(r.Steps)) {
+		if s := r.Steps[name]; s != nil {
+			if err := checkArtifacts("steps."+name+".", s.Outputs, s.Log); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Cache) check() error { return checkArtifacts("", c.Outputs, c.Log) }
+
+func (p *Pipeline) check() error {
+	for _, name := range slices.Sorted(maps.Keys(p.Steps)) {
+		if s := p.Steps[name]; s != nil {
+			if err := checkArtifacts("steps."+name+".", s.Outputs, s.Log); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Submission) check() error {
+	if s.Source == "" {
+		return nil
+	}
+	return checkDigest("source", s.Source)
+}
+
+func (m *ModelVersion) check() error {
+	if err := checkDigest("digest", m.Digest); err != nil {
+		return err
+	}
+	return checkDigest("output_digest", m.OutputDigest)
+}
+
+func (s *Stages) check() error {
+	for _, name := range slices.Sorted(maps.Keys(s.Stages)) {
+		if st := s.Stages[name]; st != nil {
+			if err := checkDigest("stages."+name+".digest", st.Digest); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // readRecord reads and decodes the record at p; ok is false when absent.

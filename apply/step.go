@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -229,6 +230,12 @@ func (a *applier) pull(ctx context.Context, digest string) (string, error) {
 // once fetches content, by digest, into the apply's work folder once, for
 // every step that reads it; the copy is read-only.
 func (a *applier) once(kind, digest string, fetch func(dest string) error) (string, error) {
+	// The digest names a folder: one that is not a sha256 digest (a record
+	// edited by hand) must not lead outside the work folder.
+	hex, ok := strings.CutPrefix(digest, "sha256:")
+	if !ok || len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
+		return "", fmt.Errorf("%q is not a sha256 digest", digest)
+	}
 	a.mu.Lock()
 	p, ok := a.pulled[kind+"/"+digest]
 	if !ok {
@@ -288,6 +295,8 @@ func checkOutputs(s *schema.Step, dir string) error {
 				if es, _ := os.ReadDir(p); len(es) == 0 {
 					return fmt.Errorf("output %s: type model, but the folder is empty", name)
 				}
+			} else if !fi.Mode().IsRegular() {
+				return fmt.Errorf("output %s: type model must be a file or a folder, not %s", name, fileKind(fi.Mode()))
 			}
 		default:
 			if !fi.Mode().IsRegular() {
@@ -307,15 +316,39 @@ func checkOutputs(s *schema.Step, dir string) error {
 	return nil
 }
 
+// maxMetrics bounds the metrics file a step writes. Metrics go into every
+// run record; a megabyte is some twenty thousand of them.
+const maxMetrics = 1 << 20
+
 // readMetrics reads the step's metrics: a JSON object of numbers, nested
-// objects flattened with dots. No file means no metrics.
+// objects flattened with dots. No file means no metrics. The file must be
+// a regular file of at most maxMetrics bytes: a step can leave a link to
+// /dev/zero there, or a FIFO no one writes to.
 func readMetrics(path string) (map[string]float64, error) {
-	b, err := os.ReadFile(path)
+	fi, err := os.Lstat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("metrics ($ZEN_METRICS): is %s; write the JSON itself", fileKind(fi.Mode()))
+	}
+	if fi.Size() > maxMetrics {
+		return nil, fmt.Errorf("metrics ($ZEN_METRICS): %d bytes, more than the %d a step may write", fi.Size(), maxMetrics)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxMetrics+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxMetrics {
+		return nil, fmt.Errorf("metrics ($ZEN_METRICS): more than the %d bytes a step may write", maxMetrics)
 	}
 	var raw map[string]any
 	if err := json.Unmarshal(b, &raw); err != nil {
@@ -351,6 +384,23 @@ func readMetrics(path string) (map[string]float64, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// fileKind names what a file that is not a regular one is, for messages.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeSymlink != 0:
+		return "a symbolic link"
+	case m.IsDir():
+		return "a folder"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return "not a regular file"
 }
 
 // readOnly makes a step's finished outputs read-only for the steps that

@@ -66,6 +66,7 @@ or a '/' is a plan file: pipeline names have neither.)`,
 			if err != nil {
 				return err
 			}
+			defer pl.lock.Release()
 			// Runs collected from an earlier detached apply: reported
 			// first, and a failed one fails this apply too.
 			var collectedErr error
@@ -86,6 +87,7 @@ or a '/' is a plan file: pipeline names have neither.)`,
 	}
 	f.register(cmd)
 	cmd.Flags().IntVarP(&jobs, "jobs", "j", 0, "run up to `N` steps at once (default: the number of CPUs)")
+	cmd.Flags().DurationVar(&f.lockTimeout, "lock-timeout", 0, "wait up to `DURATION` for another zen apply in this clone to finish (default: refuse at once)")
 	cmd.Flags().BoolVar(&detach, "detach", false, "on a slurm stack, submit the jobs and return: zen runs watch RUN, or the next zen apply, records the runs")
 	return cmd
 }

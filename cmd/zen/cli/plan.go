@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -31,6 +32,8 @@ type planFlags struct {
 	// written to stderr.
 	forApply bool
 	stderr   io.Writer
+	// lockTimeout is how long apply waits for another apply in the clone.
+	lockTimeout time.Duration
 }
 
 func (f *planFlags) register(cmd *cobra.Command) {
@@ -59,13 +62,15 @@ type planned struct {
 	verifier *signature.Verifier
 	checker  *trust.Checker
 
-	// Detached runs collected before the plan (apply only).
+	// Detached runs collected before the plan, and the clone's apply
+	// lock (apply only).
 	collected []collected
+	lock      *state.ApplyLock
 }
 
 // makePlan loads the repository and computes the plan for pipelines,
 // checking cached outputs' signatures with the stack's public key.
-func makePlan(ctx context.Context, f *planFlags, pipelines []string) (*planned, error) {
+func makePlan(ctx context.Context, f *planFlags, pipelines []string) (_ *planned, err error) {
 	var overrides []schema.Override
 	for _, s := range f.sets {
 		o, err := schema.ParseOverride(s)
@@ -87,6 +92,17 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (*planned, 
 		return nil, err
 	}
 	pl := &planned{sess: sess, stack: st, store: store}
+	if f.forApply {
+		// From the pull to the push: released by the caller.
+		if pl.lock, err = sess.state.LockApply("zen apply", f.lockTimeout); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				pl.lock.Release()
+			}
+		}()
+	}
 	var notes []string
 	if remote := sess.stateRemote(); remote != "" {
 		sync, n, err := sess.pullState(ctx, remote)

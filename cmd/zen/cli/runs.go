@@ -96,7 +96,8 @@ prefix of one, or "latest".`,
 }
 
 func newWatch(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var lockTimeout time.Duration
+	cmd := &cobra.Command{
 		Use:   "watch [RUN]",
 		Short: "Wait for a detached run's Slurm jobs and record the run",
 		Long: `Watch follows a run that zen apply --detach left on a Slurm cluster: it
@@ -117,6 +118,11 @@ exit status says how it ended: 0 succeeded, 1 otherwise.`,
 			if err != nil {
 				return err
 			}
+			lock, err := sess.state.LockApply("zen runs watch", lockTimeout)
+			if err != nil {
+				return err
+			}
+			defer lock.Release()
 			remote := sess.stateRemote()
 			var remoteHead string
 			if remote != "" {
@@ -186,6 +192,8 @@ exit status says how it ended: 0 succeeded, 1 otherwise.`,
 			return errors.Join(errs...)
 		},
 	}
+	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", 0, "wait up to `DURATION` for a zen apply in this clone to finish (default: refuse at once)")
+	return cmd
 }
 
 // openRecords opens the session (loading the CUE with load) and the

@@ -76,9 +76,9 @@ func (s *layoutStore) init() error {
 			return err
 		}
 	}
-	b, err := os.ReadFile(filepath.Join(s.root, "oci-layout"))
+	b, err := readRegular(filepath.Join(s.root, "oci-layout"))
 	if err != nil {
-		return err
+		return fmt.Errorf("oci-layout: %w", err)
 	}
 	var l struct {
 		Version string `json:"imageLayoutVersion"`
@@ -267,23 +267,60 @@ func (s *layoutStore) Pull(ctx context.Context, digest, dest string) error {
 }
 
 func (s *layoutStore) manifest(_ context.Context, h v1.Hash) ([]byte, error) {
-	f, err := os.Open(s.blobPath(h))
+	f, err := openRegular(s.blobPath(h))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("blob %s: %w", h, err)
 	}
 	defer f.Close()
 	return io.ReadAll(io.LimitReader(f, maxManifest))
 }
 
 func (s *layoutStore) open(_ context.Context, d descriptor) (io.ReadCloser, error) {
-	f, err := os.Open(s.blobPath(d.Digest))
+	f, err := openRegular(s.blobPath(d.Digest))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("blob %s: %w", d.Digest, ErrNotFound)
 	}
-	return f, err
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", d.Digest, err)
+	}
+	return f, nil
+}
+
+// errNotRegular is the error for a file of a layout that is not a regular
+// file.
+var errNotRegular = errors.New("not a regular file")
+
+// openRegular opens the layout's file p for reading, refusing anything but
+// a regular file (symlinks followed). A FIFO planted in a shared layout
+// would otherwise block zen in open(2), where not even a signal reaches
+// it: the file is opened without blocking and checked before it is read.
+func openRegular(p string) (*os.File, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = errNotRegular
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// readRegular reads the layout's regular file p whole; see openRegular.
+func readRegular(p string) ([]byte, error) {
+	f, err := openRegular(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
 
 func (s *layoutStore) has(_ context.Context, d descriptor) (bool, error) {
@@ -326,7 +363,7 @@ func (s *layoutStore) writeIndex(edit func(*v1.IndexManifest)) error {
 
 	name := filepath.Join(s.root, "index.json")
 	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
-	switch b, err := os.ReadFile(name); {
+	switch b, err := readRegular(name); {
 	case err == nil:
 		if err := json.Unmarshal(b, &index); err != nil {
 			return err
@@ -411,9 +448,9 @@ func (c *indexCache) refs(name string) (map[string]v1.Hash, error) {
 	if c.fi != nil && os.SameFile(c.fi, fi) && c.fi.ModTime().Equal(fi.ModTime()) && c.fi.Size() == fi.Size() {
 		return c.names, nil
 	}
-	b, err := os.ReadFile(name)
+	b, err := readRegular(name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("index.json: %w", err)
 	}
 	var index v1.IndexManifest
 	if err := json.Unmarshal(b, &index); err != nil {

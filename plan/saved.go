@@ -63,10 +63,13 @@ func WriteSaved(w io.Writer, zen string, req Request, p *Plan) error {
 	if err != nil {
 		return err
 	}
+	// zen is quoted as JSON, not with %q: some of Go's escapes, such as
+	// \x7f, are not JSON. A string always marshals.
+	zenJSON, _ := json.Marshal(zen)
 	// The body is written as it was hashed, between the header fields and
 	// the digest, so that reading it needs no canonical form.
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "{\"format\":%q,\"format_version\":%d,\"zen_version\":%q,\"body\":", SavedFormat, SavedVersion, zen)
+	fmt.Fprintf(&b, "{\"format\":%q,\"format_version\":%d,\"zen_version\":%s,\"body\":", SavedFormat, SavedVersion, zenJSON)
 	b.Write(body)
 	fmt.Fprintf(&b, ",\"digest\":%q}\n", digestOf(body))
 	_, err = w.Write(b.Bytes())
@@ -118,7 +121,24 @@ func ReadSaved(r io.Reader, name string) (*Saved, error) {
 	if err := dec.Decode(&body); err != nil || body.Plan == nil {
 		return nil, fail("its plan does not decode (%v)", err)
 	}
+	if hasNull(body.Plan) {
+		return nil, fail("its plan lists a null pipeline, step or model change")
+	}
 	return &Saved{Format: head.Format, Version: head.Version, Zen: head.Zen, Request: body.Request, Plan: body.Plan, Digest: head.Digest}, nil
+}
+
+// hasNull reports whether p lists a null pipeline, step or model change,
+// which zen never writes and Stale cannot compare.
+func hasNull(p *Plan) bool {
+	if slices.Contains(p.Models, nil) {
+		return true
+	}
+	for _, pl := range p.Pipelines {
+		if pl == nil || slices.Contains(pl.Steps, nil) {
+			return true
+		}
+	}
+	return false
 }
 
 // Stale says why a plan made now against the same request is not the

@@ -241,10 +241,13 @@ func checkArtifacts(prefix string, outputs map[string]Artifact, log *Artifact) e
 
 func (r *Run) check() error {
 	for _, name := range slices.Sorted(maps.Keys(r.Steps)) {
-		if s := r.Steps[name]; s != nil {
-			if err := checkArtifacts("steps."+name+".", s.Outputs, s.Log); err != nil {
-				return err
-			}
+		s := r.Steps[name]
+		if s == nil {
+			// zen never writes one, and what reads steps expects none.
+			return fmt.Errorf("steps.%s: null", name)
+		}
+		if err := checkArtifacts("steps."+name+".", s.Outputs, s.Log); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -254,10 +257,13 @@ func (c *Cache) check() error { return checkArtifacts("", c.Outputs, c.Log) }
 
 func (p *Pipeline) check() error {
 	for _, name := range slices.Sorted(maps.Keys(p.Steps)) {
-		if s := p.Steps[name]; s != nil {
-			if err := checkArtifacts("steps."+name+".", s.Outputs, s.Log); err != nil {
-				return err
-			}
+		s := p.Steps[name]
+		if s == nil {
+			// zen never writes one, and what reads steps expects none.
+			return fmt.Errorf("steps.%s: null", name)
+		}
+		if err := checkArtifacts("steps."+name+".", s.Outputs, s.Log); err != nil {
+			return err
 		}
 	}
 	return nil

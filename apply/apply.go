@@ -131,6 +131,18 @@ func Apply(ctx context.Context, env *Env, p *plan.Plan) (*Result, error) {
 	defer removeAll(work)
 	a.work = work
 
+	if env.State != nil {
+		// Steps that finish are kept here until the runs are recorded:
+		// an apply killed on the way loses none of them.
+		heads := make([]*state.Run, len(a.runs))
+		for i, pr := range a.runs {
+			heads[i] = pr.run
+		}
+		if a.journal, err = env.State.OpenJournal(a.runs[0].run.ID, heads); err != nil {
+			return nil, err
+		}
+		defer a.journal.Close()
+	}
 	if env.Stack.Orchestrator.Flavor == "slurm" {
 		if err := a.executeSlurm(ctx); err != nil {
 			return nil, err
@@ -167,6 +179,10 @@ func (a *applier) finish(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("artifact store %s: %w", a.env.Store, err)
 	}
 	res, err := a.record(files)
+	if res != nil {
+		// Recorded: the journal has nothing the state ref lacks.
+		a.journal.Remove()
+	}
 	var re *RunError
 	switch {
 	case len(refused) == 0:
@@ -207,6 +223,9 @@ type applier struct {
 	// staleBaseline names the pipelines whose baseline another apply
 	// recorded since the collected submission.
 	staleBaseline map[string]bool
+
+	// journal keeps the steps that finished until the runs are recorded.
+	journal *state.Journal
 }
 
 type pull struct {
@@ -357,6 +376,45 @@ func (a *applier) execute(ctx context.Context, n *node) {
 	}
 }
 
+// journalStep writes a step that succeeded to the journal, before its
+// success is reported.
+func (a *applier) journalStep(n *node, res *state.StepResult) {
+	if a.journal == nil {
+		return
+	}
+	n.lineage(res)
+	var c *state.Cache
+	if n.step.Cache && !a.plan.NoCache {
+		c = a.cacheEntry(n, res, time.Now().UTC())
+	}
+	if err := a.journal.Add(n.pr.run.ID, n.step.Name, res, c); err != nil {
+		a.progress(n, "! %s: %v", stepLabel(n), err)
+	}
+}
+
+// lineage puts what the step's key was made of, and where each input came
+// from, in its result res.
+func (n *node) lineage(res *state.StepResult) {
+	if n.fp == nil {
+		return
+	}
+	res.Fingerprint = n.fp
+	res.Sources = map[string]string{}
+	for in, i := range n.step.Inputs {
+		res.Sources[in] = i.Source()
+	}
+}
+
+// cacheEntry is the cache entry of the step's result res, a success.
+func (a *applier) cacheEntry(n *node, res *state.StepResult, now time.Time) *state.Cache {
+	run := n.pr.run
+	return &state.Cache{
+		Version: state.RecordVersion, Key: res.CacheKey, Pipeline: run.Pipeline, Step: n.step.Name, RunID: run.ID,
+		Dirty: run.Dirty, Experiment: run.Experiment, Created: now,
+		Outputs: res.Outputs, Metrics: res.Metrics, Log: res.Log,
+	}
+}
+
 // useCached takes the step's recorded outputs, as the plan found them.
 func (n *node) useCached() {
 	n.fp = n.planned.Fingerprint
@@ -422,13 +480,7 @@ func (a *applier) record(files map[string][]byte) (*Result, error) {
 		run.Status = state.StatusSucceeded
 		for name, n := range pr.nodes {
 			run.Steps[name] = n.res
-			if n.fp != nil {
-				n.res.Fingerprint = n.fp
-				n.res.Sources = map[string]string{}
-				for in, i := range n.step.Inputs {
-					n.res.Sources[in] = i.Source()
-				}
-			}
+			n.lineage(n.res)
 			switch n.res.Status {
 			case state.StatusFailed:
 				run.Status = state.StatusFailed
@@ -448,15 +500,11 @@ func (a *applier) record(files map[string][]byte) (*Result, error) {
 		if err := put(files, state.RunPath(run.ID), run); err != nil {
 			return nil, err
 		}
-		for name, n := range pr.nodes {
+		for _, n := range pr.nodes {
 			if n.res.Status != state.StatusSucceeded || !n.step.Cache || a.plan.NoCache {
 				continue
 			}
-			c := &state.Cache{
-				Version: state.RecordVersion, Key: n.res.CacheKey, Pipeline: run.Pipeline, Step: name, RunID: run.ID,
-				Dirty: run.Dirty, Experiment: run.Experiment, Created: finished,
-				Outputs: n.res.Outputs, Metrics: n.res.Metrics, Log: n.res.Log,
-			}
+			c := a.cacheEntry(n, n.res, finished)
 			if err := put(files, state.CachePath(c.Key), c); err != nil {
 				return nil, err
 			}

@@ -78,6 +78,7 @@ func (a *applier) recordSubmission() (*Result, error) {
 		return cancel(fmt.Errorf("record the submission: %w", err))
 	}
 	res.StateCommit = commit
+	a.journal.Remove()
 	return res, nil
 }
 

@@ -140,6 +140,7 @@ func (a *applier) runStep(ctx context.Context, n *node, key string) *state.StepR
 	if res.Status == state.StatusSucceeded {
 		n.outDir = outputs
 		readOnly(outputs)
+		a.journalStep(n, res)
 	}
 	elapsed := time.Since(start).Round(time.Millisecond)
 	switch res.Status {

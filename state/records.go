@@ -481,3 +481,41 @@ func (r Records) ModelVersions(model string) ([]string, error) {
 	}
 	return out, err
 }
+
+// Check reads and decodes every record of the snapshot by its folder
+// (runs, cache, pipelines, models, stages, submitted), and returns how
+// many it read and the errors of those that do not decode, each naming
+// the commit and path. Files of other folders are not zen's and are left
+// alone.
+func (r Records) Check() (int, []error) {
+	n := 0
+	var errs []error
+	err := r.Snapshot.Walk("", func(p string) error {
+		var v any
+		switch strings.SplitN(p, "/", 2)[0] {
+		case "runs":
+			v = new(Run)
+		case "cache":
+			v = new(Cache)
+		case "pipelines":
+			v = new(Pipeline)
+		case "models":
+			v = new(ModelVersion)
+		case "stages":
+			v = new(Stages)
+		case "submitted":
+			v = new(Submission)
+		default:
+			return nil
+		}
+		n++
+		if _, err := readRecord(r.Snapshot, r.Ref, p, v); err != nil {
+			errs = append(errs, err)
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return n, errs
+}

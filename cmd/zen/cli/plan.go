@@ -117,6 +117,15 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (_ *planned
 		}
 	}
 	if f.forApply {
+		// What an apply stopped on the way (killed) had finished is
+		// recorded first: those steps are cached for this plan.
+		recovered, err := recoverJournals(sess, f.stderr)
+		if err != nil {
+			return nil, err
+		}
+		if recovered && pl.remote != "" {
+			pl.ahead = true
+		}
 		// Runs a detached apply left on the cluster are recorded first:
 		// what they produced is then cached for this plan.
 		if pl.collected, err = collectPending(ctx, f.stderr, sess); err != nil {
@@ -139,6 +148,9 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (_ *planned
 	}
 	for _, sub := range subs {
 		notes = append(notes, pendingNote(sub))
+	}
+	if !f.forApply {
+		notes = append(notes, journalNotes(sess)...)
 	}
 	head, err := sess.ws.Head()
 	if err != nil {

@@ -204,7 +204,31 @@ work as they do for git. ZEN_REMOTE=none keeps the state local.`,
 		},
 	}
 	log.Flags().IntVarP(&n, "max-count", "n", 20, "list at most `N` commits (0: all)")
-	cmd.AddCommand(pull, push, log)
+	check := &cobra.Command{
+		Use:   "check",
+		Short: "Read every record on the state ref and report those that do not parse",
+		Long: `Check reads every record of the state ref's current commit (runs, cache
+entries, pipeline baselines, model versions, stages, submissions) and
+reports each that does not parse, with its commit and path. It exits 1 when
+one does not. It changes nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, recs, err := openRecords(false)
+			if err != nil {
+				return err
+			}
+			n, errs := recs.Check()
+			for _, e := range errs {
+				fmt.Fprintln(g.stderr, "zen: "+e.Error())
+			}
+			if len(errs) > 0 {
+				return &codeError{code: exitError, err: fmt.Errorf("%d of %d records on %s do not parse", len(errs), n, recs.Ref)}
+			}
+			fmt.Fprintf(g.stdout, "%d records on %s at %s parse\n", n, recs.Ref, shortOr(recs.Snapshot.Commit()))
+			return nil
+		},
+	}
+	cmd.AddCommand(pull, push, log, check)
 	return cmd
 }
 

@@ -391,10 +391,14 @@ func (sn *Snapshot) lookup(p string) (object.TreeEntry, bool, error) {
 	if p == "" {
 		return e, true, nil
 	}
+	walked := ""
 	for name := range strings.SplitSeq(p, "/") {
 		if e.Mode != filemode.Dir {
-			return object.TreeEntry{}, false, nil // the path goes through a file
+			// zen writes records only under folders: a file on the way is a
+			// hand edit, which its writer would refuse after the steps ran.
+			return object.TreeEntry{}, false, sn.errorf(p, "%s is a file, not a folder", walked)
 		}
+		walked = path.Join(walked, name)
 		entries, err := sn.s.readTree(e.Hash)
 		if err != nil {
 			return object.TreeEntry{}, false, sn.errorf(p, "%w", err)

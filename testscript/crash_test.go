@@ -1,0 +1,293 @@
+package testscript
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+)
+
+// TestCrashSafety kills zen apply with SIGKILL at random points, while
+// steps run, while outputs and logs are pushed and signed, while the state
+// ref is written, and checks after every kill that:
+//
+//   - the state ref is a valid commit whose records all parse (zen state
+//     check);
+//   - zen plan works;
+//   - the next zen apply finishes the job, and every step the killed apply
+//     reported as succeeded is reused, not run again;
+//   - no blob is ever uploaded twice to the registry.
+//
+// It kills 5 times in make test; ZEN_STRESS_KILLS sets how many (make
+// stress: 50). ZEN_CRASH_SEED replays a sequence of kill points.
+func TestCrashSafety(t *testing.T) {
+	kills := 5
+	if n, err := strconv.Atoi(os.Getenv("ZEN_STRESS_KILLS")); err == nil && n > 0 {
+		kills = n
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s, err := strconv.ParseUint(os.Getenv("ZEN_CRASH_SEED"), 10, 64); err == nil {
+		seed = s
+	}
+	t.Logf("ZEN_CRASH_SEED=%d", seed)
+	rnd := rand.New(rand.NewPCG(seed, seed))
+
+	c := newCrashRepo(t)
+	c.commit("seed 0")
+	start := time.Now()
+	c.zen("apply")
+	full := time.Since(start)
+	t.Logf("an apply that is not killed takes %s", full.Round(time.Millisecond))
+
+	survived := 0
+	defer func() { stressReport(t, "kills", survived, kills) }()
+	for i := 1; i <= kills; i++ {
+		c.setSeed(i)
+		c.commit(fmt.Sprintf("seed %d", i))
+		at := time.Duration(rnd.Int64N(int64(full) * 6 / 5))
+		stderr := c.killedApply(at)
+		done := succeeded(stderr)
+
+		// The state ref is a valid commit, and every record parses.
+		if _, err := c.git("rev-parse", "--verify", "--quiet", "refs/zen/state^{commit}"); err != nil && i > 1 {
+			t.Fatalf("kill %d at %s: no state commit: %v", i, at, err)
+		}
+		c.zen("state", "check")
+		c.zen("plan")
+		out := c.zen("apply")
+		if strings.Contains(out, "No changes") {
+			// Killed after the runs were recorded: they are all there.
+			t.Logf("kill %d at %s: after the runs were recorded", i, at.Round(time.Millisecond))
+			survived++
+			continue
+		}
+		run := c.latestRun()
+		t.Logf("kill %d at %s: %d steps had succeeded: %v; all reused", i, at.Round(time.Millisecond), len(done), done)
+		for _, step := range done {
+			if st := run.Steps[step].Status; st != "cached" {
+				t.Fatalf("kill %d at %s: step %s had succeeded before the kill, but the next apply %s it (run %s)\nkilled apply:\n%s", i, at, step, st, run.ID, stderr)
+			}
+		}
+		if dup := c.uploadedTwice(); dup != "" {
+			t.Fatalf("kill %d at %s: blob %s uploaded twice", i, at, dup)
+		}
+		survived++
+	}
+	if dup := c.uploadedTwice(); dup != "" {
+		t.Fatalf("blob %s uploaded twice", dup)
+	}
+}
+
+// stressReport appends "what survived tried" to $ZEN_STRESS_REPORT, for
+// make stress's summary.
+func stressReport(t *testing.T, what string, ok, tried int) {
+	p := os.Getenv("ZEN_STRESS_REPORT")
+	if p == "" {
+		return
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "%s %d %d\n", what, ok, tried)
+}
+
+// crashRepo is a git repository with a pipeline whose steps write a few
+// megabytes each, signed, stored in a registry that logs every blob it
+// receives.
+type crashRepo struct {
+	t    *testing.T
+	dir  string
+	home string
+	env  []string
+}
+
+const crashCUE = `package zen
+
+pipelines: crash: {
+	parameters: seed: 0
+	steps: {
+		a: {
+			run: ["sh", "-c", "sleep 0.2; yes a-$SEED | head -c 3000000 > $ZEN_OUTPUTS/out"]
+			env: SEED: "\(parameters.seed)"
+			outputs: out: type: "file"
+		}
+		for s in ["b", "c", "d"] {
+			(s): {
+				run: ["sh", "-c", "sleep 0.3; cat $ZEN_INPUTS/in > $ZEN_OUTPUTS/out; yes \(s) | head -c 2000000 >> $ZEN_OUTPUTS/out"]
+				inputs: in: steps.a.outputs.out
+				outputs: out: type: "file"
+			}
+		}
+		e: {
+			run: ["sh", "-c", "mkdir $ZEN_OUTPUTS/out; for i in b c d; do cp $ZEN_INPUTS/$i $ZEN_OUTPUTS/out/$i; done"]
+			inputs: {b: steps.b.outputs.out, c: steps.c.outputs.out, d: steps.d.outputs.out}
+			outputs: out: type: "dir"
+		}
+	}
+}
+
+default_stack: "shared"
+stacks: shared: {
+	orchestrator: flavor: "local"
+	artifact_store: {flavor: "oci", repository: "REGISTRY/crash"}
+	signer: {flavor: "cosign", key: {secret: "cosign_key"}, public_key: "release.pub"}
+}
+`
+
+func newCrashRepo(t *testing.T) *crashRepo {
+	root := t.TempDir()
+	c := &crashRepo{t: t, dir: filepath.Join(root, "repo"), home: filepath.Join(root, "home")}
+	for _, d := range []string{c.dir, c.home} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gitconfig := filepath.Join(c.home, ".gitconfig")
+	if err := os.WriteFile(gitconfig, []byte("[user]\n\tname = Zen Test\n\temail = test@zen.invalid\n[init]\n\tdefaultBranch = main\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(flaky(c.home, ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))))
+	t.Cleanup(srv.Close)
+	c.env = append(os.Environ(), "HOME="+c.home, "GIT_CONFIG_GLOBAL="+gitconfig, "GIT_CONFIG_NOSYSTEM=1", "NO_COLOR=1",
+		"DOCKER_CONFIG="+filepath.Join(c.home, ".docker"), "COSIGN_PASSWORD=pw", "ZEN_SECRET_COSIGN_KEY="+filepath.Join(c.dir, "release.key"), "ZEN_REMOTE=none")
+	cue := strings.ReplaceAll(crashCUE, "REGISTRY", strings.TrimPrefix(srv.URL, "http://"))
+	c.write("zen.cue", cue)
+	c.write(".gitignore", ".zen/\n/release.key\n")
+	if _, err := c.git("init", "-q"); err != nil {
+		t.Fatal(err)
+	}
+	c.zen("keys", "generate", "--prefix", "release")
+	return c
+}
+
+func (c *crashRepo) write(name, data string) {
+	if err := os.WriteFile(filepath.Join(c.dir, name), []byte(data), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *crashRepo) setSeed(i int) {
+	b, err := os.ReadFile(filepath.Join(c.dir, "zen.cue"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	re := regexp.MustCompile(`parameters: seed: \d+`)
+	c.write("zen.cue", re.ReplaceAllString(string(b), fmt.Sprintf("parameters: seed: %d", i)))
+}
+
+func (c *crashRepo) commit(msg string) {
+	if _, err := c.git("add", "-A"); err != nil {
+		c.t.Fatal(err)
+	}
+	if _, err := c.git("commit", "-q", "-m", msg); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *crashRepo) git(args ...string) (string, error) {
+	cmd := exec.Command("git", args...)
+	cmd.Dir, cmd.Env = c.dir, c.env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// zen runs zen in the repository and fails the test unless it succeeds.
+func (c *crashRepo) zen(args ...string) string {
+	cmd := exec.Command("zen", args...)
+	cmd.Dir, cmd.Env = c.dir, c.env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		c.t.Fatalf("zen %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+// killedApply starts zen apply and kills it with SIGKILL after d (or lets
+// it finish, when it is quicker), returning what it wrote to stderr.
+func (c *crashRepo) killedApply(d time.Duration) string {
+	cmd := exec.Command("zen", "apply")
+	cmd.Dir, cmd.Env = c.dir, c.env
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	// Its steps too: a killed apply's children are orphans, as in life,
+	// but they must not write into the next apply's files.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+	return errb.String()
+}
+
+// succeeded lists the steps an apply reported as succeeded.
+func succeeded(stderr string) []string {
+	var steps []string
+	for _, m := range regexp.MustCompile(`(?m)^✓ crash\.(\w+) succeeded`).FindAllStringSubmatch(stderr, -1) {
+		steps = append(steps, m[1])
+	}
+	return steps
+}
+
+type crashRun struct {
+	ID    string `json:"id"`
+	Steps map[string]struct {
+		Status string `json:"status"`
+	} `json:"steps"`
+}
+
+func (c *crashRepo) latestRun() *crashRun {
+	var r crashRun
+	if err := json.Unmarshal([]byte(c.zen("runs", "show", "latest", "--output", "json")), &r); err != nil {
+		c.t.Fatal(err)
+	}
+	return &r
+}
+
+// uploadedTwice returns a blob digest the registry received more than
+// once, "" if none.
+func (c *crashRepo) uploadedTwice() string {
+	b, err := os.ReadFile(filepath.Join(c.home, "registry-uploads"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	lines := strings.Fields(string(b))
+	slices.Sort(lines)
+	for i := 1; i < len(lines); i++ {
+		if lines[i] == lines[i-1] {
+			return lines[i]
+		}
+	}
+	return ""
+}

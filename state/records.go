@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 )
 
 // RecordVersion is the version of the JSON records zen writes. A record of
@@ -310,6 +312,28 @@ func readRecord(sn *Snapshot, ref, p string, v any) (bool, error) {
 type Records struct {
 	Snapshot *Snapshot
 	Ref      string
+}
+
+// CheckLayout fails when the top of the state holds a file. zen keeps its
+// records in folders (runs/, cache/, pipelines/ and the like), so a file
+// there means the ref points at a commit that is not zen's state, such as
+// the source's after a git update-ref by hand: planning against it would
+// run everything again and record on top of it.
+func (r Records) CheckLayout() error {
+	names, err := r.Snapshot.List("")
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		e, _, err := r.Snapshot.lookup(name)
+		if err != nil {
+			return err
+		}
+		if e.Mode != filemode.Dir {
+			return fmt.Errorf("state ref %s: commit %s is not zen's state: it has the file %s at its top, where zen keeps only folders of records (was the ref moved by hand?)", r.Ref, gitShort(r.Snapshot.Commit()), name)
+		}
+	}
+	return nil
 }
 
 // Run reads the record of run id.

@@ -65,3 +65,21 @@ func TestRecordDigestsChecked(t *testing.T) {
 		t.Errorf("Stages = %v, %v", ok, err)
 	}
 }
+
+// TestCheckLayout refuses a state ref moved to a commit that is not zen's
+// state, and takes zen's.
+func TestCheckLayout(t *testing.T) {
+	s := gitTestOpen(t, gitTestRepo(t))
+	if err := (Records{Snapshot: gitTestHead(t, s), Ref: DefaultRef}).CheckLayout(); err != nil {
+		t.Errorf("empty state: %v", err)
+	}
+	c := gitTestCommit(t, s, "", map[string]string{PipelinePath("demo"): `{"version":1}`, RunPath("20261123-1"): `{"version":1}`})
+	if err := (Records{Snapshot: gitTestHead(t, s), Ref: DefaultRef}).CheckLayout(); err != nil {
+		t.Errorf("zen's state: %v", err)
+	}
+	gitTestCommit(t, s, c, map[string]string{"zen.cue": "package zen\n"})
+	err := (Records{Snapshot: gitTestHead(t, s), Ref: DefaultRef}).CheckLayout()
+	if err == nil || !strings.Contains(err.Error(), "is not zen's state: it has the file zen.cue at its top") {
+		t.Errorf("a source tree: %v", err)
+	}
+}

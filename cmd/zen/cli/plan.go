@@ -142,6 +142,9 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (_ *planned
 		return nil, err
 	}
 	recs := state.Records{Snapshot: snap, Ref: sess.state.Ref()}
+	if err := recs.CheckLayout(); err != nil {
+		return nil, err
+	}
 	subs, err := recs.Submissions()
 	if err != nil {
 		return nil, err

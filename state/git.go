@@ -245,7 +245,11 @@ func (s *Store) current() (plumbing.Hash, error) {
 			continue
 		}
 		h, name, ok := bytes.Cut(line, []byte{' '})
-		if ok && string(name) == s.ref && plumbing.IsHash(string(h)) {
+		if ok && string(name) == s.ref {
+			if !plumbing.IsHash(string(h)) {
+				// Not an absent ref: read as one, the state would start over.
+				return plumbing.ZeroHash, fmt.Errorf("state ref %s: its line in packed-refs does not hold a commit hash", s.ref)
+			}
 			return plumbing.NewHash(string(h)), nil
 		}
 	}

@@ -576,6 +576,21 @@ func TestGitPackedRef(t *testing.T) {
 		t.Errorf("git rev-parse = %s, want %s", got, c3)
 	}
 	gitTestFsck(t, dir)
+
+	// A packed line for the ref that holds no hash is an error, not an
+	// absent ref: the state would start over.
+	gitTestRun(t, dir, "pack-refs", "--all")
+	packed := filepath.Join(dir, ".git", "packed-refs")
+	b, err := os.ReadFile(packed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(packed, []byte(strings.ReplaceAll(string(b), c3+" refs/zen/state", "not-a-hash refs/zen/state")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gitTestOpen(t, dir).Head(); err == nil || !strings.Contains(err.Error(), "its line in packed-refs does not hold a commit hash") {
+		t.Errorf("Head with a damaged packed ref: %v", err)
+	}
 }
 
 func TestGitStaleLock(t *testing.T) {

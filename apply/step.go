@@ -171,11 +171,11 @@ func noRetry(s *schema.Step, out outcome) bool {
 }
 
 // stepEnv is the environment a step inherits: zen's own secrets and
-// variables are not passed on.
+// variables, and the signing key's password, are not passed on.
 func stepEnv(environ []string) []string {
 	var out []string
 	for _, kv := range environ {
-		if strings.HasPrefix(kv, "ZEN_") || strings.HasPrefix(kv, "TMPDIR=") {
+		if strings.HasPrefix(kv, "ZEN_") || strings.HasPrefix(kv, "COSIGN_") || strings.HasPrefix(kv, "TMPDIR=") {
 			continue
 		}
 		out = append(out, kv)

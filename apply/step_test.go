@@ -168,7 +168,7 @@ func TestLookupSecret(t *testing.T) {
 }
 
 func TestStepEnv(t *testing.T) {
-	got := stepEnv([]string{"PATH=/bin", "ZEN_SECRET_X=1", "ZEN_STACK=a", "TMPDIR=/tmp", "HOME=/h"})
+	got := stepEnv([]string{"PATH=/bin", "ZEN_SECRET_X=1", "ZEN_STACK=a", "COSIGN_PASSWORD=pw", "TMPDIR=/tmp", "HOME=/h"})
 	if strings.Join(got, " ") != "PATH=/bin HOME=/h" {
 		t.Fatalf("got %v", got)
 	}

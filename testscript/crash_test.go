@@ -153,6 +153,14 @@ stacks: shared: {
 `
 
 func newCrashRepo(t *testing.T) *crashRepo {
+	return newTestRepo(t, crashCUE, "COSIGN_PASSWORD=pw")
+}
+
+// newTestRepo makes a git repository holding cue as zen.cue, with
+// REGISTRY replaced by the address of an in-process registry that logs
+// uploads, a cosign key pair release.key/release.pub made with the
+// COSIGN_PASSWORD in env, and ZEN_SECRET_COSIGN_KEY naming the key.
+func newTestRepo(t *testing.T, cue string, env ...string) *crashRepo {
 	root := t.TempDir()
 	c := &crashRepo{t: t, dir: filepath.Join(root, "repo"), home: filepath.Join(root, "home")}
 	for _, d := range []string{c.dir, c.home} {
@@ -167,9 +175,9 @@ func newCrashRepo(t *testing.T) *crashRepo {
 	srv := httptest.NewServer(flaky(c.home, ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))))
 	t.Cleanup(srv.Close)
 	c.env = append(os.Environ(), "HOME="+c.home, "GIT_CONFIG_GLOBAL="+gitconfig, "GIT_CONFIG_NOSYSTEM=1", "NO_COLOR=1",
-		"DOCKER_CONFIG="+filepath.Join(c.home, ".docker"), "COSIGN_PASSWORD=pw", "ZEN_SECRET_COSIGN_KEY="+filepath.Join(c.dir, "release.key"), "ZEN_REMOTE=none")
-	cue := strings.ReplaceAll(crashCUE, "REGISTRY", strings.TrimPrefix(srv.URL, "http://"))
-	c.write("zen.cue", cue)
+		"DOCKER_CONFIG="+filepath.Join(c.home, ".docker"), "ZEN_SECRET_COSIGN_KEY="+filepath.Join(c.dir, "release.key"), "ZEN_REMOTE=none")
+	c.env = append(c.env, env...)
+	c.write("zen.cue", strings.ReplaceAll(cue, "REGISTRY", strings.TrimPrefix(srv.URL, "http://")))
 	c.write(".gitignore", ".zen/\n/release.key\n")
 	if _, err := c.git("init", "-q"); err != nil {
 		t.Fatal(err)

@@ -287,10 +287,14 @@ func (m *ModelVersion) check() error {
 
 func (s *Stages) check() error {
 	for _, name := range slices.Sorted(maps.Keys(s.Stages)) {
-		if st := s.Stages[name]; st != nil {
-			if err := checkDigest("stages."+name+".digest", st.Digest); err != nil {
-				return err
-			}
+		st := s.Stages[name]
+		if st == nil {
+			// zen removes a stage it empties; what reads stages expects
+			// no null.
+			return fmt.Errorf("stages.%s: null", name)
+		}
+		if err := checkDigest("stages."+name+".digest", st.Digest); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -32,6 +32,9 @@ func TestRecordDigestsChecked(t *testing.T) {
 		{StagesPath("fraud"), `{"version":1,"stages":{"production":{"digest":"sha256:/etc/passwd"}}}`,
 			func(r Records) error { _, _, err := r.Stages("fraud"); return err },
 			`stages.production.digest: "sha256:/etc/passwd" is not a sha256 digest`},
+		{StagesPath("fraud"), `{"version":1,"stages":{"production":{"digest":"` + good + `"},"canary":null}}`,
+			func(r Records) error { _, _, err := r.Stages("fraud"); return err },
+			`stages.canary: null`},
 		{ModelVersionPath("fraud", "1.0.0"), `{"version":1,"digest":"` + good + `","output_digest":"x"}`,
 			func(r Records) error { _, _, err := r.ModelVersion("fraud", "1.0.0"); return err },
 			`output_digest: "x" is not a sha256 digest`},
@@ -55,7 +58,7 @@ func TestRecordDigestsChecked(t *testing.T) {
 	s := gitTestOpen(t, gitTestRepo(t))
 	gitTestCommit(t, s, "", map[string]string{
 		PipelinePath("demo"): `{"version":1,"steps":{"a":{"status":"failed"},"b":{"outputs":{"o":{"digest":"` + good + `"}},"log":{"digest":"` + good + `"}}}}`,
-		StagesPath("fraud"):  `{"version":1,"stages":{"production":{"digest":"` + good + `"},"canary":null}}`,
+		StagesPath("fraud"):  `{"version":1,"stages":{"production":{"digest":"` + good + `"}}}`,
 	})
 	r := Records{Snapshot: gitTestHead(t, s), Ref: DefaultRef}
 	if _, ok, err := r.Pipeline("demo"); !ok || err != nil {

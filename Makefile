@@ -4,7 +4,7 @@ GO      ?= go
 BIN     ?= bin/zen
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test bench lint quickstart clean
+.PHONY: build test bench stress lint quickstart clean
 
 build:
 	$(GO) build -ldflags "-X github.com/zen-dev/zen/cmd/zen/cli.version=$(VERSION)" -o $(BIN) ./cmd/zen
@@ -13,6 +13,11 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 30m ./...
+
+# The long reliability run: kills, races, registry faults, hostile input,
+# forgeries, secret scans and fuzzing, with a summary table (scripts/stress).
+stress: build
+	scripts/stress
 
 # Benchmarks, and side-by-side comparisons with cue and make (scripts/bench).
 bench: build

@@ -118,7 +118,11 @@ func (s *remoteStore) Tag(ctx context.Context, model, tag, digest string) error 
 // getManifest fetches the manifest ref, or fails with an error wrapping
 // ErrNotFound.
 func (s *remoteStore) getManifest(ctx context.Context, ref name.Reference) ([]byte, error) {
-	d, err := remote.Get(ref, s.options(ctx)...)
+	var d *remote.Descriptor
+	err := reread(ctx, func() (err error) {
+		d, err = remote.Get(ref, s.options(ctx)...)
+		return err
+	})
 	switch {
 	case notFound(err):
 		return nil, ErrNotFound
@@ -188,7 +192,7 @@ func (s *remoteStore) PullModel(ctx context.Context, digest, model, dest string)
 		if err != nil {
 			return err
 		}
-		return pullModel(ctx, remoteBlobs{repo: repo, p: p}, h, dest)
+		return reread(ctx, func() error { return pullModel(ctx, remoteBlobs{repo: repo, p: p}, h, dest) })
 	}()
 	if err != nil {
 		return s.fail(fmt.Sprintf("pull model %s %s", model, digest), err)
@@ -296,7 +300,12 @@ func (r *remoteRepo) Blob(ctx context.Context, digest string) ([]byte, error) {
 		if rb.p, err = remote.NewPuller(r.s.options(ctx)...); err != nil {
 			return nil, err
 		}
-		return fetchBlob(ctx, rb, descriptor{Digest: h, Size: n})
+		var b []byte
+		err = reread(ctx, func() (err error) {
+			b, err = fetchBlob(ctx, rb, descriptor{Digest: h, Size: n})
+			return err
+		})
+		return b, err
 	}()
 	if err != nil {
 		return nil, r.fail("blob "+digest, err)

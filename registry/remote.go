@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -23,8 +24,16 @@ import (
 const checkTimeout = 30 * time.Second
 
 // checkBackoff retries Check's requests briefly: a registry that is down
-// should be reported now, not after go-containerregistry's 4 s of retries.
+// should be reported now, not after retryBackoff's 7.5 s.
 var checkBackoff = remote.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 2}
+
+// retryBackoff is how a request that failed in a way that may pass is
+// tried again: a connection closed or reset before the answer, an answer
+// 408, 429, 500, 502, 503 or 504 (go-containerregistry's choice of what
+// to retry; Retry-After is not read), or an answer's body that broke off
+// (see reread). Five tries in all, 0.5, 1, 2 and 4 s apart, give or take
+// a tenth: a registry still failing after 7.5 s is reported.
+var retryBackoff = remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 5}
 
 // remoteStore is a repository in an OCI registry. Artifacts go to
 // <repository>/artifacts, tagged with their digest's hex so that the
@@ -55,6 +64,55 @@ func (s *remoteStore) options(ctx context.Context) []remote.Option {
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
 		remote.WithUserAgent("zen"),
+		remote.WithTransport(markBreaks{remote.DefaultTransport}),
+		remote.WithRetryBackoff(retryBackoff),
+	}
+}
+
+// errBrokenOff is wrapped by the errors of reading an answer's body that
+// the registry cut short or reset.
+var errBrokenOff = errors.New("the registry's answer broke off")
+
+// markBreaks is a transport whose answers' bodies fail with errors that
+// wrap errBrokenOff.
+type markBreaks struct{ rt http.RoundTripper }
+
+func (t markBreaks) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.rt.RoundTrip(req)
+	if err == nil {
+		resp.Body = breakingBody{resp.Body}
+	}
+	return resp, err
+}
+
+type breakingBody struct{ io.ReadCloser }
+
+func (b breakingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%w: %w", errBrokenOff, err)
+	}
+	return n, err
+}
+
+// reread runs read, and again while it fails because an answer broke off,
+// as retryBackoff says: go-containerregistry retries requests that failed,
+// not the reading of what they answered. What read writes must not be
+// there when it fails (a pull writes its destination last).
+func reread(ctx context.Context, read func() error) error {
+	b := retryBackoff
+	for {
+		err := read()
+		if err == nil || !errors.Is(err, errBrokenOff) || ctx.Err() != nil || b.Steps <= 1 {
+			return err
+		}
+		t := time.NewTimer(b.Step())
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
 	}
 }
 
@@ -68,14 +126,21 @@ func (s *remoteStore) fail(doing string, err error) error {
 
 // reach says so when err is a failure to reach the registry at all, keeping
 // only the network error: the URL and retries add nothing to "dial tcp
-// 127.0.0.1:5000: connect: connection refused".
+// 127.0.0.1:5000: connect: connection refused". A request the registry
+// closed the connection on, with no answer, is said to be so, named
+// without its query (an upload's state).
 func reach(err error) error {
-	if unreachable(err) {
+	var uerr *url.Error
+	switch {
+	case unreachable(err):
 		var nerr *net.OpError
 		if errors.As(err, &nerr) {
 			err = nerr
 		}
 		return fmt.Errorf("cannot reach registry: %w", err)
+	case errors.As(err, &uerr) && errors.Is(uerr.Err, io.EOF):
+		u, _, _ := strings.Cut(uerr.URL, "?")
+		return fmt.Errorf("the registry closed the connection without answering %s %s: %w", strings.ToUpper(uerr.Op), u, uerr.Err)
 	}
 	return err
 }
@@ -145,7 +210,11 @@ func (s *remoteStore) Has(ctx context.Context, digest string) (bool, error) {
 	b, err := s.blobs(ctx)
 	if err == nil {
 		var ok bool
-		if ok, err = has(ctx, b, digest); err == nil {
+		err = reread(ctx, func() (err error) {
+			ok, err = has(ctx, b, digest)
+			return err
+		})
+		if err == nil {
 			return ok, nil
 		}
 	}
@@ -155,7 +224,7 @@ func (s *remoteStore) Has(ctx context.Context, digest string) (bool, error) {
 func (s *remoteStore) Pull(ctx context.Context, digest, dest string) error {
 	b, err := s.blobs(ctx)
 	if err == nil {
-		err = pull(ctx, b, digest, dest)
+		err = reread(ctx, func() error { return pull(ctx, b, digest, dest) })
 	}
 	if err != nil {
 		return s.fail("", err)

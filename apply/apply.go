@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zen-dev/zen/internal/failpoint"
+
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/registry/signature"
@@ -390,6 +392,7 @@ func (a *applier) journalStep(n *node, res *state.StepResult) {
 	if err := a.journal.Add(n.pr.run.ID, n.step.Name, res, c); err != nil {
 		a.progress(n, "! %s: %v", stepLabel(n), err)
 	}
+	failpoint.Hit(failpoint.Journaled)
 }
 
 // lineage puts what the step's key was made of, and where each input came

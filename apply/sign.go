@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/zen-dev/zen/internal/failpoint"
+
 	"github.com/zen-dev/zen/registry/signature"
 	"github.com/zen-dev/zen/state"
 )
@@ -103,6 +105,7 @@ func (a *applier) signArtifact(ctx context.Context, digest string, b build) erro
 	if err := signature.Sign(ctx, repo, digest, a.env.Signer); err != nil {
 		return fmt.Errorf("sign: %w", err)
 	}
+	failpoint.Hit(failpoint.Signed)
 	// The same bytes are attested once per key, by the first run that
 	// stored them: a thousand steps that write the same file would
 	// otherwise pile a thousand attestations on one tag.

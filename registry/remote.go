@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zen-dev/zen/internal/failpoint"
+
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -200,6 +202,7 @@ func (s *remoteStore) Push(ctx context.Context, path, typ string) (Descriptor, e
 			return Descriptor{}, s.fail(fmt.Sprintf("push %s: upload blob %s", path, l.d.Digest), reach(err))
 		}
 	}
+	failpoint.Hit(failpoint.BlobsUploaded)
 	if err := p.Put(ctx, s.repo.Tag(a.digest.Hex), rawManifest(a.manifest)); err != nil {
 		return Descriptor{}, s.fail(fmt.Sprintf("push %s: put manifest %s", path, a.digest), reach(err))
 	}

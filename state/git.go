@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/zen-dev/zen/internal/failpoint"
+
 	"github.com/go-git/go-billy/v5"
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -596,6 +598,7 @@ func (s *Store) Commit(base string, ch Change) (string, error) {
 	if err := w.sync(); err != nil {
 		return "", fmt.Errorf("state ref %s: sync objects: %w", s.ref, err)
 	}
+	failpoint.Hit(failpoint.ObjectsWritten)
 	lk, err := s.lock()
 	if err != nil {
 		return "", err
@@ -616,6 +619,7 @@ func (s *Store) Commit(base string, ch Change) (string, error) {
 	if err := lk.commit(now, commit, w.author, msg); err != nil {
 		return "", err
 	}
+	failpoint.Hit(failpoint.RefMoved)
 	return commit.String(), nil
 }
 

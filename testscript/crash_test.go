@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"math/rand/v2"
 	"net/http/httptest"
 	"os"
@@ -20,11 +21,15 @@ import (
 	"time"
 
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/zen-dev/zen/internal/failpoint"
 )
 
-// TestCrashSafety kills zen apply with SIGKILL at random points, while
-// steps run, while outputs and logs are pushed and signed, while the state
-// ref is written, and checks after every kill that:
+// TestCrashSafety kills zen apply with SIGKILL at each of zen's failpoints
+// (blobs uploaded but not their manifest, a signature stored but not its
+// attestation, a step journaled, a state commit's objects written but not
+// the ref, the ref moved but the journal kept), then at random points, and
+// checks after every kill that:
 //
 //   - the state ref is a valid commit whose records all parse (zen state
 //     check);
@@ -33,8 +38,8 @@ import (
 //     reported as succeeded is reused, not run again;
 //   - no blob is ever uploaded twice to the registry.
 //
-// It kills 5 times in make test; ZEN_STRESS_KILLS sets how many (make
-// stress: 50). ZEN_CRASH_SEED replays a sequence of kill points.
+// It kills at 5 random points in make test; ZEN_STRESS_KILLS sets how many
+// (make stress: 50). ZEN_CRASH_SEED replays a sequence of kill points.
 func TestCrashSafety(t *testing.T) {
 	kills := 5
 	if n, err := strconv.Atoi(os.Getenv("ZEN_STRESS_KILLS")); err == nil && n > 0 {
@@ -54,43 +59,66 @@ func TestCrashSafety(t *testing.T) {
 	full := time.Since(start)
 	t.Logf("an apply that is not killed takes %s", full.Round(time.Millisecond))
 
-	survived := 0
-	defer func() { stressReport(t, "kills", survived, kills) }()
-	for i := 1; i <= kills; i++ {
-		c.setSeed(i)
-		c.commit(fmt.Sprintf("seed %d", i))
-		at := time.Duration(rnd.Int64N(int64(full) * 6 / 5))
-		stderr := c.killedApply(at)
-		done := succeeded(stderr)
-
-		// The state ref is a valid commit, and every record parses.
-		if _, err := c.git("rev-parse", "--verify", "--quiet", "refs/zen/state^{commit}"); err != nil && i > 1 {
-			t.Fatalf("kill %d at %s: no state commit: %v", i, at, err)
+	survived, tried := 0, 0
+	defer func() { stressReport(t, "kills", survived, tried) }()
+	seedN := 0
+	// First at each failpoint zen has, then at random points.
+	for _, point := range failpoint.Points {
+		seedN++
+		tried++
+		c.setSeed(seedN)
+		c.commit(fmt.Sprintf("seed %d", seedN))
+		stderr, killed := c.killedApply(time.Hour, "ZEN_FAILPOINT="+point)
+		if !killed {
+			t.Fatalf("failpoint %s: zen apply was not stopped there:\n%s", point, stderr)
 		}
-		c.zen("state", "check")
-		c.zen("plan")
-		out := c.zen("apply")
-		if strings.Contains(out, "No changes") {
-			// Killed after the runs were recorded: they are all there.
-			t.Logf("kill %d at %s: after the runs were recorded", i, at.Round(time.Millisecond))
-			survived++
-			continue
-		}
-		run := c.latestRun()
-		t.Logf("kill %d at %s: %d steps had succeeded: %v; all reused", i, at.Round(time.Millisecond), len(done), done)
-		for _, step := range done {
-			if st := run.Steps[step].Status; st != "cached" {
-				t.Fatalf("kill %d at %s: step %s had succeeded before the kill, but the next apply %s it (run %s)\nkilled apply:\n%s", i, at, step, st, run.ID, stderr)
-			}
-		}
-		if dup := c.uploadedTwice(); dup != "" {
-			t.Fatalf("kill %d at %s: blob %s uploaded twice", i, at, dup)
+		run := c.afterKill("failpoint "+point, stderr)
+		if point == failpoint.Journaled && (run == nil || !slices.ContainsFunc(slices.Collect(maps.Values(run.Steps)), func(s crashStep) bool { return s.Status == "cached" })) {
+			t.Fatalf("failpoint %s: the step in the journal was not reused", point)
 		}
 		survived++
 	}
-	if dup := c.uploadedTwice(); dup != "" {
-		t.Fatalf("blob %s uploaded twice", dup)
+	for i := 1; i <= kills; i++ {
+		seedN++
+		tried++
+		c.setSeed(seedN)
+		c.commit(fmt.Sprintf("seed %d", seedN))
+		at := time.Duration(rnd.Int64N(int64(full) * 6 / 5))
+		stderr, _ := c.killedApply(at)
+		c.afterKill(fmt.Sprintf("kill %d at %s", i, at.Round(time.Millisecond)), stderr)
+		survived++
 	}
+}
+
+// afterKill checks what a killed apply left: the state ref parses, plan
+// works, and the next apply finishes the job, reusing every step the
+// killed one reported as succeeded and uploading no blob twice. It returns
+// the next apply's run, nil when it had nothing to do.
+func (c *crashRepo) afterKill(label, stderr string) *crashRun {
+	t := c.t
+	done := succeeded(stderr)
+	if _, err := c.git("rev-parse", "--verify", "--quiet", "refs/zen/state^{commit}"); err != nil {
+		t.Fatalf("%s: no state commit: %v", label, err)
+	}
+	c.zen("state", "check")
+	c.zen("plan")
+	out := c.zen("apply")
+	if dup := c.uploadedTwice(); dup != "" {
+		t.Fatalf("%s: blob %s uploaded twice", label, dup)
+	}
+	if strings.Contains(out, "No changes") {
+		// Stopped after the runs were recorded: they are all there.
+		t.Logf("%s: after the runs were recorded", label)
+		return nil
+	}
+	run := c.latestRun()
+	for _, step := range done {
+		if st := run.Steps[step].Status; st != "cached" {
+			t.Fatalf("%s: step %s had succeeded before the kill, but the next apply %s it (run %s)\nkilled apply:\n%s", label, step, st, run.ID, stderr)
+		}
+	}
+	t.Logf("%s: %d steps had succeeded %v, all reused", label, len(done), done)
+	return run
 }
 
 // stressReport appends "what survived tried" to $ZEN_STRESS_REPORT, for
@@ -232,11 +260,12 @@ func (c *crashRepo) zen(args ...string) string {
 	return out.String()
 }
 
-// killedApply starts zen apply and kills it with SIGKILL after d (or lets
-// it finish, when it is quicker), returning what it wrote to stderr.
-func (c *crashRepo) killedApply(d time.Duration) string {
+// killedApply starts zen apply with env added and kills it with SIGKILL
+// after d (or lets it finish, when it is quicker). It returns what the
+// apply wrote to stderr, and whether it died of SIGKILL.
+func (c *crashRepo) killedApply(d time.Duration, env ...string) (string, bool) {
 	cmd := exec.Command("zen", "apply")
-	cmd.Dir, cmd.Env = c.dir, c.env
+	cmd.Dir, cmd.Env = c.dir, append(slices.Clip(c.env), env...)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	// Its steps too: a killed apply's children are orphans, as in life,
@@ -256,7 +285,9 @@ func (c *crashRepo) killedApply(d time.Duration) string {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 	}
-	return errb.String()
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // steps left running
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return errb.String(), ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
 
 // succeeded lists the steps an apply reported as succeeded.
@@ -269,10 +300,12 @@ func succeeded(stderr string) []string {
 }
 
 type crashRun struct {
-	ID    string `json:"id"`
-	Steps map[string]struct {
-		Status string `json:"status"`
-	} `json:"steps"`
+	ID    string               `json:"id"`
+	Steps map[string]crashStep `json:"steps"`
+}
+
+type crashStep struct {
+	Status string `json:"status"`
 }
 
 func (c *crashRepo) latestRun() *crashRun {

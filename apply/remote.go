@@ -188,13 +188,9 @@ func runRemote(ctx context.Context, store registry.Store, spec *StepSpec, work s
 	if err := store.Pull(ctx, spec.Source, src); err != nil {
 		return nil, fmt.Errorf("source tree: %w", err)
 	}
-	var overrides []schema.Override
-	for _, set := range spec.Sets {
-		o, err := schema.ParseOverride(set)
-		if err != nil {
-			return nil, err
-		}
-		overrides = append(overrides, o)
+	overrides, err := schema.ParseOverrides(spec.Sets)
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := schema.Load(src, overrides...)
 	if err != nil {

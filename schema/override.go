@@ -33,6 +33,19 @@ func ParseOverride(s string) (Override, error) {
 	return Override{Path: path, Value: value}, nil
 }
 
+// ParseOverrides parses each "PATH=VALUE" of sets.
+func ParseOverrides(sets []string) ([]Override, error) {
+	var out []Override
+	for _, s := range sets {
+		o, err := ParseOverride(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
 // JSON returns the override's value as a Go value for records: the CUE
 // literal's JSON value, or the text itself.
 func (o Override) JSON() any {

@@ -57,13 +57,9 @@ func collect(ctx context.Context, stderr io.Writer, sess *session, recs state.Re
 	if err != nil {
 		return nil, err
 	}
-	var overrides []schema.Override
-	for _, s := range sets {
-		o, err := schema.ParseOverride(s)
-		if err != nil {
-			return nil, err
-		}
-		overrides = append(overrides, o)
+	overrides, err := schema.ParseOverrides(sets)
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := schema.Load(tree, overrides...)
 	if err != nil {

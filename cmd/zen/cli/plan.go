@@ -71,13 +71,9 @@ type planned struct {
 // makePlan loads the repository and computes the plan for pipelines,
 // checking cached outputs' signatures with the stack's public key.
 func makePlan(ctx context.Context, f *planFlags, pipelines []string) (_ *planned, err error) {
-	var overrides []schema.Override
-	for _, s := range f.sets {
-		o, err := schema.ParseOverride(s)
-		if err != nil {
-			return nil, err
-		}
-		overrides = append(overrides, o)
+	overrides, err := schema.ParseOverrides(f.sets)
+	if err != nil {
+		return nil, err
 	}
 	sess, err := open(true, overrides...)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -13,12 +14,15 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/build"
 	"cuelang.org/go/cue/cuecontext"
 	cueerrors "cuelang.org/go/cue/errors"
 	"cuelang.org/go/cue/load"
 	"cuelang.org/go/cue/token"
+	"github.com/bmatcuk/doublestar/v4"
 
 	"github.com/zen-dev/zen/schema/gate"
 )
@@ -62,6 +66,9 @@ func (l *loader) load() (*Config, error) {
 	}
 	if err := insts[0].Err; err != nil {
 		return nil, l.cueErrors(err)
+	}
+	if errs := l.checkUTF8(insts[0].BuildFiles); len(errs) > 0 {
+		return nil, errs
 	}
 	for _, o := range l.overrides {
 		if err := applyOverride(insts[0].Files, o); err != nil {
@@ -176,6 +183,7 @@ func (l *loader) convert(raw *rawZen) *Config {
 		for _, sname := range slices.Sorted(maps.Keys(rp.Steps)) {
 			p.Steps[sname] = l.step(pname, sname, rp.Steps[sname])
 		}
+		l.checkRefs(p)
 		p.Order = l.order(p)
 		cfg.Pipelines[pname] = p
 	}
@@ -333,9 +341,14 @@ func (l *loader) step(pname, sname string, rs rawStep) *Step {
 			if len(parts) == 3 {
 				in.Step, in.Output = parts[1], parts[2]
 			}
-			if parts[0] != pname {
+			if len(parts) != 3 || slices.Contains(parts, "") {
+				p, ps := at("inputs", name)
+				l.errorf(l.pos(p...), ps, "ref %q: want PIPELINE.STEP.OUTPUT, as a reference steps.STEP.outputs.OUTPUT makes it", ri.Ref)
+				in.Step, in.Output = "", ""
+			} else if parts[0] != pname {
 				p, ps := at("inputs", name)
 				l.errorf(l.pos(p...), ps, "references pipeline %s (%s): a step can only read outputs of its own pipeline", parts[0], ri.Ref)
+				in.Step, in.Output = "", ""
 			} else if in.Step == sname {
 				p, ps := at("inputs", name)
 				l.errorf(l.pos(p...), ps, "step %s reads its own output %s", sname, in.Output)
@@ -401,12 +414,70 @@ func (l *loader) step(pname, sname string, rs rawStep) *Step {
 		}
 	}
 	for i, g := range s.Code {
-		if msg := checkRel(strings.TrimSuffix(strings.Split(g, "*")[0], "/")); msg != "" && !strings.HasPrefix(g, "*") {
+		if msg := l.checkCode(g); msg != "" {
 			p, ps := at("code")
-			l.errorf(l.pos(p...), fmt.Sprintf("%s[%d]", ps, i), "%s", msg)
+			l.errorf(l.posElem(i, p...), fmt.Sprintf("%s[%d]", ps, i), "%s", msg)
 		}
 	}
 	return s
+}
+
+// checkCode checks a code: glob: its syntax, that it stays in the
+// repository, and that it matches a file (outside zen's own folder), so
+// that a typo cannot leave code out of the cache key.
+func (l *loader) checkCode(g string) string {
+	if !doublestar.ValidatePattern(g) {
+		return fmt.Sprintf("%q: syntax error in pattern", g)
+	}
+	if strings.HasPrefix(g, "/") {
+		return fmt.Sprintf("%s: path must be relative to the repository root", g)
+	}
+	if slices.Contains(strings.Split(g, "/"), "..") {
+		return fmt.Sprintf("%s: path leaves the repository", g)
+	}
+	found := false
+	_ = doublestar.GlobWalk(os.DirFS(l.root), g, func(p string, d fs.DirEntry) error {
+		if p == ".zen" || strings.HasPrefix(p, ".zen/") {
+			return nil
+		}
+		found = true
+		return fs.SkipAll
+	}, doublestar.WithFilesOnly())
+	if !found {
+		return fmt.Sprintf("%q matches no file", g)
+	}
+	return ""
+}
+
+// checkUTF8 reports, for each CUE file that is not UTF-8, where its first
+// bad byte is: CUE takes such bytes in strings as they are, and the JSON
+// zen decodes would turn them into U+FFFD without a word.
+func (l *loader) checkUTF8(files []*build.File) Errors {
+	var errs Errors
+	for _, f := range files {
+		b, err := os.ReadFile(f.Filename)
+		if err != nil || utf8.Valid(b) {
+			continue
+		}
+		pos := Pos{File: f.Filename, Line: 1, Col: 1}
+		if rel, err := filepath.Rel(l.root, f.Filename); err == nil && !strings.HasPrefix(rel, "..") {
+			pos.File = filepath.ToSlash(rel)
+		}
+		for i := 0; i < len(b); {
+			r, n := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && n == 1 {
+				errs = append(errs, &Error{Pos: pos, Msg: fmt.Sprintf("invalid UTF-8 (byte %#x): CUE files are UTF-8", b[i])})
+				break
+			}
+			if b[i] == '\n' {
+				pos.Line, pos.Col = pos.Line+1, 1
+			} else {
+				pos.Col += n
+			}
+			i += n
+		}
+	}
+	return errs
 }
 
 // checkRepoPath checks an input path: relative, inside the repository,
@@ -441,6 +512,30 @@ func checkRel(p string) string {
 		return fmt.Sprintf("%s: path leaves the repository", p)
 	}
 	return ""
+}
+
+// checkRefs checks that every input read from another step names a step
+// of the pipeline and one of its outputs. A reference in CUE
+// (steps.load.outputs.train) cannot do otherwise, but a ref written by
+// hand as a string can.
+func (l *loader) checkRefs(p *Pipeline) {
+	for _, sname := range slices.Sorted(maps.Keys(p.Steps)) {
+		s := p.Steps[sname]
+		for _, name := range s.InputNames() {
+			in := s.Inputs[name]
+			if in.Kind != InputStep || in.Step == "" || in.Step == sname {
+				continue // reported already: a malformed ref, or its own output
+			}
+			at := []string{"pipelines", p.Name, "steps", sname, "inputs", name}
+			up, ok := p.Steps[in.Step]
+			switch {
+			case !ok:
+				l.errorf(l.pos(at...), strings.Join(at, "."), "no step %s in pipeline %s", in.Step, p.Name)
+			case up.Outputs[in.Output] == nil:
+				l.errorf(l.pos(at...), strings.Join(at, "."), "step %s has no output %s (outputs: %s)", in.Step, in.Output, strings.Join(up.OutputNames(), ", "))
+			}
+		}
+	}
 }
 
 // order sorts the steps topologically and reports cycles.
@@ -545,6 +640,23 @@ func (l *loader) pos(path ...string) Pos {
 		v = l.user.LookupPath(cue.MakePath(sels...))
 	}
 	return l.relPos(v.Pos())
+}
+
+// posElem returns the position of element i of the list at path, or of
+// the list when the element has none.
+func (l *loader) posElem(i int, path ...string) Pos {
+	if l.user.Exists() {
+		sels := make([]cue.Selector, 0, len(path)+1)
+		for _, p := range path {
+			sels = append(sels, cue.Str(p))
+		}
+		if v := l.user.LookupPath(cue.MakePath(append(sels, cue.Index(i))...)); v.Exists() {
+			if p := l.relPos(v.Pos()); p.File != "" {
+				return p
+			}
+		}
+	}
+	return l.pos(path...)
 }
 
 func (l *loader) relPos(p token.Pos) Pos {

@@ -126,6 +126,21 @@ func TestLoadErrors(t *testing.T) {
 		{"bad name", base + `pipelines: "my-pipe": steps: s: run: ["x"]`, `zen.cue:3:12: pipelines."my-pipe": field not allowed`},
 		{"incomplete", base + `pipelines: p: steps: s: {run: ["x"], parameters: n: int}`, `zen.cue:3:53: pipelines.p.steps.s.parameters.n: incomplete value int`},
 		{"wrong input type", base + `pipelines: p: steps: s: {run: ["x"], inputs: k: {file: 3}}`, `zen.cue:3:56: pipelines.p.steps.s.inputs.k.file: conflicting values 3 and string (mismatched types int and string)`},
+		// Hostile input: a ref written by hand, code globs that leave the
+		// repository or match nothing, names and numbers that the schema
+		// bounds, bytes that are not UTF-8, a gate of NaN.
+		{"ref to no step", base + `pipelines: p: steps: s: {run: ["x"], inputs: i: {ref: "p.nope.o"}}`, `zen.cue:3:46: pipelines.p.steps.s.inputs.i: no step nope in pipeline p`},
+		{"ref to no output", base + "pipelines: p: steps: {\n\tt: {run: [\"x\"], outputs: o: type: \"file\"}\n\ts: {run: [\"x\"], inputs: i: {ref: \"p.t.zz\"}}\n}", `zen.cue:5:26: pipelines.p.steps.s.inputs.i: step t has no output zz (outputs: o)`},
+		{"ref malformed", base + `pipelines: p: steps: s: {run: ["x"], inputs: i: {ref: "p..o"}}`, `zen.cue:3:46: pipelines.p.steps.s.inputs.i: ref "p..o": want PIPELINE.STEP.OUTPUT`},
+		{"code leaves repo mid-glob", base + `pipelines: p: steps: s: {run: ["x"], code: ["**/../../etc/passwd"]}`, `zen.cue:3:45: pipelines.p.steps.s.code[0]: **/../../etc/passwd: path leaves the repository`},
+		{"code absolute", base + `pipelines: p: steps: s: {run: ["x"], code: ["/etc/*"]}`, `zen.cue:3:45: pipelines.p.steps.s.code[0]: /etc/*: path must be relative to the repository root`},
+		{"code syntax", base + `pipelines: p: steps: s: {run: ["x"], code: ["[a-"]}`, `zen.cue:3:45: pipelines.p.steps.s.code[0]: "[a-": syntax error in pattern`},
+		{"code matches nothing", base + `pipelines: p: steps: s: {run: ["x"], code: ["zen.cue", "src/**/*.py"]}`, `zen.cue:3:56: pipelines.p.steps.s.code[1]: "src/**/*.py" matches no file`},
+		{"secret dot dot", base + `pipelines: p: steps: s: {run: ["x"], env: K: secret: ".."}`, `zen.cue:3:46: pipelines.p.steps.s.env.K: conflicting values {secret:".."} and string`},
+		{"cpus beyond int32", base + `pipelines: p: steps: s: {run: ["x"], resources: cpus: 99999999999999999999}`, `zen.cue:3:55: pipelines.p.steps.s.resources.cpus: invalid value 99999999999999999999 (out of bound <=2147483647)`},
+		{"exit code beyond 255", base + `pipelines: p: steps: s: {run: ["x"], retries: {attempts: 1, except_exit_codes: [256]}}`, `zen.cue:3:47: pipelines.p.steps.s.retries: conflicting values`},
+		{"not UTF-8", base + "pipelines: p: steps: s: run: [\"caf\xe9\"]", `zen.cue:3:35: invalid UTF-8 (byte 0xe9): CUE files are UTF-8`},
+		{"gate of NaN", base + "pipelines: p: steps: s: {run: [\"x\"], outputs: m: {type: \"model\", model: \"m\"}}\nmodels: m: {versions: \"1\": {}, stages: prod: \"1\", gates: prod: \"acc >= NaN\"}", `zen.cue:4:58: models.m.gates.prod: gate "acc >= NaN": "NaN": want a finite number`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ package gate
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -64,6 +65,11 @@ func Parse(src string, stages []string) (*Expr, error) {
 					return nil, fmt.Errorf("gate %q: %q: one comparison per term; join terms with &&", src, part)
 				}
 				if n, err := strconv.ParseFloat(right, 64); err == nil {
+					// NaN never compares true, and an infinity bounds
+					// nothing: a gate of either is a mistake.
+					if math.IsNaN(n) || math.IsInf(n, 0) {
+						return nil, fmt.Errorf("gate %q: %q: want a finite number", src, right)
+					}
 					t.Right.Number = &n
 				} else {
 					stage, metric, ok := strings.Cut(right, ".")

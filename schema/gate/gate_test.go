@@ -33,6 +33,10 @@ func TestParseEval(t *testing.T) {
 		{src: "roc_auc > staging.x", err: "want a number or STAGE.metric"},
 		{src: "", err: "empty"},
 		{src: "9x > 1", err: "is not a metric name"},
+		{src: "roc_auc >= NaN", err: `gate "roc_auc >= NaN": "NaN": want a finite number`},
+		{src: "roc_auc > -Inf", err: `"-Inf": want a finite number`},
+		{src: "loss < +infinity", err: `"+infinity": want a finite number`},
+		{src: "roc_auc >= 1e999", err: "want a number or STAGE.metric"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.src, func(t *testing.T) {

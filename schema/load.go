@@ -42,6 +42,7 @@ type loader struct {
 	root string
 	ctx  *cue.Context
 	user cue.Value
+	pkg  string // the package's id, which qualifies its hidden fields
 	errs Errors
 
 	overrides []Override
@@ -75,6 +76,7 @@ func (l *loader) load() (*Config, error) {
 			return nil, err
 		}
 	}
+	l.pkg = insts[0].ID()
 	l.user = l.ctx.BuildInstance(insts[0])
 	if err := l.user.Err(); err != nil {
 		return nil, l.cueErrors(err)
@@ -630,14 +632,22 @@ func (l *loader) pos(path ...string) Pos {
 	if !l.user.Exists() {
 		return Pos{} // decoded from the cache: the next, full load has positions
 	}
-	sels := make([]cue.Selector, len(path))
-	for i, p := range path {
-		sels[i] = cue.Str(p)
-	}
-	v := l.user.LookupPath(cue.MakePath(sels...))
-	for len(sels) > 0 && !v.Exists() {
-		sels = sels[:len(sels)-1]
-		v = l.user.LookupPath(cue.MakePath(sels...))
+	// The deepest field of path that exists. CUE names a hidden field
+	// (_x) or a definition (#X) in an error's path as it names a regular
+	// one, so those are tried too.
+	v := l.user
+	for _, p := range path {
+		next := v.LookupPath(cue.MakePath(cue.Str(p)))
+		if !next.Exists() && strings.HasPrefix(p, "_") && l.pkg != "" {
+			next = v.LookupPath(cue.MakePath(cue.Hid(p, l.pkg)))
+		}
+		if !next.Exists() && strings.HasPrefix(p, "#") {
+			next = v.LookupPath(cue.MakePath(cue.Def(p)))
+		}
+		if !next.Exists() {
+			break
+		}
+		v = next
 	}
 	return l.relPos(v.Pos())
 }

@@ -140,6 +140,8 @@ func TestLoadErrors(t *testing.T) {
 		{"cpus beyond int32", base + `pipelines: p: steps: s: {run: ["x"], resources: cpus: 99999999999999999999}`, `zen.cue:3:55: pipelines.p.steps.s.resources.cpus: invalid value 99999999999999999999 (out of bound <=2147483647)`},
 		{"exit code beyond 255", base + `pipelines: p: steps: s: {run: ["x"], retries: {attempts: 1, except_exit_codes: [256]}}`, `zen.cue:3:47: pipelines.p.steps.s.retries: conflicting values`},
 		{"not UTF-8", base + "pipelines: p: steps: s: run: [\"caf\xe9\"]", `zen.cue:3:35: invalid UTF-8 (byte 0xe9): CUE files are UTF-8`},
+		{"structural cycle in a hidden field", base + "_x: {y: _x}\npipelines: p: {parameters: x: _x, steps: s: run: [\"x\"]}", `zen.cue:3:6: _x.y: structural cycle`},
+		{"structural cycle in a definition", base + "#X: {y: #X}\npipelines: p: {parameters: x: #X, steps: s: run: [\"x\"]}", `zen.cue:3:6: #X.y: structural cycle`},
 		{"gate of NaN", base + "pipelines: p: steps: s: {run: [\"x\"], outputs: m: {type: \"model\", model: \"m\"}}\nmodels: m: {versions: \"1\": {}, stages: prod: \"1\", gates: prod: \"acc >= NaN\"}", `zen.cue:4:58: models.m.gates.prod: gate "acc >= NaN": "NaN": want a finite number`},
 	}
 	for _, tt := range tests {

@@ -142,6 +142,8 @@ func TestLoadErrors(t *testing.T) {
 		{"not UTF-8", base + "pipelines: p: steps: s: run: [\"caf\xe9\"]", `zen.cue:3:35: invalid UTF-8 (byte 0xe9): CUE files are UTF-8`},
 		{"structural cycle in a hidden field", base + "_x: {y: _x}\npipelines: p: {parameters: x: _x, steps: s: run: [\"x\"]}", `zen.cue:3:6: _x.y: structural cycle`},
 		{"structural cycle in a definition", base + "#X: {y: #X}\npipelines: p: {parameters: x: #X, steps: s: run: [\"x\"]}", `zen.cue:3:6: #X.y: structural cycle`},
+		{"name of 129 characters", base + `pipelines: p: steps: ` + strings.Repeat("s", 129) + `: run: ["x"]`, `zen.cue:3:22: pipelines.p.steps.` + strings.Repeat("s", 129) + `: field not allowed`},
+		{"stage of 129 characters", base + `models: m: {versions: "1": {}, stages: ` + strings.Repeat("s", 129) + `: "1"}`, `zen.cue:3:40: models.m.stages.` + strings.Repeat("s", 129) + `: field not allowed`},
 		{"gate of NaN", base + "pipelines: p: steps: s: {run: [\"x\"], outputs: m: {type: \"model\", model: \"m\"}}\nmodels: m: {versions: \"1\": {}, stages: prod: \"1\", gates: prod: \"acc >= NaN\"}", `zen.cue:4:58: models.m.gates.prod: gate "acc >= NaN": "NaN": want a finite number`},
 	}
 	for _, tt := range tests {

@@ -141,16 +141,7 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (_ *planned
 	if err := recs.CheckLayout(); err != nil {
 		return nil, err
 	}
-	subs, err := recs.Submissions()
-	if err != nil {
-		return nil, err
-	}
-	for _, sub := range subs {
-		notes = append(notes, pendingNote(sub))
-	}
-	if !f.forApply {
-		notes = append(notes, journalNotes(sess)...)
-	}
+
 	head, err := sess.ws.Head()
 	if err != nil {
 		return nil, err
@@ -190,6 +181,17 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (_ *planned
 	p, err := plan.Compute(ctx, sess.cfg, recs, sess.ws, store, opts)
 	if err != nil {
 		return nil, err
+	}
+	// Runs still on a cluster, and what stopped applies left.
+	subs, err := recs.Submissions()
+	if err != nil {
+		return nil, err
+	}
+	for _, sub := range subs {
+		notes = append(notes, pendingNote(sub))
+	}
+	if !f.forApply {
+		notes = append(notes, journalNotes(sess)...)
 	}
 	p.Warnings = append(p.Warnings, notes...)
 	if warning != "" {

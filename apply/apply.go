@@ -133,7 +133,7 @@ func Apply(ctx context.Context, env *Env, p *plan.Plan) (*Result, error) {
 	defer removeAll(work)
 	a.work = work
 
-	if env.State != nil {
+	if env.State != nil && len(a.runs) > 0 {
 		// Steps that finish are kept here until the runs are recorded:
 		// an apply killed on the way loses none of them.
 		heads := make([]*state.Run, len(a.runs))

@@ -119,28 +119,27 @@ func Resume(ctx context.Context, env *Env, recs state.Records, sub *state.Submis
 		}
 		byPipeline[run.Pipeline] = run
 	}
-	var jobs []*job
 	for _, pr := range a.runs {
 		rec := byPipeline[pr.pipeline.Name]
 		if rec == nil {
 			return nil, fmt.Errorf("%s: no run of pipeline %s", state.SubmissionPath(sub.ID), pr.pipeline.Name)
 		}
-		steps := rec.Steps
 		run := *rec
 		run.Steps = map[string]*state.StepResult{}
 		pr.run = &run
-		for name, n := range pr.nodes {
-			if !n.planned.Runs() {
-				n.useCached()
-				continue
-			}
-			st := steps[name]
-			if st == nil || st.Job == "" {
-				return nil, fmt.Errorf("run %s: step %s has no job id on record", run.ID, name)
-			}
-			n.fp = st.Fingerprint
-			jobs = append(jobs, &job{n: n, id: st.Job, state: "PENDING"})
+	}
+	var jobs []*job
+	for _, n := range a.nodes {
+		if !n.planned.Runs() {
+			n.useCached()
+			continue
 		}
+		st := byPipeline[n.pr.pipeline.Name].Steps[n.step.Name]
+		if st == nil || st.Job == "" {
+			return nil, fmt.Errorf("run %s: step %s has no job id on record", n.pr.run.ID, n.step.Name)
+		}
+		n.fp = st.Fingerprint
+		jobs = append(jobs, &job{n: n, id: st.Job, state: "PENDING"})
 	}
 	// A pipeline recorded by another apply since the submission keeps the
 	// baseline that apply gave it.

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"unicode/utf8"
 
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
@@ -155,15 +156,15 @@ func (r Reason) String() string {
 		if nw == "" {
 			nw = "(unset)"
 		}
-		return fmt.Sprintf("parameter changed: %s %s → %s", r.Subject, old, nw)
+		return fmt.Sprintf("parameter changed: %s %s → %s", r.Subject, clip(old), clip(nw))
 	case ReasonInput:
 		return "input changed: " + r.Subject
 	case ReasonUpstream:
 		return "upstream re-runs: " + r.Subject
 	case ReasonCommand:
-		return fmt.Sprintf("command changed: %s → %s", r.Old, r.New)
+		return fmt.Sprintf("command changed: %s → %s", clip(r.Old), clip(r.New))
 	case ReasonImage:
-		return fmt.Sprintf("image changed: %s → %s", r.Old, r.New)
+		return fmt.Sprintf("image changed: %s → %s", clip(r.Old), clip(r.New))
 	case ReasonEnv:
 		return "env changed: " + r.Subject
 	case ReasonExecutable:
@@ -184,6 +185,24 @@ func (r Reason) String() string {
 		return "no cache entry for key " + short(r.Subject)
 	}
 	return string(r.Kind)
+}
+
+// maxShown is how much of a value a reason shows; the JSON plan has it
+// whole.
+const maxShown = 200
+
+// clip shortens a value too long to read in a plan (a parameter of
+// megabytes would make the plan, and the pull request comment made of
+// it, megabytes too), saying how long it is.
+func clip(s string) string {
+	if len(s) <= maxShown {
+		return s
+	}
+	cut := maxShown - 40
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:cut], len(s))
 }
 
 // Recorded is what plan reads of the state ref.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
@@ -233,5 +234,23 @@ func TestUntrustedOutputs(t *testing.T) {
 	broken := func(context.Context, string) error { return errors.New("registry down") }
 	if _, err := Compute(context.Background(), cfg, rec, src, st, Options{Verify: broken}); err == nil || !strings.Contains(err.Error(), "registry down") {
 		t.Errorf("Compute with a failing Verify = %v, want the error", err)
+	}
+}
+
+// TestReasonClipsLongValues keeps a parameter of megabytes out of the plan
+// people read: its start and its length are shown, whole runes only.
+func TestReasonClipsLongValues(t *testing.T) {
+	long := `"` + strings.Repeat("é", 3<<20) + `"`
+	got := Reason{Kind: ReasonParameter, Subject: "blob", Old: "1", New: long}.String()
+	want := "parameter changed: blob 1 → \"" + strings.Repeat("é", 79) + "… (6291458 bytes)"
+	if got != want {
+		t.Errorf("got %q (%d bytes), want %q", got[:min(len(got), 300)], len(got), want)
+	}
+	if !utf8.ValidString(got) {
+		t.Errorf("not UTF-8: %q", got)
+	}
+	short := Reason{Kind: ReasonParameter, Subject: "lr", Old: "0.1", New: "0.2"}.String()
+	if short != "parameter changed: lr 0.1 → 0.2" {
+		t.Errorf("short value: %q", short)
 	}
 }

@@ -296,24 +296,52 @@ func (a *applier) promote(ctx context.Context, ms registry.ModelStore, c *plan.M
 			return fmt.Errorf("gate failed: %s", strings.Join(failed, " && "))
 		}
 	}
-	// The version's tag and signature must still be what apply made:
-	// anything else was done outside zen, and is not promoted. (Content is
-	// checked by zen verify and by every pull: a promotion does not
-	// download the model.)
+	// The version's tag, signature, provenance and content must still be
+	// what apply made: anything else was done outside zen, and is not
+	// promoted.
 	if got, err := ms.Resolve(ctx, c.Model, c.Version); err != nil {
 		return fmt.Errorf("version tag: %w", err)
 	} else if got != mv.Digest {
 		return fmt.Errorf("the store's %s:%s is %s, the record says %s: tampered, or the tag moved outside zen", c.Model, c.Version, got, mv.Digest)
 	}
 	if v := a.env.Verifier; v != nil {
-		if err := signature.Verify(ctx, SignatureRepository(ms.ModelRepository(c.Model)), mv.Digest, v); err != nil {
+		repo := SignatureRepository(ms.ModelRepository(c.Model))
+		if err := signature.Verify(ctx, repo, mv.Digest, v); err != nil {
 			return fmt.Errorf("signature: %w", err)
+		}
+		if _, err := signature.VerifyAttestation(ctx, repo, mv.Digest, ProvenanceType, v); err != nil {
+			return fmt.Errorf("provenance: %w", err)
+		}
+	}
+	// A version this apply pushed was hashed as it was pushed; one made
+	// before is read whole, once, as zen verify does: an altered blob is
+	// refused here rather than found by whatever pulls the stage.
+	if produced[c.Model+"/"+c.Version] == nil {
+		if err := checkContent(ctx, ms, c.Model, mv.Digest); err != nil {
+			return err
 		}
 	}
 	if err := ms.Tag(ctx, c.Model, c.Stage, mv.Digest); err != nil {
 		return err
 	}
 	st.Stages[c.Stage] = &state.Stage{ModelVersion: c.Version, Digest: mv.Digest, SourceCommit: a.plan.Source.Commit, Updated: now}
+	return nil
+}
+
+// checkContent pulls a model version into a temporary folder, which
+// checks every blob against its digest, and removes it.
+func checkContent(ctx context.Context, ms registry.ModelStore, model, digest string) error {
+	tmp, err := os.MkdirTemp("", "zen-promote-")
+	if err != nil {
+		return err
+	}
+	defer removeAll(tmp)
+	if err := ms.PullModel(ctx, digest, model, filepath.Join(tmp, "model")); err != nil {
+		if errors.Is(err, registry.ErrDigestMismatch) {
+			return fmt.Errorf("stored content was altered: %w", err)
+		}
+		return fmt.Errorf("content: %w", err)
+	}
 	return nil
 }
 

@@ -1,0 +1,214 @@
+package apply
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zen-dev/zen/plan"
+	"github.com/zen-dev/zen/registry"
+	"github.com/zen-dev/zen/registry/signature"
+	"github.com/zen-dev/zen/schema"
+	"github.com/zen-dev/zen/state"
+)
+
+// modelRecords is the record of the model versions a test pushed.
+type modelRecords map[string]*state.ModelVersion
+
+func (r modelRecords) Cache(string) (*state.Cache, bool, error)       { return nil, false, nil }
+func (r modelRecords) Pipeline(string) (*state.Pipeline, bool, error) { return nil, false, nil }
+func (r modelRecords) Stages(string) (*state.Stages, bool, error)     { return nil, false, nil }
+func (r modelRecords) ModelVersion(model, version string) (*state.ModelVersion, bool, error) {
+	mv, ok := r[model+"/"+version]
+	return mv, ok, nil
+}
+
+func testSigner(t *testing.T) *signature.Signer {
+	t.Helper()
+	priv, _, err := signature.GeneratePlainKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := signature.LoadSigner(priv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestPromoteRefusesForgeries forges a recorded version in a layout store
+// in each way zen verify tells apart, and moves a stage to it: every move
+// is refused with the reason, and neither the stage's tag nor its record
+// moves. Restored, the move is made.
+func TestPromoteRefusesForgeries(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := registry.OpenLayout(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ms := store.(registry.ModelStore)
+	key, other := testSigner(t), testSigner(t)
+	repo := SignatureRepository(ms.ModelRepository("scorer"))
+
+	// Versions 1.0.0 (A) and 1.1.0 (B), signed and attested as apply does.
+	recs := modelRecords{}
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		src := filepath.Join(dir, v)
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, "weights.bin"), []byte("weights "+v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		desc, err := ms.PushModel(ctx, src, registry.ModelMeta{Name: "scorer", Version: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ms.Tag(ctx, "scorer", v, desc.Digest); err != nil {
+			t.Fatal(err)
+		}
+		if err := signature.Sign(ctx, repo, desc.Digest, key); err != nil {
+			t.Fatal(err)
+		}
+		if err := signature.Attest(ctx, repo, desc.Digest, ProvenanceType, json.RawMessage(`{"buildType":"zen"}`), key); err != nil {
+			t.Fatal(err)
+		}
+		recs["scorer/"+v] = &state.ModelVersion{Model: "scorer", ModelVersion: v, Digest: desc.Digest}
+	}
+	a, b := recs["scorer/1.0.0"].Digest, recs["scorer/1.1.0"].Digest
+	tagOf := func(digest, suffix string) string {
+		return "sha256-" + strings.TrimPrefix(digest, "sha256:") + "." + suffix
+	}
+	manifest := func(tag string) []byte {
+		t.Helper()
+		raw, err := repo.Manifest(ctx, tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	put := func(tag string, raw []byte) {
+		t.Helper()
+		if err := repo.PutManifest(ctx, tag, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An image manifest with no layers: no signature, no attestation.
+	empty := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}`)
+	if err := repo.PutBlob(ctx, "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Layers []struct{ Digest string } `json:"layers"`
+	}
+	if err := json.Unmarshal(manifest(b), &m); err != nil {
+		t.Fatal(err)
+	}
+	layer := filepath.Join(dir, "store", "blobs", "sha256", strings.TrimPrefix(m.Layers[0].Digest, "sha256:"))
+	layerBytes, err := os.ReadFile(layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, att := manifest(tagOf(b, "sig")), manifest(tagOf(b, "att"))
+	restore := func() {
+		t.Helper()
+		put(tagOf(b, "sig"), sig)
+		put(tagOf(b, "att"), att)
+		if err := ms.Tag(ctx, "scorer", "1.1.0", b); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(layer, layerBytes, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	otherKey := func(suffix string) {
+		t.Helper()
+		put(tagOf(b, suffix), empty)
+		var err error
+		if suffix == "sig" {
+			err = signature.Sign(ctx, repo, b, other)
+		} else {
+			err = signature.Attest(ctx, repo, b, ProvenanceType, json.RawMessage(`{"buildType":"other"}`), other)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ap := &applier{
+		env: &Env{
+			Config:   &schema.Config{Models: map[string]*schema.Model{"scorer": {Name: "scorer"}}},
+			Store:    ms,
+			Records:  recs,
+			Verifier: key.Public(),
+		},
+		plan: &plan.Plan{},
+	}
+	promote := func() (*state.Stages, error) {
+		st := &state.Stages{Model: "scorer", Stages: map[string]*state.Stage{}}
+		c := &plan.ModelChange{Model: "scorer", Version: "1.1.0", Stage: "staging", Action: plan.Create}
+		return st, ap.promote(ctx, ms, c, st, map[string]*state.ModelVersion{}, time.Now())
+	}
+
+	tests := []struct {
+		name  string
+		forge func()
+		is    error // the error wraps it
+		want  string
+	}{
+		{"version tag moved", func() { ms.Tag(ctx, "scorer", "1.1.0", a) }, nil, "tampered, or the tag moved outside zen"},
+		{"signature stripped", func() { put(tagOf(b, "sig"), empty) }, signature.ErrUnsigned, "signature: "},
+		{"signature by another key", func() { otherKey("sig") }, signature.ErrOtherKey, "signature: "},
+		{"signature replayed", func() { put(tagOf(b, "sig"), manifest(tagOf(a, "sig"))) }, signature.ErrBadSignature, "signature: "},
+		{"attestation stripped", func() { put(tagOf(b, "att"), empty) }, signature.ErrUnsigned, "provenance: "},
+		{"attestation by another key", func() { otherKey("att") }, signature.ErrOtherKey, "provenance: "},
+		{"attestation replayed", func() { put(tagOf(b, "att"), manifest(tagOf(a, "att"))) }, signature.ErrBadSignature, "provenance: "},
+		{"layer altered", func() {
+			altered := append([]byte(nil), layerBytes...)
+			altered[len(altered)-1] ^= 1
+			if err := os.WriteFile(layer, altered, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, registry.ErrDigestMismatch, "stored content was altered: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer restore()
+			tt.forge()
+			st, err := promote()
+			if err == nil {
+				t.Fatal("promoted a forged version")
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("err = %v, want one wrapping %v", err, tt.is)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want %q in it", err, tt.want)
+			}
+			if len(st.Stages) != 0 {
+				t.Errorf("recorded %v", st.Stages)
+			}
+			if got, err := ms.Resolve(ctx, "scorer", "staging"); !errors.Is(err, registry.ErrNotFound) {
+				t.Errorf("stage tag: %s, %v; want it absent", got, err)
+			}
+		})
+	}
+
+	st, err := promote()
+	if err != nil {
+		t.Fatalf("restored: %v", err)
+	}
+	if got := st.Stages["staging"]; got == nil || got.Digest != b {
+		t.Errorf("recorded %+v, want %s", got, b)
+	}
+	if got, err := ms.Resolve(ctx, "scorer", "staging"); err != nil || got != b {
+		t.Errorf("stage tag: %s, %v; want %s", got, err, b)
+	}
+}

@@ -45,6 +45,8 @@ type loader struct {
 	pkg  string // the package's id, which qualifies its hidden fields
 	errs Errors
 
+	resolvedRoot string // root with its symlinks resolved, once asked for
+
 	overrides []Override
 }
 
@@ -488,7 +490,8 @@ func (l *loader) checkRepoPath(p string, dir bool) string {
 	if msg := checkRel(p); msg != "" {
 		return msg
 	}
-	fi, err := os.Stat(filepath.Join(l.root, filepath.FromSlash(p)))
+	abs := filepath.Join(l.root, filepath.FromSlash(p))
+	fi, err := os.Stat(abs)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return fmt.Sprintf("%s: no such file or directory", p)
@@ -499,7 +502,27 @@ func (l *loader) checkRepoPath(p string, dir bool) string {
 	case !dir && fi.IsDir():
 		return fmt.Sprintf("%s is a directory (use dir: for a directory)", p)
 	}
+	// A symlink on the way (data/passwd -> /etc/passwd) must not lead out
+	// of the repository either: what a step reads is the repository's.
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return err.Error()
+	}
+	if rel, err := filepath.Rel(l.realRoot(), real); err != nil || !filepath.IsLocal(rel) {
+		return fmt.Sprintf("%s links outside the repository (to %s)", p, real)
+	}
 	return ""
+}
+
+// realRoot is the repository's root with its symlinks resolved.
+func (l *loader) realRoot() string {
+	if l.resolvedRoot == "" {
+		l.resolvedRoot = l.root
+		if r, err := filepath.EvalSymlinks(l.root); err == nil {
+			l.resolvedRoot = r
+		}
+	}
+	return l.resolvedRoot
 }
 
 // checkRel reports why p is not a clean relative path inside the

@@ -314,3 +314,32 @@ models: "fraud-detector": {
 		}
 	}
 }
+
+// TestLoadInputLinks refuses file and dir inputs whose path stays in the
+// repository as text but leads out of it through a symlink, and takes
+// links that stay in.
+func TestLoadInputLinks(t *testing.T) {
+	outside := t.TempDir()
+	os.WriteFile(filepath.Join(outside, "secret"), []byte("s"), 0o644)
+	dir := write(t, map[string]string{"data/v2/x.csv": "x", "zen.cue": ""})
+	for name, target := range map[string]string{"data/secret": filepath.Join(outside, "secret"), "data/up": "../..", "data/current": "v2", "data/x": "v2/x.csv"} {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for src, want := range map[string]string{
+		`file: "data/secret"`: `zen.cue:3:49: pipelines.p.steps.s.inputs.d.file: data/secret links outside the repository (to ` + filepath.Join(outside, "secret") + `)`,
+		`dir: "data/up"`:      `zen.cue:3:49: pipelines.p.steps.s.inputs.d.dir: data/up links outside the repository (to `,
+		`dir: "data/current"`: ``,
+		`file: "data/x"`:      ``,
+	} {
+		os.WriteFile(filepath.Join(dir, "zen.cue"), []byte("package zen\n\npipelines: p: steps: s: {run: [\"x\"], inputs: d: "+src+"}\n"), 0o644)
+		_, err := Load(dir)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: %v", src, err)
+		case want != "" && (err == nil || !strings.HasPrefix(err.Error(), want)):
+			t.Errorf("%s: %v, want %s", src, err, want)
+		}
+	}
+}

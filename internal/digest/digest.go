@@ -96,8 +96,13 @@ func (h *Hasher) File(path string) (string, error) {
 
 // Dir returns a digest of the folder at path: of every file's relative
 // path, executable bit and content digest, and every symlink's target, in
-// sorted order. Empty folders count too.
+// sorted order. Empty folders count too. A folder that is a symlink is
+// the folder it leads to; a symlink in it must stay in it, as in a folder
+// a step outputs: its target's content is not in the digest.
 func (h *Hasher) Dir(root string) (string, error) {
+	if real, err := filepath.EvalSymlinks(root); err == nil {
+		root = real
+	}
 	var lines []string
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -112,6 +117,17 @@ func (h *Hasher) Dir(root string) (string, error) {
 			t, err := os.Readlink(p)
 			if err != nil {
 				return err
+			}
+			// A dangling link is judged by its text.
+			to, err := filepath.EvalSymlinks(p)
+			if err != nil {
+				to = filepath.Join(filepath.Dir(p), t)
+				if filepath.IsAbs(t) {
+					to = t
+				}
+			}
+			if r, err := filepath.Rel(root, to); err != nil || !filepath.IsLocal(r) {
+				return fmt.Errorf("link %s leads outside the folder (to %s)", rel, t)
 			}
 			lines = append(lines, "l "+rel+" "+t)
 		case d.Type().IsRegular():

@@ -67,3 +67,44 @@ func TestDir(t *testing.T) {
 		}
 	}
 }
+
+// TestDirLinks hashes a folder reached through a symlink as the folder it
+// leads to, and refuses links in it that lead out of it: their targets'
+// content would not be in the digest.
+func TestDirLinks(t *testing.T) {
+	d := t.TempDir()
+	data := filepath.Join(d, "data")
+	os.MkdirAll(filepath.Join(data, "v2"), 0o755)
+	os.WriteFile(filepath.Join(data, "v2", "x.txt"), []byte("x"), 0o644)
+	os.Symlink("v2", filepath.Join(data, "current"))
+	h := New("")
+	viaLink, err := h.Dir(filepath.Join(data, "current"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, _ := h.Dir(filepath.Join(data, "v2"))
+	if viaLink != direct {
+		t.Errorf("through a link: %s, direct: %s", viaLink, direct)
+	}
+	os.WriteFile(filepath.Join(data, "v2", "x.txt"), []byte("changed"), 0o644)
+	if again, _ := New("").Dir(filepath.Join(data, "current")); again == viaLink {
+		t.Error("content changed behind a link, digest did not")
+	}
+
+	// Links that stay in the folder are hashed by their text, dangling or
+	// not; links that leave it are refused.
+	os.Symlink("x.txt", filepath.Join(data, "v2", "same"))
+	os.Symlink("gone.txt", filepath.Join(data, "v2", "dangling"))
+	if _, err := New("").Dir(filepath.Join(data, "v2")); err != nil {
+		t.Errorf("links inside: %v", err)
+	}
+	for name, target := range map[string]string{"abs": "/etc/hostname", "up": "../../outside", "sideways": "../current/x.txt"} {
+		sub := filepath.Join(d, name)
+		os.MkdirAll(sub, 0o755)
+		os.Symlink(target, filepath.Join(sub, "l"))
+		_, err := New("").Dir(sub)
+		if err == nil || err.Error() != "link l leads outside the folder (to "+target+")" {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

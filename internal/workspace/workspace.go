@@ -147,10 +147,13 @@ func (w *Workspace) File(p string) (string, error) {
 // Dir returns the digest of a repository folder.
 func (w *Workspace) Dir(p string) (string, error) {
 	d, err := w.Hasher.Dir(w.abs(p))
-	if errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return "", fmt.Errorf("%s: no such directory", p)
+	case err != nil:
+		return "", fmt.Errorf("%s: %w", p, err)
 	}
-	return d, err
+	return d, nil
 }
 
 // Code returns the digests of a step's code files: the repository files its

@@ -260,6 +260,13 @@ func (a *applier) once(kind, digest string, fetch func(dest string) error) (stri
 // checkOutputs checks that the step wrote exactly its declared outputs,
 // each of the declared shape.
 func checkOutputs(s *schema.Step, dir string) error {
+	// The folder itself must still be the one zen made: replaced by a
+	// link, it would have zen store whatever the link leads to.
+	if fi, err := os.Lstat(dir); err != nil {
+		return fmt.Errorf("$ZEN_OUTPUTS: %w", err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("$ZEN_OUTPUTS: the step replaced the folder with %s; write the outputs into it", fileKind(fi.Mode()))
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
@@ -387,7 +394,7 @@ func readMetrics(path string) (map[string]float64, error) {
 	return out, nil
 }
 
-// fileKind names what a file that is not a regular one is, for messages.
+// fileKind names the kind of a file, for messages.
 func fileKind(m os.FileMode) string {
 	switch {
 	case m&os.ModeSymlink != 0:
@@ -400,8 +407,10 @@ func fileKind(m os.FileMode) string {
 		return "a socket"
 	case m&os.ModeDevice != 0:
 		return "a device"
+	case m.IsRegular():
+		return "a file"
 	}
-	return "not a regular file"
+	return "a special file"
 }
 
 // readOnly makes a step's finished outputs read-only for the steps that

@@ -125,6 +125,11 @@ func TestCheckOutputs(t *testing.T) {
 		{"dir is file", func(d string) { os.RemoveAll(filepath.Join(d, "d")); os.WriteFile(filepath.Join(d, "d"), nil, 0o644) }, "output d: type dir, but the step wrote a file"},
 		{"empty model dir", func(d string) { os.Remove(filepath.Join(d, "m")); os.Mkdir(filepath.Join(d, "m"), 0o755) }, "output m: type model, but the folder is empty"},
 		{"symlink", func(d string) { os.Remove(filepath.Join(d, "f")); os.Symlink("/etc/passwd", filepath.Join(d, "f")) }, "output f: is a symbolic link"},
+		{"outputs folder made a link", func(d string) {
+			os.Rename(d, d+".real")
+			os.Symlink(d+".real", d)
+		}, "$ZEN_OUTPUTS: the step replaced the folder with a symbolic link; write the outputs into it"},
+		{"outputs folder made a file", func(d string) { os.RemoveAll(d); os.WriteFile(d, nil, 0o644) }, "$ZEN_OUTPUTS: the step replaced the folder with a file; write the outputs into it"},
 		{"fifo model", func(d string) { os.Remove(filepath.Join(d, "m")); syscall.Mkfifo(filepath.Join(d, "m"), 0o644) }, "output m: type model must be a file or a folder, not a named pipe"},
 		{"fifo file", func(d string) { os.Remove(filepath.Join(d, "f")); syscall.Mkfifo(filepath.Join(d, "f"), 0o644) }, "output f: type file must be a file"},
 	}

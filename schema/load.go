@@ -531,6 +531,8 @@ func checkRel(p string) string {
 	switch {
 	case p == "":
 		return ""
+	case strings.ContainsRune(p, 0):
+		return fmt.Sprintf("%q: a path cannot hold a NUL byte", p)
 	case strings.HasPrefix(p, "/") || filepath.IsAbs(p):
 		return fmt.Sprintf("%s: path must be relative to the repository root", p)
 	case p == ".." || strings.HasPrefix(p, "../") || strings.Contains(p, "/../") || strings.HasSuffix(p, "/.."):

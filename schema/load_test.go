@@ -140,6 +140,7 @@ func TestLoadErrors(t *testing.T) {
 		{"cpus beyond int32", base + `pipelines: p: steps: s: {run: ["x"], resources: cpus: 99999999999999999999}`, `zen.cue:3:55: pipelines.p.steps.s.resources.cpus: invalid value 99999999999999999999 (out of bound <=2147483647)`},
 		{"exit code beyond 255", base + `pipelines: p: steps: s: {run: ["x"], retries: {attempts: 1, except_exit_codes: [256]}}`, `zen.cue:3:47: pipelines.p.steps.s.retries: conflicting values`},
 		{"not UTF-8", base + "pipelines: p: steps: s: run: [\"caf\xe9\"]", `zen.cue:3:35: invalid UTF-8 (byte 0xe9): CUE files are UTF-8`},
+		{"NUL in a path", base + `pipelines: p: steps: s: {run: ["x"], inputs: d: file: "data/x\u0000.csv"}`, `zen.cue:3:49: pipelines.p.steps.s.inputs.d.file: "data/x\x00.csv": a path cannot hold a NUL byte`},
 		{"structural cycle in a hidden field", base + "_x: {y: _x}\npipelines: p: {parameters: x: _x, steps: s: run: [\"x\"]}", `zen.cue:3:6: _x.y: structural cycle`},
 		{"structural cycle in a definition", base + "#X: {y: #X}\npipelines: p: {parameters: x: #X, steps: s: run: [\"x\"]}", `zen.cue:3:6: #X.y: structural cycle`},
 		{"name of 129 characters", base + `pipelines: p: steps: ` + strings.Repeat("s", 129) + `: run: ["x"]`, `zen.cue:3:22: pipelines.p.steps.` + strings.Repeat("s", 129) + `: field not allowed`},

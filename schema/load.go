@@ -439,6 +439,14 @@ func (l *loader) checkCode(g string) string {
 	if slices.Contains(strings.Split(g, "/"), "..") {
 		return fmt.Sprintf("%s: path leaves the repository", g)
 	}
+	// The part before the first wildcard, as an input path is.
+	if prefix, _ := doublestar.SplitPattern(g); prefix != "." {
+		if real, err := filepath.EvalSymlinks(filepath.Join(l.root, filepath.FromSlash(prefix))); err == nil {
+			if rel, err := filepath.Rel(l.realRoot(), real); err != nil || !filepath.IsLocal(rel) {
+				return fmt.Sprintf("%s: %s links outside the repository (to %s)", g, prefix, real)
+			}
+		}
+	}
 	found := false
 	_ = doublestar.GlobWalk(os.DirFS(l.root), g, func(p string, d fs.DirEntry) error {
 		if p == ".zen" || strings.HasPrefix(p, ".zen/") {

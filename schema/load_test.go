@@ -323,7 +323,7 @@ func TestLoadInputLinks(t *testing.T) {
 	outside := t.TempDir()
 	os.WriteFile(filepath.Join(outside, "secret"), []byte("s"), 0o644)
 	dir := write(t, map[string]string{"data/v2/x.csv": "x", "zen.cue": ""})
-	for name, target := range map[string]string{"data/secret": filepath.Join(outside, "secret"), "data/up": "../..", "data/current": "v2", "data/x": "v2/x.csv"} {
+	for name, target := range map[string]string{"data/secret": filepath.Join(outside, "secret"), "data/up": "../..", "data/current": "v2", "data/x": "v2/x.csv", "data/out": outside} {
 		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
 		}
@@ -333,6 +333,7 @@ func TestLoadInputLinks(t *testing.T) {
 		`dir: "data/up"`:      `zen.cue:3:49: pipelines.p.steps.s.inputs.d.dir: data/up links outside the repository (to `,
 		`dir: "data/current"`: ``,
 		`file: "data/x"`:      ``,
+		`file: "data/x", code: ["data/out/*.py"]`: `zen.cue:3:72: pipelines.p.steps.s.code[0]: data/out/*.py: data/out links outside the repository (to ` + outside + `)`,
 	} {
 		os.WriteFile(filepath.Join(dir, "zen.cue"), []byte("package zen\n\npipelines: p: steps: s: {run: [\"x\"], inputs: d: "+src+"}\n"), 0o644)
 		_, err := Load(dir)

@@ -132,6 +132,14 @@ func (w *Workspace) Changes() (paths []string, id string, err error) {
 	return paths, "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// realRoot is the root with its symlinks resolved.
+func (w *Workspace) realRoot() string {
+	if r, err := filepath.EvalSymlinks(w.Root); err == nil {
+		return r
+	}
+	return w.Root
+}
+
 // abs turns a slash-separated repository path into an absolute one.
 func (w *Workspace) abs(p string) string { return filepath.Join(w.Root, filepath.FromSlash(p)) }
 
@@ -186,6 +194,13 @@ func (w *Workspace) Code(s *schema.Step) (map[string]string, error) {
 		for _, m := range matches {
 			if m == DataDir || strings.HasPrefix(m, DataDir+"/") {
 				continue
+			}
+			// A match reached through a symlink (a ** that went down a
+			// linked folder) must still be the repository's.
+			if real, err := filepath.EvalSymlinks(w.abs(m)); err == nil {
+				if rel, err := filepath.Rel(w.realRoot(), real); err != nil || !filepath.IsLocal(rel) {
+					return nil, fmt.Errorf("code: %q matches %s, which links outside the repository (to %s)", pattern, m, real)
+				}
 			}
 			d, err := w.File(m)
 			if err != nil {

@@ -107,6 +107,17 @@ func TestCode(t *testing.T) {
 	if _, err := ws.Code(s); err == nil || !strings.Contains(err.Error(), `"src/**/*.py" matches no file`) {
 		t.Fatalf("glob matching nothing: %v", err)
 	}
+
+	// A ** that goes down a linked folder out of the repository.
+	outside := t.TempDir()
+	os.WriteFile(filepath.Join(outside, "secret.py"), []byte("s"), 0o644)
+	if err := os.Symlink(outside, filepath.Join(dir, "steps", "lib", "vendor")); err != nil {
+		t.Fatal(err)
+	}
+	s.Code = []string{"steps/**/*.py"}
+	if _, err := ws.Code(s); err == nil || !strings.Contains(err.Error(), `code: "steps/**/*.py" matches steps/lib/vendor/secret.py, which links outside the repository (to `) {
+		t.Fatalf("glob through a link out: %v", err)
+	}
 }
 
 func TestExecutable(t *testing.T) {

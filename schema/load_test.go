@@ -329,10 +329,10 @@ func TestLoadInputLinks(t *testing.T) {
 		}
 	}
 	for src, want := range map[string]string{
-		`file: "data/secret"`: `zen.cue:3:49: pipelines.p.steps.s.inputs.d.file: data/secret links outside the repository (to ` + filepath.Join(outside, "secret") + `)`,
-		`dir: "data/up"`:      `zen.cue:3:49: pipelines.p.steps.s.inputs.d.dir: data/up links outside the repository (to `,
-		`dir: "data/current"`: ``,
-		`file: "data/x"`:      ``,
+		`file: "data/secret"`:                     `zen.cue:3:49: pipelines.p.steps.s.inputs.d.file: data/secret links outside the repository (to ` + filepath.Join(outside, "secret") + `)`,
+		`dir: "data/up"`:                          `zen.cue:3:49: pipelines.p.steps.s.inputs.d.dir: data/up links outside the repository (to `,
+		`dir: "data/current"`:                     ``,
+		`file: "data/x"`:                          ``,
 		`file: "data/x", code: ["data/out/*.py"]`: `zen.cue:3:72: pipelines.p.steps.s.code[0]: data/out/*.py: data/out links outside the repository (to ` + outside + `)`,
 	} {
 		os.WriteFile(filepath.Join(dir, "zen.cue"), []byte("package zen\n\npipelines: p: steps: s: {run: [\"x\"], inputs: d: "+src+"}\n"), 0o644)

@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/zen-dev/zen/schema"
 )
 
 // A saved plan is a JSON document: the plan, the request that made it
@@ -31,6 +34,33 @@ type Request struct {
 	Pipelines []string `json:"pipelines,omitempty"`
 	NoCache   bool     `json:"no_cache,omitempty"`
 	Sets      []string `json:"sets,omitempty"`
+}
+
+// The names a request holds, as the schema has them (schema.cue's
+// #StackName and #Name).
+var (
+	stackNameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+	pipelineNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+)
+
+// check says what is wrong with a request read from a file, or "": the
+// stack and pipelines must be names zen could have written, and each --set
+// must parse. Applying the plan then names the file, not --stack or --set.
+func (r Request) check() string {
+	if !stackNameRE.MatchString(r.Stack) {
+		return fmt.Sprintf("names stack %q", r.Stack)
+	}
+	for _, p := range r.Pipelines {
+		if !pipelineNameRE.MatchString(p) {
+			return fmt.Sprintf("names pipeline %q", p)
+		}
+	}
+	for _, s := range r.Sets {
+		if _, err := schema.ParseOverride(s); err != nil {
+			return fmt.Sprintf("holds --set %q", s)
+		}
+	}
+	return ""
 }
 
 // Saved is a saved plan, as read.
@@ -98,6 +128,9 @@ func ReadSaved(r io.Reader, name string) (*Saved, error) {
 		Body    json.RawMessage `json:"body"`
 		Digest  string          `json:"digest"`
 	}
+	if trimmed := bytes.TrimSpace(raw); json.Valid(trimmed) && !bytes.HasPrefix(trimmed, []byte("{")) {
+		return nil, fail("it is JSON, but not the object zen plan -o writes")
+	}
 	if err := json.Unmarshal(raw, &head); err != nil {
 		if len(bytes.TrimSpace(raw)) > 0 && bytes.HasPrefix(bytes.TrimSpace(raw), []byte(`{"format":"`+SavedFormat+`"`)) {
 			return nil, fail("cut short or damaged (%v): make it again with zen plan -o", err)
@@ -123,6 +156,9 @@ func ReadSaved(r io.Reader, name string) (*Saved, error) {
 	}
 	if hasNull(body.Plan) {
 		return nil, fail("its plan lists a null pipeline, step or model change")
+	}
+	if why := body.Request.check(); why != "" {
+		return nil, fail("its request %s, which zen plan -o never writes: the file was edited", why)
 	}
 	return &Saved{Format: head.Format, Version: head.Version, Zen: head.Zen, Request: body.Request, Plan: body.Plan, Digest: head.Digest}, nil
 }

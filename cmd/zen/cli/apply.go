@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -269,9 +270,14 @@ func applySaved(ctx context.Context, f *planFlags, args []string) (*planned, err
 	if f.stack != "" || f.noCache || len(f.sets) > 0 {
 		return nil, fmt.Errorf("%s carries the stack, pipelines, --no-cache and --set it was made with: apply it without them", name)
 	}
-	file, err := os.Open(name)
+	// Not blocking on a FIFO: a plan file is a regular file.
+	file, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("plan file: %w", err)
+	}
+	if fi, err := file.Stat(); err != nil || !fi.Mode().IsRegular() {
+		file.Close()
+		return nil, fmt.Errorf("plan file %s: not a regular file", name)
 	}
 	saved, err := plan.ReadSaved(file, name)
 	file.Close()

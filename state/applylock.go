@@ -48,8 +48,13 @@ func (s *Store) LockApply(what string, timeout time.Duration) (*ApplyLock, error
 		}
 		if time.Now().After(deadline) {
 			holder := "another process"
-			if b, rerr := os.ReadFile(p); rerr == nil && len(b) > 0 {
-				holder = strings.TrimSpace(string(b))
+			// The holder writes who it is right after it takes the lock.
+			for range 20 {
+				if b, rerr := os.ReadFile(p); rerr == nil && len(b) > 0 {
+					holder = strings.TrimSpace(string(b))
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
 			f.Close()
 			wait := "wait for it to finish, or pass --lock-timeout to wait"

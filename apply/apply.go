@@ -149,7 +149,7 @@ func Apply(ctx context.Context, env *Env, p *plan.Plan) (*Result, error) {
 		if err := a.executeSlurm(ctx); err != nil {
 			return nil, err
 		}
-		if a.jobs > 0 {
+		if a.detached() {
 			return a.recordSubmission()
 		}
 	} else {
@@ -214,12 +214,10 @@ type applier struct {
 
 	signer signer
 
-	// On a Slurm stack: the source tree's digest; how many jobs a
-	// detached apply left on the cluster; keepJobs leaves the jobs
-	// running when the wait is interrupted (collecting a detached run);
-	// sub is the submission being collected.
+	// On a Slurm stack: the source tree's digest; keepJobs leaves the
+	// jobs running when the wait is interrupted (collecting a detached
+	// run); sub is the submission being collected.
 	source   string
-	jobs     int
 	keepJobs bool
 	sub      *state.Submission
 	// staleBaseline names the pipelines whose baseline another apply

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +28,12 @@ import (
 // jobs go on, and the runs stay submitted.
 var ErrStopped = errors.New("stopped waiting; the jobs go on")
 
+// detached reports whether the Slurm jobs were submitted and left to run
+// on: a detached apply that submitted any.
+func (a *applier) detached() bool {
+	return slices.ContainsFunc(a.nodes, func(n *node) bool { return n.res != nil && n.res.Status == state.StatusSubmitted })
+}
+
 // recordSubmission records the runs of a detached apply as submitted.
 func (a *applier) recordSubmission() (*Result, error) {
 	var ids []string
@@ -38,9 +44,7 @@ func (a *applier) recordSubmission() (*Result, error) {
 	}
 	// Jobs nobody can collect are not left on the cluster.
 	cancel := func(err error) (*Result, error) {
-		if len(ids) > 0 {
-			_ = exec.Command("scancel", ids...).Run()
-		}
+		scancel(ids)
 		return nil, fmt.Errorf("%w (the submitted jobs were cancelled)", err)
 	}
 	planJSON, err := json.Marshal(a.plan)
@@ -48,7 +52,7 @@ func (a *applier) recordSubmission() (*Result, error) {
 		return cancel(err)
 	}
 	now := time.Now().UTC()
-	sub := &state.Submission{Version: state.RecordVersion, ID: a.runs[0].run.ID, Stack: a.plan.Stack, Source: a.source, Store: a.env.StoreRef, Plan: planJSON, Submitted: now, Jobs: a.jobs}
+	sub := &state.Submission{Version: state.RecordVersion, ID: a.runs[0].run.ID, Stack: a.plan.Stack, Source: a.source, Store: a.env.StoreRef, Plan: planJSON, Submitted: now, Jobs: len(ids)}
 	files := map[string][]byte{}
 	res := &Result{Submission: sub}
 	var summary []string

@@ -151,9 +151,7 @@ func (a *applier) executeSlurm(ctx context.Context) error {
 		for _, j := range jobs {
 			ids = append(ids, j.id)
 		}
-		if len(ids) > 0 {
-			_ = exec.Command("scancel", ids...).Run()
-		}
+		scancel(ids)
 	}
 	// In waves: the steps whose upstream jobs are all submitted go at
 	// once, since sbatch takes a while each.
@@ -255,7 +253,6 @@ func (a *applier) executeSlurm(ctx context.Context) error {
 		for n, j := range byNode {
 			n.res = &state.StepResult{Status: state.StatusSubmitted, Job: j.id}
 		}
-		a.jobs = len(jobs)
 		return nil
 	}
 	return a.finishSlurm(ctx, jobs)
@@ -307,7 +304,7 @@ func (a *applier) waitJobs(ctx context.Context, jobs []*job) error {
 	for {
 		if ctx.Err() != nil {
 			if !a.keepJobs {
-				_ = exec.Command("scancel", ids...).Run()
+				scancel(ids)
 			}
 			return nil
 		}
@@ -321,7 +318,7 @@ func (a *applier) waitJobs(ctx context.Context, jobs []*job) error {
 			if a.keepJobs {
 				return fmt.Errorf("%w (the run's jobs were left as they are)", err)
 			}
-			_ = exec.Command("scancel", ids...).Run()
+			scancel(ids)
 			return fmt.Errorf("%w (the run's jobs were cancelled)", err)
 		}
 		left := 0
@@ -357,9 +354,7 @@ func (a *applier) waitJobs(ctx context.Context, jobs []*job) error {
 				left++
 			}
 		}
-		if len(orphans) > 0 {
-			_ = exec.Command("scancel", orphans...).Run()
-		}
+		scancel(orphans)
 		if left == 0 {
 			return nil
 		}
@@ -610,6 +605,13 @@ func NoteJob(why string) {
 		why = why[:500] + "…"
 	}
 	_ = exec.Command("scontrol", "update", "JobId="+id, "Comment=zen step-run: "+why).Run()
+}
+
+// scancel cancels the jobs ids, if any, as far as Slurm lets it.
+func scancel(ids []string) {
+	if len(ids) > 0 {
+		_ = exec.Command("scancel", ids...).Run()
+	}
 }
 
 // shellQuote quotes s for sh.

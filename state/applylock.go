@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -66,7 +65,7 @@ func (s *Store) LockApply(what string, timeout time.Duration) (*ApplyLock, error
 		time.Sleep(applyLockPoll)
 	}
 	// Who holds it, for the message another zen gives.
-	info := fmt.Sprintf("%s (pid %s, since %s)", what, strconv.Itoa(os.Getpid()), time.Now().Format("15:04:05"))
+	info := fmt.Sprintf("%s (pid %d, since %s)", what, os.Getpid(), time.Now().Format("15:04:05"))
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(info+"\n"), 0)
 	}

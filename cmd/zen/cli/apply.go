@@ -132,10 +132,7 @@ func applyPlan(ctx context.Context, g *globals, pl *planned, jobs int, detach bo
 	// before anything runs, so that a missing key or a wrong
 	// password fails with nothing done. The local stack's key pair
 	// is made here, on first use.
-	signer, keyID, verifier, err := pl.sess.signer(pl.stack)
-	if err == nil && signer != nil {
-		err = pl.sess.checkPublicKey(pl.stack, verifier)
-	}
+	signer, keyID, verifier, err := pl.sess.checkedSigner(pl.stack)
 	if err != nil {
 		return err
 	}

@@ -69,10 +69,7 @@ func collect(ctx context.Context, stderr io.Writer, sess *session, recs state.Re
 	if st == nil {
 		return nil, fmt.Errorf("run %s: stack %s is not in the CUE it was submitted with", sub.Runs[0], sub.Stack)
 	}
-	signer, keyID, verifier, err := sess.signer(st)
-	if err == nil && signer != nil {
-		err = sess.checkPublicKey(st, verifier)
-	}
+	signer, keyID, verifier, err := sess.checkedSigner(st)
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,16 @@ func (s *session) signer(st *schema.Stack) (*signature.Signer, string, *signatur
 	return s.signed.s, s.signed.id, s.signed.v, s.signed.err
 }
 
+// checkedSigner is signer, with a declared signer.public_key checked
+// against the private key's public half.
+func (s *session) checkedSigner(st *schema.Stack) (*signature.Signer, string, *signature.Verifier, error) {
+	signer, keyID, verifier, err := s.signer(st)
+	if err == nil && signer != nil {
+		err = s.checkPublicKey(st, verifier)
+	}
+	return signer, keyID, verifier, err
+}
+
 // signed is a session's signer, loaded once: decrypting a key is slow.
 type signed struct {
 	s   *signature.Signer

@@ -92,7 +92,6 @@ func collect(ctx context.Context, stderr io.Writer, sess *session, recs state.Re
 // was recorded, err what went wrong (a *apply.RunError for a run that
 // failed).
 type collected struct {
-	sub *state.Submission
 	res *apply.Result
 	err error
 }
@@ -127,6 +126,6 @@ func collectPending(ctx context.Context, stderr io.Writer, sess *session) ([]col
 		case err != nil && !errors.As(err, &re) && !errors.As(err, &refused):
 			fmt.Fprintf(stderr, "zen: %v; run %s stays submitted\n", err, sub.Runs[0])
 		}
-		done = append(done, collected{sub: sub, res: res, err: err})
+		done = append(done, collected{res: res, err: err})
 	}
 }

@@ -13,15 +13,12 @@ import (
 
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/registry"
+	"github.com/zen-dev/zen/registry/provenance"
 	"github.com/zen-dev/zen/registry/signature"
+	"github.com/zen-dev/zen/registry/verify"
 	"github.com/zen-dev/zen/schema/gate"
 	"github.com/zen-dev/zen/state"
 )
-
-// ProvenanceType is the predicate type of the attestation each model
-// version carries: SLSA provenance v0.2, which `cosign verify-attestation
-// --type slsaprovenance` checks.
-const ProvenanceType = "https://slsa.dev/provenance/v0.2"
 
 // RefusedError lists model changes apply did not make, each with its
 // reason. What could be made was made and recorded.
@@ -215,20 +212,23 @@ func (a *applier) produce(ctx context.Context, ms registry.ModelStore, c *plan.M
 	m := a.env.Config.Models[c.Model]
 	mv := &state.ModelVersion{
 		Version: state.RecordVersion, Model: c.Model, ModelVersion: c.Version, Digest: desc.Digest,
-		Repository: ms.ModelRepository(c.Model).Reference(),
-		Pipeline:   m.Pipeline, Step: m.Step, Output: m.Output, OutputDigest: art.Digest,
+		Repository: ms.ModelRepository(c.Model).Reference(), Stack: a.env.Stack.Name,
+		Pipeline: m.Pipeline, Step: m.Step, Output: m.Output, OutputDigest: art.Digest,
 		RunID: p.runID, SourceCommit: commit, Metrics: p.metrics, Declared: m.Versions[c.Version], Created: now,
 	}
 	if s := a.env.Signer; s != nil {
-		repo := SignatureRepository(ms.ModelRepository(c.Model))
+		repo := verify.Repository(ms.ModelRepository(c.Model))
 		if err := signature.Sign(ctx, repo, desc.Digest, s); err != nil {
 			return nil, fmt.Errorf("sign: %w", err)
 		}
-		pred, err := build{entry: mv.Pipeline + "." + mv.Step + "." + mv.Output, runID: p.runID, commit: mv.SourceCommit, parameters: p.params, fp: p.fp}.predicate()
+		b := &provenance.Build{Entry: mv.Pipeline + "." + mv.Step + "." + mv.Output, Run: p.runID, Commit: mv.SourceCommit}
+		fingerprinted(b, p.fp)
+		b.Parameters = p.params
+		pred, err := b.Predicate()
 		if err != nil {
 			return nil, err
 		}
-		if err := signature.Attest(ctx, repo, desc.Digest, ProvenanceType, pred, s); err != nil {
+		if err := signature.Attest(ctx, repo, desc.Digest, provenance.Type, pred, s); err != nil {
 			return nil, fmt.Errorf("attest: %w", err)
 		}
 		mv.SignedBy = a.env.KeyID
@@ -237,14 +237,23 @@ func (a *applier) produce(ctx context.Context, ms registry.ModelStore, c *plan.M
 }
 
 // repair points a stage's tag back at the recorded version, which must
-// still be in the store and, with a verifier, signed: the record is right,
-// the store drifted. A version whose manifest is gone cannot be restored
-// from git, and is refused.
+// still be in the store and, with a verifier, verify as a stage move does
+// (signature, provenance, content): the record is right, the store
+// drifted. A version whose manifest is gone cannot be restored from git,
+// and is refused.
 func (a *applier) repair(ctx context.Context, ms registry.ModelStore, c *plan.ModelChange) error {
-	if v := a.env.Verifier; v != nil {
-		if err := signature.Verify(ctx, SignatureRepository(ms.ModelRepository(c.Model)), c.Digest, v); err != nil {
-			return fmt.Errorf("the recorded version does not verify, so it is not tagged again: %w", err)
+	mv, ok, err := a.modelRecords().ModelVersion(c.Model, c.Version)
+	if err != nil {
+		return err
+	}
+	if !ok || mv.Digest != c.Digest {
+		return fmt.Errorf("the state ref has no record of version %s at %s", c.Version, c.Digest)
+	}
+	if err := a.verifyVersion(ctx, ms, mv, "", true); err != nil {
+		if verify.KindOf(err) == verify.Missing {
+			return fmt.Errorf("the recorded version %s is gone from the store: it cannot be restored from git; produce a new version", c.Digest)
 		}
+		return fmt.Errorf("the recorded version does not verify, so it is not tagged again: %w", err)
 	}
 	if err := ms.Tag(ctx, c.Model, c.Stage, c.Digest); err != nil {
 		if errors.Is(err, registry.ErrNotFound) {
@@ -253,6 +262,62 @@ func (a *applier) repair(ctx context.Context, ms registry.ModelStore, c *plan.Mo
 		return err
 	}
 	return nil
+}
+
+// verifyStageInput checks, before a step reads it, the version a {model,
+// stage} input resolved to when planned, as a stage move would (its
+// content is checked as it is pulled).
+func (a *applier) verifyStageInput(ctx context.Context, ms registry.ModelStore, model, stage, digest string) error {
+	mv, err := a.recordedVersion(model, stage, digest)
+	if err != nil {
+		return err
+	}
+	if err := a.verifyVersion(ctx, ms, mv, "", false); err != nil {
+		return fmt.Errorf("model %s %s in stage %s: %w", model, mv.ModelVersion, stage, err)
+	}
+	return nil
+}
+
+// recordedVersion finds the record of the version with digest that stage
+// holds, or held: the record of a version is kept for good.
+func (a *applier) recordedVersion(model, stage, digest string) (*state.ModelVersion, error) {
+	mr := a.modelRecords()
+	if st, ok, err := mr.Stages(model); err != nil {
+		return nil, err
+	} else if ok && st.Stages[stage] != nil && st.Stages[stage].Digest == digest {
+		if mv, ok, err := mr.ModelVersion(model, st.Stages[stage].ModelVersion); err != nil || ok {
+			return mv, err
+		}
+	}
+	return nil, fmt.Errorf("model %s: no recorded version of stage %s is %s", model, stage, digest)
+}
+
+// verifyVersion checks a recorded version as zen verify does: that tag
+// (if not "") points at it, that it is signed and attested by the key with
+// provenance naming its record, and, with content, that its blobs still
+// match their digests. Without a verifier (a stack that signs nothing)
+// only the tag and content are checked.
+func (a *applier) verifyVersion(ctx context.Context, ms registry.ModelStore, mv *state.ModelVersion, tag string, content bool) error {
+	if a.env.Verifier == nil {
+		if tag != "" {
+			if got, err := ms.Resolve(ctx, mv.Model, tag); err != nil {
+				return fmt.Errorf("version tag: %w", err)
+			} else if got != mv.Digest {
+				return fmt.Errorf("the store's %s:%s is %s, the record says %s: tampered, or the tag moved outside zen", mv.Model, tag, got, mv.Digest)
+			}
+		}
+		if !content {
+			return nil
+		}
+		return checkContent(ctx, ms, mv.Model, mv.Digest)
+	}
+	runs, _ := a.env.Records.(verify.Runs)
+	want, err := verify.ModelBuild(runs, mv)
+	if err != nil {
+		return err
+	}
+	v := &verify.Verifier{Key: a.env.Verifier}
+	return v.Model(ctx, ms, mv.Model, tag, mv.Digest, want, content)
 }
 
 // promote checks a stage move's gate and signature, then moves the tag.
@@ -298,28 +363,11 @@ func (a *applier) promote(ctx context.Context, ms registry.ModelStore, c *plan.M
 	}
 	// The version's tag, signature, provenance and content must still be
 	// what apply made: anything else was done outside zen, and is not
-	// promoted.
-	if got, err := ms.Resolve(ctx, c.Model, c.Version); err != nil {
-		return fmt.Errorf("version tag: %w", err)
-	} else if got != mv.Digest {
-		return fmt.Errorf("the store's %s:%s is %s, the record says %s: tampered, or the tag moved outside zen", c.Model, c.Version, got, mv.Digest)
-	}
-	if v := a.env.Verifier; v != nil {
-		repo := SignatureRepository(ms.ModelRepository(c.Model))
-		if err := signature.Verify(ctx, repo, mv.Digest, v); err != nil {
-			return fmt.Errorf("signature: %w", err)
-		}
-		if _, err := signature.VerifyAttestation(ctx, repo, mv.Digest, ProvenanceType, v); err != nil {
-			return fmt.Errorf("provenance: %w", err)
-		}
-	}
-	// A version this apply pushed was hashed as it was pushed; one made
-	// before is read whole, once, as zen verify does: an altered blob is
-	// refused here rather than found by whatever pulls the stage.
-	if produced[c.Model+"/"+c.Version] == nil {
-		if err := checkContent(ctx, ms, c.Model, mv.Digest); err != nil {
-			return err
-		}
+	// promoted. A version this apply pushed was hashed as it was pushed;
+	// one made before is read whole, once, as zen verify does: an altered
+	// blob is refused here rather than found by whatever pulls the stage.
+	if err := a.verifyVersion(ctx, ms, mv, c.Version, produced[c.Model+"/"+c.Version] == nil); err != nil {
+		return err
 	}
 	if err := ms.Tag(ctx, c.Model, c.Stage, mv.Digest); err != nil {
 		return err
@@ -343,27 +391,4 @@ func checkContent(ctx context.Context, ms registry.ModelStore, model, digest str
 		return fmt.Errorf("content: %w", err)
 	}
 	return nil
-}
-
-// SignatureRepository adapts a store's model repository for the signature
-// package: "not found" there is signature.ErrNotFound.
-func SignatureRepository(r registry.RawRepository) signature.Repository { return sigRepo{r} }
-
-type sigRepo struct{ registry.RawRepository }
-
-func notFound(err error) error {
-	if errors.Is(err, registry.ErrNotFound) {
-		return fmt.Errorf("%w: %v", signature.ErrNotFound, err)
-	}
-	return err
-}
-
-func (r sigRepo) Manifest(ctx context.Context, tag string) ([]byte, error) {
-	b, err := r.RawRepository.Manifest(ctx, tag)
-	return b, notFound(err)
-}
-
-func (r sigRepo) Blob(ctx context.Context, digest string) ([]byte, error) {
-	b, err := r.RawRepository.Blob(ctx, digest)
-	return b, notFound(err)
 }

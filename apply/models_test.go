@@ -12,7 +12,9 @@ import (
 
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/registry"
+	"github.com/zen-dev/zen/registry/provenance"
 	"github.com/zen-dev/zen/registry/signature"
+	"github.com/zen-dev/zen/registry/verify"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
 )
@@ -55,7 +57,18 @@ func TestPromoteRefusesForgeries(t *testing.T) {
 	defer store.Close()
 	ms := store.(registry.ModelStore)
 	key, other := testSigner(t), testSigner(t)
-	repo := SignatureRepository(ms.ModelRepository("scorer"))
+	repo := verify.Repository(ms.ModelRepository("scorer"))
+
+	attest := func(digest string, b *provenance.Build, s *signature.Signer) {
+		t.Helper()
+		pred, err := b.Predicate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := signature.Attest(ctx, repo, digest, provenance.Type, pred, s); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// Versions 1.0.0 (A) and 1.1.0 (B), signed and attested as apply does.
 	recs := modelRecords{}
@@ -77,12 +90,12 @@ func TestPromoteRefusesForgeries(t *testing.T) {
 		if err := signature.Sign(ctx, repo, desc.Digest, key); err != nil {
 			t.Fatal(err)
 		}
-		if err := signature.Attest(ctx, repo, desc.Digest, ProvenanceType, json.RawMessage(`{"buildType":"zen"}`), key); err != nil {
-			t.Fatal(err)
-		}
-		recs["scorer/"+v] = &state.ModelVersion{Model: "scorer", ModelVersion: v, Digest: desc.Digest}
+		mv := &state.ModelVersion{Model: "scorer", ModelVersion: v, Digest: desc.Digest, Pipeline: "p", Step: "train", Output: "model", RunID: "run-" + v, SourceCommit: "c0ffee"}
+		attest(desc.Digest, &provenance.Build{Entry: "p.train.model", Run: mv.RunID, Commit: mv.SourceCommit}, key)
+		recs["scorer/"+v] = mv
 	}
 	a, b := recs["scorer/1.0.0"].Digest, recs["scorer/1.1.0"].Digest
+	b2 := b
 	tagOf := func(digest, suffix string) string {
 		return "sha256-" + strings.TrimPrefix(digest, "sha256:") + "." + suffix
 	}
@@ -135,10 +148,18 @@ func TestPromoteRefusesForgeries(t *testing.T) {
 		if suffix == "sig" {
 			err = signature.Sign(ctx, repo, b, other)
 		} else {
-			err = signature.Attest(ctx, repo, b, ProvenanceType, json.RawMessage(`{"buildType":"other"}`), other)
+			attest(b, &provenance.Build{Entry: "p.train.model", Run: "run-1.1.0", Commit: "c0ffee"}, other)
 		}
 		if err != nil {
 			t.Fatal(err)
+		}
+	}
+	// A predicate by the right key that names another build than the
+	// record: replayed from another run, or made up.
+	forged := func(b *provenance.Build) func() {
+		return func() {
+			put(tagOf(b2, "att"), empty)
+			attest(b2, b, key)
 		}
 	}
 
@@ -170,6 +191,9 @@ func TestPromoteRefusesForgeries(t *testing.T) {
 		{"attestation stripped", func() { put(tagOf(b, "att"), empty) }, signature.ErrUnsigned, "provenance: "},
 		{"attestation by another key", func() { otherKey("att") }, signature.ErrOtherKey, "provenance: "},
 		{"attestation replayed", func() { put(tagOf(b, "att"), manifest(tagOf(a, "att"))) }, signature.ErrBadSignature, "provenance: "},
+		{"attestation names another run", forged(&provenance.Build{Entry: "p.train.model", Run: "not-a-zen-run", Commit: "c0ffee"}), nil, "provenance: the attestation by the key names run not-a-zen-run, the record run-1.1.0"},
+		{"attestation names another commit", forged(&provenance.Build{Entry: "p.train.model", Run: "run-1.1.0", Commit: "badc0de"}), nil, "names commit badc0de, the record c0ffee"},
+		{"attestation names another entry point", forged(&provenance.Build{Entry: "p.train.other", Run: "run-1.1.0", Commit: "c0ffee"}), nil, "names entry point p.train.other, the record p.train.model"},
 		{"layer altered", func() {
 			altered := append([]byte(nil), layerBytes...)
 			altered[len(altered)-1] ^= 1

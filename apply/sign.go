@@ -2,67 +2,16 @@ package apply
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"maps"
-	"slices"
-	"strings"
 	"sync"
 
 	"github.com/zen-dev/zen/internal/failpoint"
 
+	"github.com/zen-dev/zen/registry/provenance"
 	"github.com/zen-dev/zen/registry/signature"
+	"github.com/zen-dev/zen/registry/verify"
 	"github.com/zen-dev/zen/state"
 )
-
-// build is what a provenance attestation says of an artifact: which run of
-// which step made it, from which commit, parameters and inputs.
-type build struct {
-	entry      string // pipeline.step.output, or pipeline.step.log
-	runID      string
-	commit     string
-	dirty      string // the dirty tree's digest, for a dirty run
-	parameters any
-	fp         *state.Fingerprint
-}
-
-// predicate is the SLSA v0.2 provenance of b. The materials are the source
-// commit, the step's inputs and its code files, each with its digest.
-func (b build) predicate() (json.RawMessage, error) {
-	type digestSet map[string]string
-	type material struct {
-		URI    string    `json:"uri"`
-		Digest digestSet `json:"digest"`
-	}
-	materials := []material{{URI: "git+commit:" + b.commit, Digest: digestSet{"sha1": b.commit}}}
-	if b.dirty != "" {
-		materials = append(materials, material{URI: "zen:dirty-tree", Digest: digestSet{"sha256": strings.TrimPrefix(b.dirty, "sha256:")}})
-	}
-	step := b.entry[:strings.LastIndexByte(b.entry, '.')]
-	if b.fp != nil {
-		for _, name := range slices.Sorted(maps.Keys(b.fp.Inputs)) {
-			materials = append(materials, material{URI: "zen:input/" + step + "/" + name, Digest: digestSet{"sha256": strings.TrimPrefix(b.fp.Inputs[name], "sha256:")}})
-		}
-		for _, name := range slices.Sorted(maps.Keys(b.fp.Code)) {
-			materials = append(materials, material{URI: "git+path:" + name, Digest: digestSet{"sha256": strings.TrimPrefix(b.fp.Code[name], "sha256:")}})
-		}
-	}
-	pred := map[string]any{
-		"builder":   map[string]any{"id": "zen"},
-		"buildType": "https://zen.dev/pipeline-run/v1",
-		"invocation": map[string]any{
-			"configSource": map[string]any{"uri": "git+commit:" + b.commit, "digest": digestSet{"sha1": b.commit}, "entryPoint": b.entry},
-			"parameters":   b.parameters,
-		},
-		"metadata":  map[string]any{"buildInvocationId": b.runID, "reproducible": false},
-		"materials": materials,
-	}
-	raw, err := json.Marshal(pred)
-	if err != nil {
-		return nil, fmt.Errorf("provenance: %w", err)
-	}
-	return raw, nil
-}
 
 // signer signs and attests the artifacts a run pushes, one artifact at a
 // time: two steps that made the same bytes append their attestations in
@@ -92,16 +41,16 @@ func (g *signer) lock(digest string) func() {
 // provenance attestation by the key already, attests its provenance,
 // beside it in the store's artifacts repository. Without a signer it does
 // nothing.
-func (a *applier) signArtifact(ctx context.Context, digest string, b build) error {
+func (a *applier) signArtifact(ctx context.Context, digest string, b *provenance.Build) error {
 	if a.env.Signer == nil {
 		return nil
 	}
-	pred, err := b.predicate()
+	pred, err := b.Predicate()
 	if err != nil {
 		return err
 	}
 	defer a.signer.lock(digest)()
-	repo := SignatureRepository(a.env.Store.ArtifactRepository())
+	repo := verify.Repository(a.env.Store.ArtifactRepository())
 	if err := signature.Sign(ctx, repo, digest, a.env.Signer); err != nil {
 		return fmt.Errorf("sign: %w", err)
 	}
@@ -109,23 +58,29 @@ func (a *applier) signArtifact(ctx context.Context, digest string, b build) erro
 	// The same bytes are attested once per key, by the first run that
 	// stored them: a thousand steps that write the same file would
 	// otherwise pile a thousand attestations on one tag.
-	if _, err := signature.VerifyAttestation(ctx, repo, digest, ProvenanceType, a.env.Signer.Public()); err == nil {
+	if _, err := signature.VerifyAttestation(ctx, repo, digest, provenance.Type, a.env.Signer.Public()); err == nil {
 		return nil
 	}
-	if err := signature.Attest(ctx, repo, digest, ProvenanceType, pred, a.env.Signer); err != nil {
+	if err := signature.Attest(ctx, repo, digest, provenance.Type, pred, a.env.Signer); err != nil {
 		return fmt.Errorf("attest: %w", err)
 	}
 	return nil
 }
 
 // stepBuild is the build of one of n's artifacts.
-func (n *node) build(entry string) build {
-	b := build{entry: n.pr.pipeline.Name + "." + n.step.Name + "." + entry, runID: n.pr.run.ID, commit: n.pr.run.SourceCommit, fp: n.fp}
+func (n *node) build(entry string) *provenance.Build {
+	b := &provenance.Build{Entry: n.pr.pipeline.Name + "." + n.step.Name + "." + entry, Run: n.pr.run.ID, Commit: n.pr.run.SourceCommit}
 	if n.pr.run.Dirty {
-		b.dirty = n.pr.run.DirtyDigest
+		b.Dirty = n.pr.run.DirtyDigest
 	}
-	if n.fp != nil {
-		b.parameters = n.fp.Parameters
-	}
+	fingerprinted(b, n.fp)
 	return b
+}
+
+// fingerprinted adds what a step's fingerprint says to b: its parameters,
+// inputs and code files.
+func fingerprinted(b *provenance.Build, fp *state.Fingerprint) {
+	if fp != nil {
+		b.Parameters, b.Inputs, b.Code = fp.Parameters, fp.Inputs, fp.Code
+	}
 }

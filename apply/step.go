@@ -210,7 +210,12 @@ func (a *applier) linkInputs(ctx context.Context, n *node, dir string) error {
 				return fmt.Errorf("input %s: artifact store %s holds no models", name, a.env.Store)
 			}
 			digest := n.planned.Fingerprint.Inputs[name]
-			p, err := a.once("models", digest, func(dest string) error { return ms.PullModel(ctx, digest, in.Model, dest) })
+			p, err := a.once("models", digest, func(dest string) error {
+				if err := a.verifyStageInput(ctx, ms, in.Model, in.Stage, digest); err != nil {
+					return err
+				}
+				return ms.PullModel(ctx, digest, in.Model, dest)
+			})
 			if err != nil {
 				return fmt.Errorf("input %s (%s): %w", name, in.Source(), err)
 			}

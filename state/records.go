@@ -434,11 +434,15 @@ func (r Records) Submissions() ([]*Submission, error) {
 // ModelVersion is the immutable record of a model version:
 // models/<model>/<version>.json.
 type ModelVersion struct {
-	Version      int                `json:"version"`
-	Model        string             `json:"model"`
-	ModelVersion string             `json:"model_version"`
-	Digest       string             `json:"digest"`
-	Repository   string             `json:"repository"`
+	Version      int    `json:"version"`
+	Model        string `json:"model"`
+	ModelVersion string `json:"model_version"`
+	Digest       string `json:"digest"`
+	Repository   string `json:"repository"`
+	// Stack is the stack whose store the version was pushed to: zen
+	// verify looks for it there. Records made before it was kept have
+	// only Repository.
+	Stack        string             `json:"stack,omitempty"`
 	Pipeline     string             `json:"pipeline"`
 	Step         string             `json:"step"`
 	Output       string             `json:"output"`

@@ -23,13 +23,14 @@ import (
 
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/registry/signature"
+	"github.com/zen-dev/zen/registry/verify"
 )
 
 // Checker verifies artifacts' signatures by one key. Its methods are safe
 // for concurrent use.
 type Checker struct {
 	repo  signature.Repository
-	v     *signature.Verifier
+	v     *verify.Verifier
 	keyID string
 	file  string
 
@@ -42,7 +43,7 @@ type Checker struct {
 // keyID names. file remembers what verified ("" remembers nothing); a file
 // that cannot be read is a cold start, not an error.
 func New(repo signature.Repository, v *signature.Verifier, keyID, file string) *Checker {
-	c := &Checker{repo: repo, v: v, keyID: keyID, file: file, known: map[string]bool{}}
+	c := &Checker{repo: repo, v: &verify.Verifier{Key: v}, keyID: keyID, file: file, known: map[string]bool{}}
 	if file == "" {
 		return c
 	}
@@ -92,16 +93,10 @@ func (c *Checker) Verify(ctx context.Context, digest string) error {
 	case !errors.Is(err, signature.ErrNotFound):
 		return err
 	}
-	err = signature.Verify(ctx, c.repo, digest, c.v)
-	switch {
-	case err == nil:
-	case errors.Is(err, signature.ErrUnsigned):
-		return &Untrusted{Kind: "not signed", Err: err}
-	case errors.Is(err, signature.ErrOtherKey):
-		return &Untrusted{Kind: "signed by another key", Err: err}
-	case errors.Is(err, signature.ErrBadSignature):
-		return &Untrusted{Kind: "bad signature", Err: err}
-	default:
+	err = c.v.Signature(ctx, c.repo, digest)
+	if k := verify.KindOf(err); k != 0 {
+		return &Untrusted{Kind: k.String(), Err: err}
+	} else if err != nil {
 		return err
 	}
 	if key != "" {

@@ -8,11 +8,11 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/zen-dev/zen/apply"
 	"github.com/zen-dev/zen/internal/trust"
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/registry/signature"
+	"github.com/zen-dev/zen/registry/verify"
 )
 
 // countingRepo counts the blobs read through it: verifying a signature
@@ -62,7 +62,7 @@ func TestChecker(t *testing.T) {
 	signed, unsigned := digests[0], digests[1]
 	key, v := keyPair(t)
 	other, otherV := keyPair(t)
-	repo := &countingRepo{Repository: apply.SignatureRepository(store.ArtifactRepository())}
+	repo := &countingRepo{Repository: verify.Repository(store.ArtifactRepository())}
 	if err := signature.Sign(ctx, repo, signed, key); err != nil {
 		t.Fatal(err)
 	}

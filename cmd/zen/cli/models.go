@@ -30,6 +30,8 @@ const (
 	exitOtherKey     = 12 // signed, but not by this key
 	exitDigest       = 13 // the registry's digest differs from the record
 	exitContent      = 14 // stored content does not match its digest
+	exitMissing      = 15 // not in the store at all
+	exitProvenance   = 16 // the attestation names another run, commit, entry point or inputs
 )
 
 // keyFiles is where zen keeps the key pair it makes for a repository's

@@ -6,11 +6,11 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/zen-dev/zen/apply"
 	"github.com/zen-dev/zen/internal/trust"
 	"github.com/zen-dev/zen/internal/workspace"
 	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/registry/signature"
+	"github.com/zen-dev/zen/registry/verify"
 	"github.com/zen-dev/zen/schema"
 )
 
@@ -76,7 +76,7 @@ func (s *session) checker(store registry.Store, v *signature.Verifier, id string
 	if v == nil {
 		return nil
 	}
-	return trust.New(apply.SignatureRepository(store.ArtifactRepository()), v, id, verifiedFile(s.ws))
+	return trust.New(verify.Repository(store.ArtifactRepository()), v, id, verifiedFile(s.ws))
 }
 
 // checkPublicKey makes sure a declared signer.public_key is the public half

@@ -2,19 +2,15 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/spf13/cobra"
 
-	"github.com/zen-dev/zen/apply"
 	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/registry/signature"
+	"github.com/zen-dev/zen/registry/verify"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
 )
@@ -67,20 +63,26 @@ func newVerify(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify MODEL[:VERSION|@STAGE]",
 		Short: "Check signatures, attestations and digests against the record",
-		Long: `Verify checks, for the recorded model version a reference names:
+		Long: `Verify checks, for the recorded model version a reference names, in the
+store of the stack it was recorded in:
 
+  - that it is in the store at all                              (exit 15)
   - that the store's tag still points at the recorded digest  (exit 13)
   - that it is signed                                           (exit 10)
   - that a signature by the key verifies                        (exit 11)
   - that the signature is by this key, not another one          (exit 12)
-  - that its provenance attestation verifies and names it       (exit 11)
+  - that its provenance attestation by the key verifies         (exit 10, 11, 12)
+  - that the attestation names what the record says: the run,
+    the source commit, the entry point (pipeline.step.output)
+    and the producing step's input digests                      (exit 16)
   - that every stored blob still matches its digest             (exit 14)
 
 zen verify run RUN checks the same of every artifact a run recorded.
 
-The key is --key, else the stack's public key: its signer's public_key,
-or cosign.pub at the repository's root for the local stack. Exit 0 when
-everything holds, 1 on any other error.`,
+The store is the one of the stack the version's record names, unless
+--stack says otherwise. The key is --key, else that stack's public key:
+its signer's public_key, or cosign.pub at the repository's root. Exit 0
+when everything holds, 1 on any other error.`,
 		Example: "  zen verify fraud-detector@production\n  zen verify fraud-detector:1.0.0 --key release.pub\n  zen verify run latest",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -93,7 +95,11 @@ everything holds, 1 on any other error.`,
 			if err != nil {
 				return err
 			}
-			v, keyName, store, err := f.open(sess, f.stack)
+			stack, err := f.versionStack(sess, mv)
+			if err != nil {
+				return err
+			}
+			v, keyName, store, err := f.open(sess, stack)
 			if err != nil {
 				return err
 			}
@@ -101,50 +107,60 @@ everything holds, 1 on any other error.`,
 			if !ok {
 				return fmt.Errorf("artifact store %s holds no models", store)
 			}
-			ctx := cmd.Context()
 			tag := mv.ModelVersion
 			if ref.stage != "" {
 				tag = ref.stage
 			}
-			got, err := ms.Resolve(ctx, mv.Model, tag)
+			want, err := verify.ModelBuild(recs, mv)
 			if err != nil {
 				return err
 			}
-			if got != mv.Digest {
-				return &codeError{code: exitDigest, err: fmt.Errorf("model %s %s: the store's %s:%s is %s, the record says %s: tampered, or the tag moved outside zen", mv.Model, mv.ModelVersion, mv.Model, tag, got, mv.Digest)}
-			}
-			repo := apply.SignatureRepository(ms.ModelRepository(mv.Model))
-			if err := signature.Verify(ctx, repo, mv.Digest, v); err != nil {
+			vf := &verify.Verifier{Key: v}
+			if err := vf.Model(cmd.Context(), ms, mv.Model, tag, mv.Digest, want, true); err != nil {
 				return &codeError{code: verifyCode(err), err: fmt.Errorf("model %s %s (%s): %w", mv.Model, mv.ModelVersion, mv.Digest, err)}
-			}
-			if _, err := signature.VerifyAttestation(ctx, repo, mv.Digest, apply.ProvenanceType, v); err != nil {
-				return &codeError{code: verifyCode(err), err: fmt.Errorf("model %s %s (%s): provenance: %w", mv.Model, mv.ModelVersion, mv.Digest, err)}
-			}
-			// The signature covers the manifest; pulling checks that every
-			// blob still matches the digest the manifest names.
-			tmp, err := os.MkdirTemp("", "zen-verify-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(tmp)
-			if err := ms.PullModel(ctx, mv.Digest, mv.Model, filepath.Join(tmp, "model")); err != nil {
-				if errors.Is(err, registry.ErrDigestMismatch) {
-					return &codeError{code: exitContent, err: fmt.Errorf("model %s %s: stored content was altered: %w", mv.Model, mv.ModelVersion, err)}
-				}
-				return err
 			}
 			if g.output == "json" {
 				pem, _ := v.PEM()
-				return writeJSON(g.stdout, map[string]any{"verified": true, "model": mv.Model, "version": mv.ModelVersion, "digest": mv.Digest, "key": keyID(pem)})
+				return writeJSON(g.stdout, map[string]any{"verified": true, "model": mv.Model, "version": mv.ModelVersion, "digest": mv.Digest, "key": keyID(pem), "run": mv.RunID, "source_commit": mv.SourceCommit})
 			}
-			fmt.Fprintf(g.stdout, "verified model %s %s %s: signature and provenance by %s\n", mv.Model, mv.ModelVersion, mv.Digest, keyName)
+			fmt.Fprintf(g.stdout, "verified model %s %s %s: signature and provenance (run %s, commit %s) by %s\n", mv.Model, mv.ModelVersion, mv.Digest, mv.RunID, short(mv.SourceCommit), keyName)
 			return nil
 		},
 	}
 	cmd.PersistentFlags().StringVar(&f.key, "key", "", "the public key (default: the stack's; cosign.pub for the local stack)")
-	cmd.PersistentFlags().StringVar(&f.stack, "stack", "", "read from this stack's artifact store (zen verify run: default the run's stack)")
+	cmd.PersistentFlags().StringVar(&f.stack, "stack", "", "read from this stack's artifact store (default: the stack the version or run was recorded in)")
 	cmd.AddCommand(newVerifyRun(g, &f))
 	return cmd
+}
+
+// versionStack names the stack whose store holds a recorded version:
+// --stack, else the stack the record names, else (records made before
+// they named it) a declared stack whose store holds the recorded
+// repository, else the stack zen would use.
+func (f *verifyFlags) versionStack(sess *session, mv *state.ModelVersion) (string, error) {
+	if f.stack != "" {
+		return f.stack, nil
+	}
+	all := stacks(sess.cfg)
+	if mv.Stack != "" {
+		if _, ok := all[mv.Stack]; !ok {
+			return "", fmt.Errorf("model %s %s was recorded in stack %s, which is not declared any more: name its store with --stack", mv.Model, mv.ModelVersion, mv.Stack)
+		}
+		return mv.Stack, nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(all)) {
+		store, err := sess.openStore(all[name])
+		if err != nil {
+			continue
+		}
+		ms, ok := store.(registry.ModelStore)
+		held := ok && ms.ModelRepository(mv.Model).Reference() == mv.Repository
+		store.Close()
+		if held {
+			return name, nil
+		}
+	}
+	return "", nil
 }
 
 // artifactCheck is what zen verify run found of one artifact.
@@ -168,11 +184,13 @@ func newVerifyRun(g *globals, f *verifyFlags) *cobra.Command {
 		Use:   "run RUN",
 		Short: "Check the signature, provenance and content of every artifact of a run",
 		Long: `Verify run checks every artifact a run recorded, each step's outputs and
-logs: that it is signed by the key (exit 10, 11, 12 as for a model), that
-a provenance attestation by the key names the run and the step that made
-it (for a cached step, the run it was reused from) or, for bytes that
-another step or run stored first, names that one (exit 11 when none
-does), and that its stored content still matches its digest (exit 14).
+logs: that it is in the store (exit 15), signed by the key (exit 10, 11,
+12 as for a model), that a provenance attestation by the key names the
+run that made it (for a cached step, the run it was reused from), its
+source commit, the step's entry point and its input digests (exit 16
+when none does), or, for bytes that another step or run stored first,
+names that one, whose own record must say it stored these bytes; and
+that its stored content still matches its digest (exit 14).
 
 RUN is a run id, a unique prefix of one, or "latest". The store is the
 run's stack's unless --stack says otherwise. Every artifact is checked and
@@ -180,7 +198,7 @@ reported; the exit code is the first failure's.`,
 		Example: "  zen verify run latest\n  zen verify run 20261123-101500 --key release.pub --output json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, err := open(true)
+			sess, recs, err := openRecords(true)
 			if err != nil {
 				return err
 			}
@@ -196,7 +214,7 @@ reported; the exit code is the first failure's.`,
 			if err != nil {
 				return err
 			}
-			checks := verifyRun(cmd.Context(), store, run, v)
+			checks := verifyRun(cmd.Context(), store, recs, run, v)
 			failed := 0
 			code := 0
 			for _, c := range checks {
@@ -242,8 +260,7 @@ reported; the exit code is the first failure's.`,
 }
 
 // verifyRun checks every artifact of run, steps in the run's order.
-func verifyRun(ctx context.Context, store registry.Store, run *state.Run, v *signature.Verifier) []*artifactCheck {
-	repo := apply.SignatureRepository(store.ArtifactRepository())
+func verifyRun(ctx context.Context, store registry.Store, recs state.Records, run *state.Run, key *signature.Verifier) []*artifactCheck {
 	order := run.Order
 	if len(order) == 0 {
 		order = slices.Sorted(maps.Keys(run.Steps))
@@ -265,80 +282,39 @@ func verifyRun(ctx context.Context, store registry.Store, run *state.Run, v *sig
 			checks = append(checks, &artifactCheck{Step: step, Artifact: "log", Digest: res.Log.Digest, Run: from})
 		}
 	}
+	v := &verify.Verifier{Key: key, Made: verify.MadeBy(recs)}
 	for _, c := range checks {
-		c.code, c.Error = verifyArtifact(ctx, store, repo, run.Pipeline, c, v)
+		want, err := verify.ArtifactBuild(recs, run, c.Step, c.Artifact)
+		if err == nil {
+			var res verify.Result
+			res, err = v.Artifact(ctx, store, c.Digest, want, true)
+			c.SameAs = res.SameAs
+		}
+		if err != nil {
+			c.code, c.Error = verifyCode(err), err.Error()
+		}
 		c.OK = c.code == 0
 	}
 	return checks
 }
 
-// verifyArtifact checks one artifact, returning an exit code and what is
-// wrong, or 0.
-func verifyArtifact(ctx context.Context, store registry.Store, repo signature.Repository, pipeline string, c *artifactCheck, v *signature.Verifier) (int, string) {
-	if err := signature.Verify(ctx, repo, c.Digest, v); err != nil {
-		return verifyCode(err), err.Error()
-	}
-	preds, err := signature.VerifyAttestations(ctx, repo, c.Digest, apply.ProvenanceType, v)
-	if err != nil {
-		return verifyCode(err), "provenance: " + err.Error()
-	}
-	// The same bytes are attested once, by the first run that stored
-	// them: the attestation names this step in this run, or another step
-	// or run that made exactly these bytes.
-	entry := pipeline + "." + c.Step + "." + c.Artifact
-	var first string
-	found := false
-	for _, raw := range preds {
-		var p struct {
-			Invocation struct {
-				ConfigSource struct {
-					EntryPoint string `json:"entryPoint"`
-				} `json:"configSource"`
-			} `json:"invocation"`
-			Metadata struct {
-				BuildInvocationID string `json:"buildInvocationId"`
-			} `json:"metadata"`
-		}
-		if json.Unmarshal(raw, &p) != nil || p.Metadata.BuildInvocationID == "" || p.Invocation.ConfigSource.EntryPoint == "" {
-			continue
-		}
-		if p.Metadata.BuildInvocationID == c.Run && p.Invocation.ConfigSource.EntryPoint == entry {
-			found = true
-			break
-		}
-		if first == "" {
-			first = p.Invocation.ConfigSource.EntryPoint + " in run " + p.Metadata.BuildInvocationID
-		}
-	}
-	switch {
-	case found:
-	case first != "":
-		c.SameAs = first
-	default:
-		return exitBadSignature, "provenance: no attestation by the key names the step and run that made it"
-	}
-	tmp, err := os.MkdirTemp("", "zen-verify-")
-	if err != nil {
-		return exitError, err.Error()
-	}
-	defer os.RemoveAll(tmp)
-	if err := store.Pull(ctx, c.Digest, filepath.Join(tmp, "a")); err != nil {
-		if errors.Is(err, registry.ErrDigestMismatch) {
-			return exitContent, "stored content was altered: " + err.Error()
-		}
-		return exitError, err.Error()
-	}
-	return 0, ""
-}
-
+// verifyCode is zen verify's exit code for a verification failure.
 func verifyCode(err error) int {
-	switch {
-	case errors.Is(err, signature.ErrUnsigned):
+	switch verify.KindOf(err) {
+	case verify.Missing:
+		return exitMissing
+	case verify.Unsigned:
 		return exitUnsigned
-	case errors.Is(err, signature.ErrOtherKey):
+	case verify.OtherKey:
 		return exitOtherKey
-	case errors.Is(err, signature.ErrBadSignature):
+	case verify.BadSignature:
 		return exitBadSignature
+	case verify.TagMoved:
+		return exitDigest
+	case verify.ContentAltered:
+		return exitContent
+	case verify.ProvenanceMismatch:
+		return exitProvenance
 	}
 	return exitError
 }

@@ -201,7 +201,12 @@ func (a *applier) produce(ctx context.Context, ms registry.ModelStore, c *plan.M
 		return nil, err
 	}
 	commit := a.plan.Source.Commit
-	meta := registry.ModelMeta{Name: c.Model, Version: c.Version, Revision: commit, Compress: a.env.Stack.ArtifactStore.String("compression") == "gzip"}
+	info := a.env.Config.Models[c.Model].VersionInfo(c.Version)
+	meta := registry.ModelMeta{
+		Name: c.Model, Version: c.Version, Revision: commit,
+		Description: info.Description, Authors: info.Authors, Licenses: info.Licenses, Card: info.Card,
+		Compress: a.env.Stack.ArtifactStore.String("compression") == "gzip",
+	}
 	desc, err := ms.PushModel(ctx, files, meta)
 	if err != nil {
 		return nil, err

@@ -421,6 +421,9 @@ func (s *layoutStore) writeIndex(edit func(*v1.IndexManifest)) error {
 	}
 	clear(s.pending)
 	clear(s.refs)
+	if err := s.writeModelLayouts(index); err != nil {
+		return fmt.Errorf("model layouts: %w", err)
+	}
 	return nil
 }
 

@@ -35,6 +35,13 @@ type ModelMeta struct {
 	SourceURL string
 	// Description says what the model is, for people.
 	Description string
+	// Authors and Licenses (SPDX expressions) go to the config's
+	// descriptor as they are, in their order.
+	Authors, Licenses []string
+	// Card is the model card, free text such as markdown, kept in the
+	// config's descriptor (ModelDescriptor.Card), so that it is signed
+	// with the version and is no file of the model.
+	Card string
 	// Format is the model's format, such as "onnx" or "pickle".
 	Format string
 	// Compress gzips the tar layers (media types ending in .tar+gzip):
@@ -51,14 +58,17 @@ type ModelMeta struct {
 // blob and layers, uncompressed unless ModelMeta.Compress says otherwise.
 // PushModel packs a regular file as one
 // MediaTypeModelWeightRaw layer, annotated with its base name under
-// AnnotationFilepath, and a directory as tar layers, walked in path order:
+// AnnotationFilepath and under org.opencontainers.image.title (so that
+// oras pull writes the file), and a directory as tar layers, walked in
+// path order:
 //
 //   - README*, LICENSE*, LICENCE* and *.md files go to MediaTypeModelDoc
 //     layers, other *.json, *.yaml, *.yml, *.txt and tokenizer* files to
 //     MediaTypeModelWeightConfig layers, everything else to
 //     MediaTypeModelWeight layers;
 //   - a file of 64 MiB or more gets a tar layer of its own, annotated with
-//     its path under AnnotationFilepath; the smaller files (and symlinks) of
+//     its path under AnnotationFilepath (and no title: the layer is a tar,
+//     not that file); the smaller files (and symlinks) of
 //     each kind share one tar; empty directories go with the small weights;
 //   - layers are ordered weights, weight configs, docs, and by path within.
 //
@@ -237,7 +247,7 @@ func packModel(p string, meta ModelMeta, spoolDir string) (_ *packedModel, err e
 	case fi.Mode().IsRegular():
 		l := &modelLayer{raw: p, d: descriptor{
 			MediaType:   MediaTypeModelWeightRaw,
-			Annotations: map[string]string{AnnotationFilepath: filepath.Base(p)},
+			Annotations: map[string]string{AnnotationFilepath: filepath.Base(p), titleAnnotation: filepath.Base(p)},
 		}}
 		if l.d.Digest, l.d.Size, err = hashFile(p); err != nil {
 			return nil, err
@@ -268,6 +278,9 @@ func packModel(p string, meta ModelMeta, spoolDir string) (_ *packedModel, err e
 			Revision:    meta.Revision,
 			SourceURL:   meta.SourceURL,
 			Description: meta.Description,
+			Authors:     meta.Authors,
+			Licenses:    meta.Licenses,
+			Card:        meta.Card,
 		},
 		ModelFS: ModelFS{Type: "layers", DiffIDs: []string{}},
 		Config:  ModelConfig{Format: meta.Format},

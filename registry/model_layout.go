@@ -1,14 +1,18 @@
 package registry
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -330,6 +334,99 @@ func (r *layoutRepo) PutBlob(ctx context.Context, digest string, content []byte)
 	}
 	if err != nil {
 		return r.fail("put blob "+digest, err)
+	}
+	return nil
+}
+
+// Tools name an image in a layout as DIR:REF, and most split at a colon:
+// skopeo's oci:DIR:REF at the first, oras's --oci-layout DIR:REF at the
+// last. The ref name "models/fraud:1.0.0" of the store's index.json works
+// with neither, so each model also has a layout of its own,
+// models/<model> under the store's directory (the directory
+// ModelRepository's Reference names), whose index.json lists the model's
+// tags under their bare names: versions, stages and signature tags, as
+// "1.0.0", "production", "sha256-<hex>.sig". Its blobs directory is a
+// symlink to the store's, ../../blobs. The store's index.json stays what
+// zen reads; the models' are written from it each time it is written, so
+// an older store gets them at its next write.
+
+// modelLayoutDir is the directory of the model's own layout.
+func (s *layoutStore) modelLayoutDir(model string) string {
+	return filepath.Join(s.root, "models", model)
+}
+
+// modelIndexes splits the store's index into the models' index.json files,
+// by model: each entry whose ref name is "models/<model>:<tag>", under the
+// ref name "<tag>", in tag order.
+func modelIndexes(index v1.IndexManifest) map[string]*v1.IndexManifest {
+	out := map[string]*v1.IndexManifest{}
+	for _, d := range index.Manifests {
+		rest, ok := strings.CutPrefix(d.Annotations[refNameAnnotation], "models/")
+		if !ok {
+			continue
+		}
+		model, tag, ok := strings.Cut(rest, ":")
+		if !ok || checkModelName(model) != nil || checkTag(tag) != nil {
+			continue
+		}
+		mi := out[model]
+		if mi == nil {
+			mi = &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
+			out[model] = mi
+		}
+		d.Annotations = map[string]string{refNameAnnotation: tag}
+		mi.Manifests = append(mi.Manifests, d)
+	}
+	for _, mi := range out {
+		slices.SortFunc(mi.Manifests, func(a, b v1.Descriptor) int {
+			return strings.Compare(a.Annotations[refNameAnnotation], b.Annotations[refNameAnnotation])
+		})
+	}
+	return out
+}
+
+// writeModelLayouts writes each model's layout from the store's index;
+// the caller holds index.json's lock. An index.json that says the same is
+// not written again.
+func (s *layoutStore) writeModelLayouts(index v1.IndexManifest) error {
+	indexes := modelIndexes(index)
+	for _, model := range slices.Sorted(maps.Keys(indexes)) {
+		dir := s.modelLayoutDir(model)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := createFile(filepath.Join(dir, "oci-layout"), []byte(layoutFile)); err != nil {
+			return err
+		}
+		if _, err := os.Lstat(filepath.Join(dir, "blobs")); errors.Is(err, fs.ErrNotExist) {
+			err = os.Symlink(filepath.Join("..", "..", "blobs"), filepath.Join(dir, "blobs"))
+			if err != nil && !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
+		b, err := json.MarshalIndent(indexes[model], "", "  ")
+		if err != nil {
+			return err
+		}
+		b = append(b, '\n')
+		name := filepath.Join(dir, "index.json")
+		if old, err := readRegular(name); err == nil && bytes.Equal(old, b) {
+			continue
+		}
+		f, err := os.CreateTemp(dir, ".zen-tmp-*")
+		if err != nil {
+			return err
+		}
+		if _, err := f.Write(b); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return err
+		}
+		if err := commit(f, name); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -90,6 +90,10 @@ type ModelDescriptor struct {
 	Licenses    []string   `json:"licenses,omitempty"` // SPDX expressions
 	Title       string     `json:"title,omitempty"`
 	Description string     `json:"description,omitempty"`
+
+	// Card is zen's addition to the spec's fields: the model card, free
+	// text such as markdown. Readers of the spec ignore it.
+	Card string `json:"card,omitempty"`
 }
 
 // ModelFS lists a model's layers by content.

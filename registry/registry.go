@@ -68,6 +68,9 @@ const (
 	fileMediaType     = "application/octet-stream"
 	dirMediaType      = string(types.OCIUncompressedLayer)
 	refNameAnnotation = "org.opencontainers.image.ref.name"
+	// titleAnnotation names the file a layer is: oras pull writes a layer
+	// that has one to that path, and skips the others.
+	titleAnnotation = "org.opencontainers.image.title"
 )
 
 // parseDigest parses an artifact digest given by a caller.

@@ -212,11 +212,13 @@ func (l *loader) convert(raw *rawZen) *Config {
 func (l *loader) model(cfg *Config, name string, raw json.RawMessage) *Model {
 	m := &Model{Name: name, Versions: map[string]json.RawMessage{}, Stages: map[string]string{}, Gates: map[string]*gate.Expr{}}
 	var rm struct {
+		ModelInfo
 		Versions map[string]json.RawMessage `json:"versions"`
 		Stages   map[string]string          `json:"stages"`
 		Gates    map[string]string          `json:"gates"`
 	}
 	_ = json.Unmarshal(raw, &rm)
+	m.Info = rm.ModelInfo
 	for v, decl := range rm.Versions {
 		var buf bytes.Buffer
 		_ = json.Compact(&buf, decl)

@@ -6,6 +6,7 @@ import (
 	"cuelang.org/go/cue/load"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -313,6 +314,43 @@ models: "fraud-detector": {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s:\n got %v\nwant %s", tt.models, err, tt.want)
 		}
+	}
+}
+
+// TestLoadModelInfo checks a model's metadata, a version's overriding it
+// field by field, and that a version may still declare fields of its own.
+func TestLoadModelInfo(t *testing.T) {
+	src := good + `
+models: "fraud-detector": {
+	description: "finds fraud"
+	licenses: ["Apache-2.0"]
+	authors: ["Ada"]
+	card: "# Fraud\n"
+	versions: {
+		"1.0.0": {}
+		"1.1.0": {description: "more trees", authors: ["Ada", "Grace"], card: "# Fraud 1.1\n", notes: "free"}
+	}
+}
+`
+	cfg, err := Load(write(t, map[string]string{"zen.cue": src, "data/features.csv": "a\n"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cfg.Models["fraud-detector"]
+	for _, tt := range []struct {
+		version string
+		want    ModelInfo
+	}{
+		{"1.0.0", ModelInfo{Description: "finds fraud", Licenses: []string{"Apache-2.0"}, Authors: []string{"Ada"}, Card: "# Fraud\n"}},
+		{"1.1.0", ModelInfo{Description: "more trees", Licenses: []string{"Apache-2.0"}, Authors: []string{"Ada", "Grace"}, Card: "# Fraud 1.1\n"}},
+	} {
+		if got := m.VersionInfo(tt.version); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: %+v, want %+v", tt.version, got, tt.want)
+		}
+	}
+	_, err = Load(write(t, map[string]string{"zen.cue": good + `models: "fraud-detector": {licenses: "MIT", versions: "1": {}}` + "\n", "data/features.csv": "a\n"}))
+	if err == nil || !strings.Contains(err.Error(), `models."fraud-detector".licenses`) {
+		t.Errorf("licenses as a string: %v", err)
 	}
 }
 

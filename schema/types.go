@@ -176,6 +176,8 @@ func (c Component) String(key string) string {
 // output that produces its versions.
 type Model struct {
 	Name string
+	// Info is the model's metadata, which its versions' override.
+	Info ModelInfo
 	// Versions maps a version to its declaration, as canonical JSON.
 	Versions map[string]json.RawMessage
 	Stages   map[string]string
@@ -183,6 +185,37 @@ type Model struct {
 	// Output produces the versions: "pipeline.step.output", "" when no
 	// output is bound to the model.
 	Pipeline, Step, Output string
+}
+
+// ModelInfo is what a model version's ModelPack config says of it
+// (#ModelInfo in schema.cue).
+type ModelInfo struct {
+	Description string   `json:"description,omitempty"`
+	Licenses    []string `json:"licenses,omitempty"`
+	Authors     []string `json:"authors,omitempty"`
+	Card        string   `json:"card,omitempty"`
+}
+
+// VersionInfo returns the metadata of the declared version v: the
+// version's own values, else the model's, field by field.
+func (m *Model) VersionInfo(v string) ModelInfo {
+	info := m.Info
+	var own ModelInfo
+	// The declaration was validated against the schema when loaded.
+	_ = json.Unmarshal(m.Versions[v], &own)
+	if own.Description != "" {
+		info.Description = own.Description
+	}
+	if own.Licenses != nil {
+		info.Licenses = own.Licenses
+	}
+	if own.Authors != nil {
+		info.Authors = own.Authors
+	}
+	if own.Card != "" {
+		info.Card = own.Card
+	}
+	return info
 }
 
 // VersionNames returns the declared versions, sorted.

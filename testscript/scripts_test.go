@@ -67,8 +67,9 @@ func TestScripts(t *testing.T) {
 	})
 }
 
-// condition answers [registry-process], [cosign] and [crane]: whether
-// docker-registry, the cosign CLI and crane are installed.
+// condition answers [registry-process], [cosign], [crane], [oras] and
+// [skopeo]: whether docker-registry, the cosign CLI, crane, oras and skopeo
+// are installed.
 func condition(cond string) (bool, error) {
 	switch cond {
 	case "registry-process":
@@ -77,6 +78,10 @@ func condition(cond string) (bool, error) {
 		return installed("cosign", "go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5")
 	case "crane":
 		return installed("crane", "go install github.com/google/go-containerregistry/cmd/crane@v0.22.1")
+	case "oras":
+		return installed("oras", "go install oras.land/oras/cmd/oras@v1.3.6")
+	case "skopeo":
+		return installed("skopeo", "apt-get install skopeo")
 	case "slurm":
 		if !testslurm.Available() || os.Geteuid() != 0 {
 			if os.Getenv("CI") != "" {

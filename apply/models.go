@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/zen-dev/zen/plan"
+	"github.com/zen-dev/zen/plan/render"
 	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/registry/provenance"
 	"github.com/zen-dev/zen/registry/signature"
@@ -141,6 +142,7 @@ func (a *applier) applyModels(ctx context.Context, files map[string][]byte) ([]s
 			st, stages[c.Model] = rec, rec
 		}
 		if c.Action == plan.Delete {
+			st.Leave(c.Stage, now)
 			delete(st.Stages, c.Stage)
 			a.moved[c.Model+"/"+c.Stage] = true
 			continue
@@ -159,7 +161,7 @@ func (a *applier) applyModels(ctx context.Context, files map[string][]byte) ([]s
 			continue
 		}
 		a.moved[c.Model+"/"+c.Stage] = true
-		a.progress(nil, "~ stage %s/%s → %s", c.Model, c.Stage, c.Version)
+		a.progress(nil, "~ stage %s/%s → %s%s", c.Model, c.Stage, c.Version, moveNote(st.Stages[c.Stage]))
 	}
 	for _, name := range slices.Sorted(maps.Keys(stages)) {
 		moved := false
@@ -325,7 +327,24 @@ func (a *applier) verifyVersion(ctx context.Context, ms registry.ModelStore, mv 
 	return v.Model(ctx, ms, mv.Model, tag, mv.Digest, want, content)
 }
 
-// promote checks a stage move's gate and signature, then moves the tag.
+// moveNote is what the progress line of a stage move adds: the rollback
+// it was, or its gate's results.
+func moveNote(s *state.Stage) string {
+	switch {
+	case s == nil:
+		return ""
+	case s.Rollback != nil:
+		return ", " + render.RollbackNote(s.Rollback)
+	case s.Gate != nil:
+		return ", gate " + s.Gate.String()
+	}
+	return ""
+}
+
+// promote checks a stage move's gate and signature, then moves the tag
+// and records the move with its gate result. A move back to a version the
+// stage held before is a rollback: its gate is not evaluated again, and
+// the record keeps the result the version had then.
 func (a *applier) promote(ctx context.Context, ms registry.ModelStore, c *plan.ModelChange, st *state.Stages, produced map[string]*state.ModelVersion, now time.Time) error {
 	mv := produced[c.Model+"/"+c.Version]
 	if mv == nil {
@@ -338,7 +357,14 @@ func (a *applier) promote(ctx context.Context, ms registry.ModelStore, c *plan.M
 		}
 		mv = rec
 	}
-	if g := a.env.Config.Models[c.Model].Gates[c.Stage]; g != nil {
+	// Rollback is decided from the record apply writes to, not from the
+	// plan: the two read the same state commit, and the record is what
+	// the next plan reads.
+	held := st.Held(c.Stage, c.Version, mv.Digest)
+	var passed *state.GateResult
+	if held != nil {
+		passed = held.Gate
+	} else if g := a.env.Config.Models[c.Model].Gates[c.Stage]; g != nil {
 		stageMetrics := func(s string) gate.Metrics {
 			cur := st.Stages[s]
 			if cur == nil {
@@ -355,6 +381,10 @@ func (a *applier) promote(ctx context.Context, ms registry.ModelStore, c *plan.M
 		results, pass, err := g.Eval(mv.Metrics, stageMetrics)
 		if err != nil {
 			return err
+		}
+		passed = &state.GateResult{Expression: g.Source, Passed: pass}
+		for _, r := range results {
+			passed.Results = append(passed.Results, r.String())
 		}
 		if !pass {
 			var failed []string
@@ -377,7 +407,8 @@ func (a *applier) promote(ctx context.Context, ms registry.ModelStore, c *plan.M
 	if err := ms.Tag(ctx, c.Model, c.Stage, mv.Digest); err != nil {
 		return err
 	}
-	st.Stages[c.Stage] = &state.Stage{ModelVersion: c.Version, Digest: mv.Digest, SourceCommit: a.plan.Source.Commit, Updated: now}
+	st.Leave(c.Stage, now)
+	st.Stages[c.Stage] = &state.Stage{ModelVersion: c.Version, Digest: mv.Digest, SourceCommit: a.plan.Source.Commit, Updated: now, Gate: passed, Rollback: held}
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/zen-dev/zen/registry/signature"
 	"github.com/zen-dev/zen/registry/verify"
 	"github.com/zen-dev/zen/schema"
+	"github.com/zen-dev/zen/schema/gate"
 	"github.com/zen-dev/zen/state"
 )
 
@@ -234,5 +236,127 @@ func TestPromoteRefusesForgeries(t *testing.T) {
 	}
 	if got, err := ms.Resolve(ctx, "scorer", "staging"); err != nil || got != b {
 		t.Errorf("stage tag: %s, %v; want %s", got, err, b)
+	}
+}
+
+// TestPromoteRollback moves a stage back to a version it held, under a
+// champion gate the version no longer passes: the move is made without
+// the gate, and recorded as a rollback with the gate result of the
+// tenure it returns to. A version the stage never held meets its gate,
+// and is refused by it.
+func TestPromoteRollback(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := registry.OpenLayout(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ms := store.(registry.ModelStore)
+	key := testSigner(t)
+	repo := verify.Repository(ms.ModelRepository("scorer"))
+	recs := modelRecords{}
+	for v, score := range map[string]float64{"1.0.0": 0.8, "1.1.0": 0.9} {
+		src := filepath.Join(dir, v)
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, "weights.bin"), []byte("weights "+v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		desc, err := ms.PushModel(ctx, src, registry.ModelMeta{Name: "scorer", Version: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ms.Tag(ctx, "scorer", v, desc.Digest); err != nil {
+			t.Fatal(err)
+		}
+		if err := signature.Sign(ctx, repo, desc.Digest, key); err != nil {
+			t.Fatal(err)
+		}
+		mv := &state.ModelVersion{Model: "scorer", ModelVersion: v, Digest: desc.Digest, Metrics: map[string]float64{"train.score": score},
+			Pipeline: "p", Step: "train", Output: "model", RunID: "run-" + v, SourceCommit: "c0ffee"}
+		pred, err := (&provenance.Build{Entry: "p.train.model", Run: mv.RunID, Commit: mv.SourceCommit}).Predicate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := signature.Attest(ctx, repo, desc.Digest, provenance.Type, pred, key); err != nil {
+			t.Fatal(err)
+		}
+		recs["scorer/"+v] = mv
+	}
+	a, b := recs["scorer/1.0.0"].Digest, recs["scorer/1.1.0"].Digest
+	champion, err := gate.Parse("score > production.score", []string{"production", "staging"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict, err := gate.Parse("score >= 0.85", []string{"production", "staging"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := &applier{
+		env: &Env{
+			Config: &schema.Config{Models: map[string]*schema.Model{"scorer": {Name: "scorer",
+				Gates: map[string]*gate.Expr{"production": champion, "staging": strict}}}},
+			Store: ms, Records: recs, Verifier: key.Public(),
+		},
+		plan: &plan.Plan{Source: plan.Source{Commit: "revert"}},
+	}
+	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	then := &state.GateResult{Expression: "score > production.score", Results: []string{"score > production.score (0.7): 0.8 ✓"}, Passed: true}
+	// production held 1.0.0, then 1.1.0, which beat it; staging held 1.1.0.
+	st := &state.Stages{Model: "scorer",
+		Stages: map[string]*state.Stage{
+			"production": {ModelVersion: "1.1.0", Digest: b, SourceCommit: "promote", Updated: t0.Add(time.Hour)},
+			"staging":    {ModelVersion: "1.1.0", Digest: b, SourceCommit: "promote", Updated: t0},
+		},
+		History: map[string][]*state.Tenure{"production": {{ModelVersion: "1.0.0", Digest: a, SourceCommit: "first", From: t0, To: t0.Add(time.Hour), Gate: then}}},
+	}
+	now := t0.Add(2 * time.Hour)
+	move := func(stage string) error {
+		c := &plan.ModelChange{Model: "scorer", Version: "1.0.0", Stage: stage, Action: plan.Run, From: "1.1.0"}
+		return ap.promote(ctx, ms, c, st, map[string]*state.ModelVersion{}, now)
+	}
+
+	if err := move("production"); err != nil {
+		t.Fatalf("rollback refused: %v", err)
+	}
+	got := st.Stages["production"]
+	if got.ModelVersion != "1.0.0" || got.Digest != a || got.SourceCommit != "revert" || !got.Updated.Equal(now) {
+		t.Errorf("recorded %+v", got)
+	}
+	if got.Rollback == nil || !got.Rollback.From.Equal(t0) || got.Rollback.SourceCommit != "first" || got.Gate != then {
+		t.Errorf("recorded rollback %+v, gate %+v; want the tenure from %s with its gate", got.Rollback, got.Gate, t0)
+	}
+	h := st.History["production"]
+	if len(h) != 2 || h[1].ModelVersion != "1.1.0" || !h[1].From.Equal(t0.Add(time.Hour)) || !h[1].To.Equal(now) || h[1].Rollback {
+		t.Errorf("history = %+v", h)
+	}
+	if tag, err := ms.Resolve(ctx, "scorer", "production"); err != nil || tag != a {
+		t.Errorf("production tag: %s, %v; want %s", tag, err, a)
+	}
+	if note := moveNote(got); !strings.HasPrefix(note, ", rollback to a version this stage held from 2026-11-23 10:00 UTC to 2026-11-23 11:00 UTC; gate passed then: score > production.score (0.7): 0.8 ✓") {
+		t.Errorf("progress note %q", note)
+	}
+
+	// staging never held 1.0.0: its gate is evaluated, and refuses it.
+	if err := move("staging"); err == nil || !strings.Contains(err.Error(), "gate failed: score >= 0.85: 0.8 ✗") {
+		t.Errorf("move to a version staging never held: %v, want its gate to refuse it", err)
+	}
+	if s := st.Stages["staging"]; s.ModelVersion != "1.1.0" || len(st.History["staging"]) != 0 {
+		t.Errorf("a refused move recorded %+v, history %+v", s, st.History["staging"])
+	}
+
+	// A gate that passes is recorded with its values.
+	ap.env.Config.Models["scorer"].Gates["staging"], _ = gate.Parse("score >= 0.5", nil)
+	if err := move("staging"); err != nil {
+		t.Fatal(err)
+	}
+	want := &state.GateResult{Expression: "score >= 0.5", Results: []string{"score >= 0.5: 0.8 ✓"}, Passed: true}
+	if s := st.Stages["staging"]; s.Rollback != nil || !reflect.DeepEqual(s.Gate, want) {
+		t.Errorf("recorded %+v with gate %+v, want gate %+v", s, s.Gate, want)
+	}
+	if note := moveNote(st.Stages["staging"]); note != ", gate score >= 0.5: 0.8 ✓" {
+		t.Errorf("progress note %q", note)
 	}
 }

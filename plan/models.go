@@ -42,6 +42,12 @@ type ModelChange struct {
 	Drift string `json:"drift,omitempty"`
 	// Digest, for a repair, is the recorded version's digest.
 	Digest string `json:"digest,omitempty"`
+	// Rollback, for a stage moving back to a version it held before, is
+	// that earlier tenure, with the gate result recorded then. The gate is
+	// not evaluated again: the version passed it when it was promoted,
+	// and a champion gate, or a gate the promotion loosened and its revert
+	// tightens, must not keep a stage from going back.
+	Rollback *state.Tenure `json:"rollback,omitempty"`
 }
 
 // Delete is the action of a stage that is no longer declared.
@@ -133,7 +139,12 @@ func planModels(cfg *schema.Config, p *Plan, rec Recorded) ([]*ModelChange, erro
 			if g != nil {
 				c.Gate = g.Source
 			}
-			switch mv, ok := recorded[v]; {
+			mv, ok := recorded[v]
+			switch {
+			case ok && stages.Held(stage, v, mv.Digest) != nil:
+				// Back to a version the stage held: a rollback, which
+				// apply makes without the gate.
+				c.Rollback = stages.Held(stage, v, mv.Digest)
 			case ok:
 				if g != nil {
 					results, pass, err := g.Eval(mv.Metrics, stageMetrics)

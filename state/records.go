@@ -296,6 +296,22 @@ func (s *Stages) check() error {
 		if err := checkDigest("stages."+name+".digest", st.Digest); err != nil {
 			return err
 		}
+		if st.Rollback != nil {
+			if err := checkDigest("stages."+name+".rollback.digest", st.Rollback.Digest); err != nil {
+				return err
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.History)) {
+		for i, t := range s.History[name] {
+			if t == nil {
+				// zen never writes one, and Held expects none.
+				return fmt.Errorf("history.%s[%d]: null", name, i)
+			}
+			if err := checkDigest(fmt.Sprintf("history.%s[%d].digest", name, i), t.Digest); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -464,14 +480,96 @@ type Stages struct {
 	Version int               `json:"version"`
 	Model   string            `json:"model"`
 	Stages  map[string]*Stage `json:"stages"`
+	// History lists, by stage, the versions each stage held before the
+	// one it holds now, oldest first: a stage may always move back to
+	// one of them. It is kept apart from Stages so that a stage no longer
+	// declared keeps its past. Records written before zen kept it have
+	// none, and their earlier tenures are not rollbacks.
+	History map[string][]*Tenure `json:"history,omitempty"`
 }
 
 // Stage is one stage's version.
 type Stage struct {
-	ModelVersion string    `json:"model_version"`
-	Digest       string    `json:"digest"`
+	ModelVersion string `json:"model_version"`
+	Digest       string `json:"digest"`
+	// SourceCommit is the commit that declared the move: the one apply
+	// was run from.
 	SourceCommit string    `json:"source_commit"`
 	Updated      time.Time `json:"updated"`
+	// Gate is the stage's gate as the move was checked against it, nil
+	// when the stage had no gate (or the record is older than zen
+	// recording it). A rollback carries the gate result of the tenure it
+	// returns to: the version passed it then.
+	Gate *GateResult `json:"gate,omitempty"`
+	// Rollback, when the move returned the stage to a version it held
+	// before, is that earlier tenure; its gate was not evaluated again.
+	Rollback *Tenure `json:"rollback,omitempty"`
+}
+
+// GateResult is a gate as a stage move was checked against it.
+type GateResult struct {
+	Expression string `json:"expression"`
+	// Results is each comparison with its values and verdict, as plan
+	// prints it: "score >= production.score (0.8): 0.9 ✓".
+	Results []string `json:"results,omitempty"`
+	Passed  bool     `json:"passed"`
+}
+
+// String is the gate's results joined as plan prints them, or its
+// expression when no result was recorded.
+func (g *GateResult) String() string {
+	if len(g.Results) == 0 {
+		return g.Expression
+	}
+	return strings.Join(g.Results, " && ")
+}
+
+// Tenure is a time a stage held a version: from the move that put it
+// there to the one that took it away.
+type Tenure struct {
+	ModelVersion string      `json:"model_version"`
+	Digest       string      `json:"digest"`
+	SourceCommit string      `json:"source_commit"`
+	From         time.Time   `json:"from"`
+	To           time.Time   `json:"to"`
+	Gate         *GateResult `json:"gate,omitempty"`
+	// Rollback: the tenure began with a rollback, and Gate is the result
+	// of the earlier tenure it returned to.
+	Rollback bool `json:"rollback,omitempty"`
+}
+
+// Held returns the latest tenure in which stage held version with digest
+// before the version it holds now, or nil when it never did. Only such a
+// move is a rollback: a version that never held the stage is promoted
+// through its gate, however old it is.
+func (s *Stages) Held(stage, version, digest string) *Tenure {
+	if s == nil {
+		return nil
+	}
+	h := s.History[stage]
+	for i := len(h) - 1; i >= 0; i-- {
+		if h[i].ModelVersion == version && h[i].Digest == digest {
+			return h[i]
+		}
+	}
+	return nil
+}
+
+// Leave ends the tenure of the version stage holds now, if any, at now,
+// appending it to the stage's history. Apply calls it before it moves or
+// removes a stage.
+func (s *Stages) Leave(stage string, now time.Time) {
+	cur := s.Stages[stage]
+	if cur == nil {
+		return
+	}
+	if s.History == nil {
+		s.History = map[string][]*Tenure{}
+	}
+	s.History[stage] = append(s.History[stage], &Tenure{
+		ModelVersion: cur.ModelVersion, Digest: cur.Digest, SourceCommit: cur.SourceCommit,
+		From: cur.Updated, To: now, Gate: cur.Gate, Rollback: cur.Rollback != nil,
+	})
 }
 
 // ModelVersionPath is where a model version's record is kept.

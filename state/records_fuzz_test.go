@@ -122,6 +122,14 @@ func fuzzRecordSeeds(tb testing.TB) [][]byte {
 		&Submission{Version: RecordVersion, ID: fuzzRunID, Runs: []string{fuzzRunID}, Stack: "cluster", Source: fuzzDigest("source"), Store: "oci:registry.example.com/ml", Plan: json.RawMessage(`{"format_version":1,"stack":"cluster"}`), Submitted: started, Jobs: 3},
 		&ModelVersion{Version: RecordVersion, Model: "iris-classifier", ModelVersion: "1.0.0", Digest: fuzzDigest("manifest"), Repository: "registry.example.com/ml/iris", Pipeline: "quickstart", Step: "train", Output: "model", OutputDigest: fuzzDigest("model"), RunID: fuzzRunID, SourceCommit: "4b825dc642cb6eb9a060e54bf8d69288fbee4904", Metrics: map[string]float64{"evaluate.accuracy": 0.953}, Declared: json.RawMessage(`{"description":"first"}`), SignedBy: fuzzDigest("key"), Created: finished},
 		&Stages{Version: RecordVersion, Model: "iris-classifier", Stages: map[string]*Stage{"production": {ModelVersion: "1.0.0", Digest: fuzzDigest("manifest"), SourceCommit: "4b825dc642cb6eb9a060e54bf8d69288fbee4904", Updated: finished}}},
+		&Stages{Version: RecordVersion, Model: "iris-classifier",
+			Stages: map[string]*Stage{"production": {ModelVersion: "1.0.0", Digest: fuzzDigest("manifest"), SourceCommit: "4b825dc642cb6eb9a060e54bf8d69288fbee4904", Updated: finished,
+				Gate:     &GateResult{Expression: "accuracy >= 0.9", Results: []string{"accuracy >= 0.9: 0.953 ✓"}, Passed: true},
+				Rollback: &Tenure{ModelVersion: "1.0.0", Digest: fuzzDigest("manifest"), From: started, To: started}}},
+			History: map[string][]*Tenure{"production": {
+				{ModelVersion: "1.0.0", Digest: fuzzDigest("manifest"), SourceCommit: "4b825dc642cb6eb9a060e54bf8d69288fbee4904", From: started, To: started, Gate: &GateResult{Expression: "accuracy >= 0.9", Results: []string{"accuracy >= 0.9: 0.953 ✓"}, Passed: true}},
+				{ModelVersion: "1.1.0", Digest: fuzzDigest("manifest 2"), From: started, To: finished, Rollback: true},
+			}}},
 	}
 	var out [][]byte
 	for _, rec := range records {

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/zen-dev/zen/plan"
+	"github.com/zen-dev/zen/state"
 )
 
 // JSON writes the plan in its documented JSON form, with its summary.
@@ -84,6 +86,7 @@ func Text(w io.Writer, p *plan.Plan, s Style) {
 //
 //   - model fraud-detector 1.1.0 from training.train.model
 //     ~ stage fraud-detector/production 1.0.0 → 1.1.0, gate roc_auc >= 0.85: 0.91 ✓
+//     ~ stage fraud-detector/production 1.1.0 → 1.0.0: rollback to a version this stage held from …
 func ModelLine(c *plan.ModelChange, s Style) string {
 	mark := s.action(c.Action)
 	if c.Action == plan.Delete {
@@ -112,6 +115,8 @@ func ModelLine(c *plan.ModelChange, s Style) string {
 		line = fmt.Sprintf("%s stage %s/%s %s → %s", mark, c.Model, c.Stage, from, c.Version)
 	}
 	switch {
+	case c.Rollback != nil:
+		line += ": " + RollbackNote(c.Rollback)
 	case len(c.GateResults) > 0:
 		line += ", gate " + strings.Join(c.GateResults, " && ")
 	case c.GatePending:
@@ -122,6 +127,25 @@ func ModelLine(c *plan.ModelChange, s Style) string {
 	}
 	return line
 }
+
+// RollbackNote says which earlier tenure a rollback returns to and what
+// its gate gave then: "rollback to a version this stage held from
+// 2026-11-23 10:15 UTC to 2026-11-24 09:00 UTC; gate passed then: score
+// >= 0.5: 0.8 ✓".
+func RollbackNote(t *state.Tenure) string {
+	note := fmt.Sprintf("rollback to a version this stage held from %s to %s", When(t.From), When(t.To))
+	switch {
+	case t.Gate == nil:
+		return note + "; no gate result recorded then"
+	case t.Gate.Passed:
+		return note + "; gate passed then: " + t.Gate.String()
+	}
+	return note + "; gate then: " + t.Gate.String()
+}
+
+// When is a recorded time as plan and history print it, in UTC to the
+// minute, so that the same plan reads the same on every machine.
+func When(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
 
 // Header writes what the plan was made from and warnings about it.
 func Header(w io.Writer, p *plan.Plan, s Style) {

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zen-dev/zen/plan"
+	"github.com/zen-dev/zen/state"
 )
 
 func example() *plan.Plan {
@@ -133,5 +135,53 @@ func TestMarkdown(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "\x1b") {
 		t.Error("terminal codes in markdown")
+	}
+}
+
+// TestRollback draws a stage moving back to a version it held: the line
+// names the earlier tenure and the gate result recorded then, in text and
+// markdown alike, and the JSON plan carries the tenure.
+func TestRollback(t *testing.T) {
+	from := time.Date(2026, 11, 23, 10, 15, 30, 0, time.UTC)
+	held := &state.Tenure{ModelVersion: "1.0.0", Digest: "sha256:aa", SourceCommit: "1a2b", From: from, To: from.Add(26 * time.Hour),
+		Gate: &state.GateResult{Expression: "accuracy >= 0.8", Results: []string{"accuracy >= 0.8: 0.963 ✓"}, Passed: true}}
+	p := example()
+	p.Models = []*plan.ModelChange{
+		{Model: "fraud", Version: "1.0.0", Stage: "production", Action: plan.Run, From: "1.1.0", Gate: "accuracy > production.accuracy", Rollback: held},
+		{Model: "fraud", Version: "0.9.0", Stage: "canary", Action: plan.Run, From: "1.0.0", Rollback: &state.Tenure{From: from, To: from.Add(time.Minute)}},
+	}
+	want := []string{
+		"  ~ stage fraud/production 1.1.0 → 1.0.0: rollback to a version this stage held from 2026-11-23 10:15 UTC to 2026-11-24 12:15 UTC; gate passed then: accuracy >= 0.8: 0.963 ✓\n",
+		"  ~ stage fraud/canary 1.0.0 → 0.9.0: rollback to a version this stage held from 2026-11-23 10:15 UTC to 2026-11-23 10:16 UTC; no gate result recorded then\n",
+	}
+	var b bytes.Buffer
+	Text(&b, p, Style{})
+	for _, w := range want {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("text: no %q in\n%s", w, b.String())
+		}
+	}
+	b.Reset()
+	Markdown(&b, p)
+	if w := "| `~` | stage fraud/production 1.1.0 → 1.0.0: rollback to a version this stage held from 2026-11-23 10:15 UTC to 2026-11-24 12:15 UTC; gate passed then: accuracy &gt;= 0.8: 0.963 ✓ |\n"; !strings.Contains(b.String(), w) {
+		t.Errorf("markdown: no %q in\n%s", w, b.String())
+	}
+	b.Reset()
+	if err := JSON(&b, p); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Models []struct {
+			Rollback *state.Tenure `json:"rollback"`
+		}
+	}
+	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if r := got.Models[0].Rollback; r == nil || !r.From.Equal(held.From) || !r.To.Equal(held.To) || r.Gate == nil || !r.Gate.Passed || r.Gate.Results[0] != held.Gate.Results[0] {
+		t.Errorf("JSON rollback = %+v, want %+v", r, held)
+	}
+	if !strings.Contains(b.String(), `"rollback": {`) || !strings.Contains(b.String(), `"expression": "accuracy \u003e= 0.8"`) {
+		t.Errorf("JSON:\n%s", b.String())
 	}
 }

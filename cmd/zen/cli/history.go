@@ -10,6 +10,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/spf13/cobra"
 
+	"github.com/zen-dev/zen/plan/render"
 	"github.com/zen-dev/zen/state"
 )
 
@@ -25,6 +26,14 @@ type event struct {
 	AppliedBy    string    `json:"applied_by"`
 	SourceCommit string    `json:"source_commit,omitempty"`
 	Source       string    `json:"source_subject,omitempty"` // e.g. "Merge pull request #12 from ..."
+	// Gate is the gate a stage move was checked against, with its values
+	// and verdict (for a rollback, the result of the tenure it returned
+	// to); absent when the stage had none, or the record is older than
+	// zen recording it.
+	Gate *state.GateResult `json:"gate,omitempty"`
+	// Rollback, for a stage moved back to a version it held before, is
+	// that earlier tenure.
+	Rollback *state.Tenure `json:"rollback,omitempty"`
 }
 
 func newHistory(g *globals) *cobra.Command {
@@ -34,7 +43,9 @@ func newHistory(g *globals) *cobra.Command {
 		Long: `History walks the state ref's commits and lists, oldest first, each
 version recorded and each stage change of the model: when, which state
 commit, who applied it, and the source commit it was applied from (with
-its subject, which names the pull request when it is a merge).`,
+its subject, which names the pull request when it is a merge). Under a
+stage change is the gate it passed, with its values, or, for a rollback,
+the earlier tenure it went back to and the gate result recorded then.`,
 		Example: "  zen history iris-classifier\n  zen history iris-classifier --output json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -88,7 +99,8 @@ its subject, which names the pull request when it is a merge).`,
 					if now[name] != stages[name] {
 						e := event{When: entry.When, Kind: "stage", Stage: name, Version: now[name], From: stages[name], StateCommit: entry.Commit, AppliedBy: entry.Author}
 						if st != nil && st.Stages[name] != nil {
-							e.SourceCommit, e.Digest = st.Stages[name].SourceCommit, st.Stages[name].Digest
+							s := st.Stages[name]
+							e.SourceCommit, e.Digest, e.Gate, e.Rollback = s.SourceCommit, s.Digest, s.Gate, s.Rollback
 						} else {
 							e.SourceCommit = src
 						}
@@ -124,12 +136,23 @@ its subject, which names the pull request when it is a merge).`,
 						from = "(none)"
 					}
 					what = fmt.Sprintf("~ stage %s %s → %s", e.Stage, from, e.Version)
+					if e.Rollback != nil {
+						what += " (rollback)"
+					}
 				}
 				src := short(e.SourceCommit)
 				if e.Source != "" {
 					src += fmt.Sprintf(" %q", e.Source)
 				}
 				fmt.Fprintf(g.stdout, "%s  %-36s  state %s by %s, source %s\n", e.When.Local().Format("2006-01-02 15:04"), what, short(e.StateCommit), e.AppliedBy, src)
+				// The gate a move passed, or the tenure a rollback went
+				// back to, under the move: lines stay greppable by stage.
+				switch {
+				case e.Rollback != nil:
+					fmt.Fprintf(g.stdout, "%18s%s\n", "", render.RollbackNote(e.Rollback))
+				case e.Gate != nil:
+					fmt.Fprintf(g.stdout, "%18sgate %s\n", "", e.Gate.String())
+				}
 			}
 			return nil
 		},

@@ -1,0 +1,89 @@
+package provenance
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestPredicateRoundTrip(t *testing.T) {
+	b := &Build{
+		Entry: "train.fit.model", Run: "20261202-101500.000-abcdef", Commit: "0123456789abcdef0123456789abcdef01234567",
+		Dirty:      "sha256:" + strings.Repeat("d", 64),
+		Parameters: map[string]any{"epochs": 3.0},
+		Inputs:     map[string]string{"data": "sha256:" + strings.Repeat("a", 64)},
+		Code:       map[string]string{"steps/fit.py": "sha256:" + strings.Repeat("c", 64)},
+	}
+	raw, err := b.Predicate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"builder":{"id":"https://zen.dev/builder/v1"}`, `"buildType":"https://zen.dev/pipeline-run/v1"`, `"entryPoint":"train.fit.model"`, `"buildInvocationID":"20261202-101500.000-abcdef"`, `"uri":"zen:input/train.fit/data"`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("predicate %s lacks %s", raw, want)
+		}
+	}
+	got, err := Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if why := Mismatch(got, b); why != "" {
+		t.Errorf("round trip: %s", why)
+	}
+	if got.Dirty != b.Dirty || got.Code["steps/fit.py"] != b.Code["steps/fit.py"] {
+		t.Errorf("round trip: got %+v", got)
+	}
+}
+
+// TestParseEarlierAttestations reads the predicate zen wrote before it used
+// in-toto-golang's types: builder "zen", buildInvocationId.
+func TestParseEarlierAttestations(t *testing.T) {
+	raw := json.RawMessage(`{"builder":{"id":"zen"},"buildType":"https://zen.dev/pipeline-run/v1","invocation":{"configSource":{"uri":"git+commit:abc","digest":{"sha1":"abc"},"entryPoint":"p.s.o"}},"metadata":{"buildInvocationId":"r1","reproducible":false},"materials":[{"uri":"zen:input/p.s/in","digest":{"sha256":"01"}}]}`)
+	got, err := Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Build{Entry: "p.s.o", Run: "r1", Commit: "abc", Inputs: map[string]string{"in": "sha256:01"}}
+	if why := Mismatch(got, want); why != "" {
+		t.Error(why)
+	}
+}
+
+func TestParseRefusesOtherPredicates(t *testing.T) {
+	for name, raw := range map[string]string{
+		"not JSON":        `[`,
+		"another builder": `{"builder":{"id":"https://example.com/ci"},"buildType":"https://zen.dev/pipeline-run/v1","invocation":{"configSource":{"entryPoint":"p.s.o"}},"metadata":{"buildInvocationID":"r"}}`,
+		"another type":    `{"builder":{"id":"https://zen.dev/builder/v1"},"buildType":"zen","invocation":{"configSource":{"entryPoint":"p.s.o"}},"metadata":{"buildInvocationID":"r"}}`,
+		"no run":          `{"builder":{"id":"https://zen.dev/builder/v1"},"buildType":"https://zen.dev/pipeline-run/v1","invocation":{"configSource":{"entryPoint":"p.s.o"}}}`,
+		"no entry point":  `{"builder":{"id":"https://zen.dev/builder/v1"},"buildType":"https://zen.dev/pipeline-run/v1","metadata":{"buildInvocationID":"r"}}`,
+	} {
+		if _, err := Parse(json.RawMessage(raw)); err == nil {
+			t.Errorf("%s: parsed", name)
+		}
+	}
+}
+
+func TestMismatch(t *testing.T) {
+	in := func(d string) map[string]string { return map[string]string{"data": "sha256:" + d} }
+	want := &Build{Entry: "p.s.o", Run: "r1", Commit: "c1", Inputs: in("aa")}
+	for _, tt := range []struct {
+		got  Build
+		want string
+	}{
+		{Build{Entry: "p.s.o", Run: "r1", Commit: "c1", Inputs: in("aa")}, ""},
+		{Build{Entry: "p.s.x", Run: "r1", Commit: "c1", Inputs: in("aa")}, "names entry point p.s.x, the record p.s.o"},
+		{Build{Entry: "p.s.o", Run: "r2", Commit: "c1", Inputs: in("aa")}, "names run r2, the record r1"},
+		{Build{Entry: "p.s.o", Run: "r1", Commit: "c2", Inputs: in("aa")}, "names commit c2, the record c1"},
+		{Build{Entry: "p.s.o", Run: "r1", Commit: "c1", Inputs: in("bb")}, "names input data as sha256:bb, the record sha256:aa"},
+		{Build{Entry: "p.s.o", Run: "r1", Commit: "c1"}, "does not name input data"},
+		{Build{Entry: "p.s.o", Run: "r1", Commit: "c1", Inputs: map[string]string{"data": "sha256:aa", "more": "sha256:cc"}}, "names input more, which the record does not"},
+	} {
+		if got := Mismatch(&tt.got, want); got != tt.want {
+			t.Errorf("Mismatch(%+v) = %q, want %q", tt.got, got, tt.want)
+		}
+	}
+	// A record without inputs (made before they were kept) checks none.
+	if got := Mismatch(&Build{Entry: "p.s.o", Run: "r1", Commit: "c1", Inputs: in("zz")}, &Build{Entry: "p.s.o", Run: "r1", Commit: "c1"}); got != "" {
+		t.Errorf("no recorded inputs: %q", got)
+	}
+}

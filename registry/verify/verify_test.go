@@ -1,0 +1,121 @@
+package verify_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/zen-dev/zen/registry"
+	"github.com/zen-dev/zen/registry/provenance"
+	"github.com/zen-dev/zen/registry/signature"
+	"github.com/zen-dev/zen/registry/verify"
+	"github.com/zen-dev/zen/state"
+)
+
+func signer(t *testing.T) *signature.Signer {
+	t.Helper()
+	priv, _, err := signature.GenerateKeyPair(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := signature.LoadSigner(priv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// push stores content as an artifact of store, signed by s and attested
+// as b says (neither when s is nil).
+func push(t *testing.T, store registry.Store, content string, s *signature.Signer, b *provenance.Build) string {
+	t.Helper()
+	ctx := context.Background()
+	f := filepath.Join(t.TempDir(), "out")
+	if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := store.Push(ctx, f, "file")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s == nil {
+		return d.Digest
+	}
+	repo := verify.Repository(store.ArtifactRepository())
+	if err := signature.Sign(ctx, repo, d.Digest, s); err != nil {
+		t.Fatal(err)
+	}
+	pred, err := b.Predicate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := signature.Attest(ctx, repo, d.Digest, provenance.Type, pred, s); err != nil {
+		t.Fatal(err)
+	}
+	return d.Digest
+}
+
+type runs map[string]*state.Run
+
+func (r runs) Run(id string) (*state.Run, bool, error) { x, ok := r[id]; return x, ok, nil }
+
+// TestArtifactKinds checks that each way an artifact fails is its own Kind.
+func TestArtifactKinds(t *testing.T) {
+	ctx := context.Background()
+	store, err := registry.OpenLayout(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	key, other := signer(t), signer(t)
+	in := map[string]string{"data": "sha256:" + strings.Repeat("a", 64)}
+	made := &provenance.Build{Entry: "p.train.model", Run: "r1", Commit: "c1", Inputs: in}
+
+	good := push(t, store, "good", key, made)
+	unsigned := push(t, store, "unsigned", nil, nil)
+	byOther := push(t, store, "other", other, made)
+	forged := push(t, store, "forged", key, &provenance.Build{Entry: "p.train.model", Run: "not-a-zen-run", Commit: "c1", Inputs: in})
+	// Made first by run r0's step p.prep.out; r1's train.model stored the
+	// same bytes and relies on r0's attestation.
+	shared := push(t, store, "shared", key, &provenance.Build{Entry: "p.prep.out", Run: "r0", Commit: "c0"})
+	recs := runs{"r0": {ID: "r0", Pipeline: "p", SourceCommit: "c0", Steps: map[string]*state.StepResult{
+		"prep": {Outputs: map[string]state.Artifact{"out": {Digest: shared}}},
+	}}}
+	missing := "sha256:" + strings.Repeat("e", 64)
+
+	v := &verify.Verifier{Key: key.Public(), Made: verify.MadeBy(recs)}
+	for _, tt := range []struct {
+		name   string
+		digest string
+		kind   verify.Kind
+		sameAs string
+	}{
+		{"good", good, 0, ""},
+		{"missing", missing, verify.Missing, ""},
+		{"unsigned", unsigned, verify.Unsigned, ""},
+		{"another key", byOther, verify.OtherKey, ""},
+		{"another run", forged, verify.ProvenanceMismatch, ""},
+		{"same bytes as a recorded step", shared, 0, "p.prep.out in run r0"},
+	} {
+		res, err := v.Artifact(ctx, store, tt.digest, made, true)
+		if got := verify.KindOf(err); got != tt.kind || (tt.kind == 0 && err != nil) {
+			t.Errorf("%s: kind %v (%v), want %v", tt.name, got, err, tt.kind)
+		}
+		if res.SameAs != tt.sameAs {
+			t.Errorf("%s: same as %q, want %q", tt.name, res.SameAs, tt.sameAs)
+		}
+	}
+
+	// The same attestation does not stand when the record that it names
+	// says that step stored other bytes, or the run is not recorded.
+	recs["r0"].Steps["prep"].Outputs["out"] = state.Artifact{Digest: good}
+	if _, err := v.Artifact(ctx, store, shared, made, false); verify.KindOf(err) != verify.ProvenanceMismatch {
+		t.Errorf("other bytes recorded: %v", err)
+	}
+	delete(recs, "r0")
+	if _, err := v.Artifact(ctx, store, shared, made, false); verify.KindOf(err) != verify.ProvenanceMismatch {
+		t.Errorf("run not recorded: %v", err)
+	}
+}

@@ -23,7 +23,9 @@ import (
 
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/registry"
+	"github.com/zen-dev/zen/registry/provenance"
 	"github.com/zen-dev/zen/registry/signature"
+	"github.com/zen-dev/zen/registry/verify"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
 )
@@ -49,9 +51,10 @@ type Env struct {
 	Signer   *signature.Signer
 	KeyID    string
 	Verifier *signature.Verifier
-	// Verify, when not nil, checks the signature of a stored artifact
-	// before a step that ran reuses a cache entry (see plan.Options).
-	Verify func(ctx context.Context, digest string) error
+	// Verify, when not nil, checks the signature and provenance of a
+	// stored artifact before a step that ran reuses a cache entry (see
+	// plan.Options).
+	Verify func(ctx context.Context, digest string, made *provenance.Build) error
 	// For a Slurm stack: StoreRef names the store for zen on the nodes
 	// ("oci:registry.example.com/ml"), and SourceTree writes the files the
 	// steps run from into a new folder.
@@ -364,7 +367,7 @@ func (a *applier) execute(ctx context.Context, n *node) {
 	cacheable := n.step.Cache && !a.plan.NoCache
 	if cacheable && len(upstream) > 0 {
 		// An upstream step ran but produced what it had before: reuse.
-		if hit, ok := a.cacheHit(ctx, key); ok {
+		if hit, ok := a.cacheHit(ctx, key, fp.Inputs); ok {
 			n.res = &state.StepResult{Status: state.StatusCached, Reason: "upstream outputs unchanged", CacheKey: key, CachedFrom: hit.RunID, Outputs: hit.Outputs, Metrics: hit.Metrics, Log: hit.Log}
 			a.progress(n, "= %s cached (upstream outputs unchanged)", n.step.Name)
 			return
@@ -439,16 +442,16 @@ func (n *node) upstreamDigests() map[string]string {
 	return upstream
 }
 
-func (a *applier) cacheHit(ctx context.Context, key string) (*state.Cache, bool) {
+func (a *applier) cacheHit(ctx context.Context, key string, inputs map[string]string) (*state.Cache, bool) {
 	hit, ok, err := a.env.Records.Cache(key)
 	if err != nil || !ok {
 		return nil, false
 	}
-	for _, o := range hit.Outputs {
+	for name, o := range hit.Outputs {
 		if has, err := a.env.Store.Has(ctx, o.Digest); err != nil || !has {
 			return nil, false
 		}
-		if a.env.Verify != nil && a.env.Verify(ctx, o.Digest) != nil {
+		if a.env.Verify != nil && a.env.Verify(ctx, o.Digest, verify.CacheBuild(hit, name, inputs)) != nil {
 			return nil, false
 		}
 	}

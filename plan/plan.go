@@ -14,6 +14,8 @@ import (
 	"sort"
 	"unicode/utf8"
 
+	"github.com/zen-dev/zen/registry/provenance"
+	"github.com/zen-dev/zen/registry/verify"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
 )
@@ -226,10 +228,11 @@ type Options struct {
 	Overrides []Override
 	// StateCommit is the state ref's commit that Recorded reads.
 	StateCommit string
-	// Verify, when not nil, checks the signature of a stored artifact a
-	// cache hit would reuse. An error wrapping ErrUntrusted makes the step
+	// Verify, when not nil, checks the signature and provenance of a
+	// stored artifact a cache hit would reuse; made is what its
+	// attestation must name. An error wrapping ErrUntrusted makes the step
 	// run again; any other error fails the plan.
-	Verify func(ctx context.Context, digest string) error
+	Verify func(ctx context.Context, digest string, made *provenance.Build) error
 	// Tags, when not nil, returns the digest a model's tag points at in
 	// the store (found false when there is no such tag): plan compares the
 	// recorded stages with it and repairs what moved outside zen.
@@ -373,7 +376,7 @@ func planPipeline(ctx context.Context, pl *schema.Pipeline, rec Recorded, src So
 			var untrusted []string
 			var why string
 			if len(missing) == 0 && opts.Verify != nil {
-				untrusted, why, err = untrustedOutputs(ctx, opts.Verify, hit)
+				untrusted, why, err = untrustedOutputs(ctx, opts.Verify, hit, fp.Inputs)
 				if err != nil {
 					return nil, fmt.Errorf("step %s: %w", name, err)
 				}
@@ -444,9 +447,9 @@ func lookup(rec Recorded, pipeline, step string, last *state.StepState, key stri
 
 // untrustedOutputs lists the outputs of a cache entry whose signatures do
 // not verify, with the first reason.
-func untrustedOutputs(ctx context.Context, verify func(context.Context, string) error, c *state.Cache) (names []string, why string, err error) {
+func untrustedOutputs(ctx context.Context, check func(context.Context, string, *provenance.Build) error, c *state.Cache, inputs map[string]string) (names []string, why string, err error) {
 	for _, name := range slices.Sorted(maps.Keys(c.Outputs)) {
-		err := verify(ctx, c.Outputs[name].Digest)
+		err := check(ctx, c.Outputs[name].Digest, verify.CacheBuild(c, name, inputs))
 		switch {
 		case errors.Is(err, ErrUntrusted):
 			names = append(names, name)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/zen-dev/zen/registry/provenance"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
 )
@@ -86,7 +87,7 @@ func record(t *testing.T, cfg *schema.Config, src files, rec *recorded, st store
 			t.Fatal(err)
 		}
 		key := Key(fp)
-		c := &state.Cache{Key: key, RunID: "r1", Outputs: map[string]state.Artifact{}}
+		c := &state.Cache{Key: key, Pipeline: s.Pipeline, Step: s.Name, RunID: "r1", Outputs: map[string]state.Artifact{}}
 		for name := range s.Outputs {
 			d := "sha256:out-" + ps.Name + "-" + name
 			c.Outputs[name] = state.Artifact{Digest: d}
@@ -210,8 +211,11 @@ func TestUntrustedOutputs(t *testing.T) {
 	st := store{}
 	record(t, cfg, src, rec, st)
 	var asked []string
-	verify := func(_ context.Context, d string) error {
+	verify := func(_ context.Context, d string, made *provenance.Build) error {
 		asked = append(asked, d)
+		if made.Entry != "p.load.train" || made.Run == "" || made.Inputs["data"] != "sha256:d1" {
+			t.Errorf("asked to verify %s as made by %+v", d, made)
+		}
 		if d == "sha256:out-load-train" {
 			return fmt.Errorf("%w: not signed", ErrUntrusted)
 		}
@@ -231,7 +235,7 @@ func TestUntrustedOutputs(t *testing.T) {
 	if len(asked) != 1 {
 		t.Errorf("verified %v; want only load's output (train re-runs anyway)", asked)
 	}
-	broken := func(context.Context, string) error { return errors.New("registry down") }
+	broken := func(context.Context, string, *provenance.Build) error { return errors.New("registry down") }
 	if _, err := Compute(context.Background(), cfg, rec, src, st, Options{Verify: broken}); err == nil || !strings.Contains(err.Error(), "registry down") {
 		t.Errorf("Compute with a failing Verify = %v, want the error", err)
 	}

@@ -1,12 +1,14 @@
 // Package trust decides whether a stored artifact may be reused: whether it
-// carries a signature, by the key zen signs with, that verifies.
+// carries a signature by the key zen signs with, and a provenance
+// attestation by it naming the run and step the cache entry records, as
+// package verify checks them.
 //
 // A plan asks this of every output a cache hit would reuse, thousands of
 // times for a large repository. A Checker remembers, in a file under .zen,
-// the signature manifests it has verified, by digest: checking an artifact
-// again reads its small signature manifest and hashes it, and verifies the
-// signatures only when the manifest is new. A signature manifest that was
-// replaced, or removed, is a new manifest and is verified from scratch.
+// the signature and attestation manifests it has verified, by digest and
+// by what they had to name: checking an artifact again reads its two small
+// manifests and hashes them, and verifies only when one is new. A manifest
+// that was replaced, or removed, is new and is verified from scratch.
 package trust
 
 import (
@@ -14,6 +16,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -22,6 +25,7 @@ import (
 	"sync"
 
 	"github.com/zen-dev/zen/plan"
+	"github.com/zen-dev/zen/registry/provenance"
 	"github.com/zen-dev/zen/registry/signature"
 	"github.com/zen-dev/zen/registry/verify"
 )
@@ -40,10 +44,14 @@ type Checker struct {
 }
 
 // New returns a Checker of the artifacts in repo against v, whose key
-// keyID names. file remembers what verified ("" remembers nothing); a file
+// keyID names; runs, where not nil, confirms attestations that name
+// another run which stored the same bytes first. file remembers what verified ("" remembers nothing); a file
 // that cannot be read is a cold start, not an error.
-func New(repo signature.Repository, v *signature.Verifier, keyID, file string) *Checker {
+func New(repo signature.Repository, v *signature.Verifier, keyID, file string, runs verify.Runs) *Checker {
 	c := &Checker{repo: repo, v: &verify.Verifier{Key: v}, keyID: keyID, file: file, known: map[string]bool{}}
+	if runs != nil {
+		c.v.Made = verify.MadeBy(runs)
+	}
 	if file == "" {
 		return c
 	}
@@ -62,7 +70,7 @@ func New(repo signature.Repository, v *signature.Verifier, keyID, file string) *
 // Untrusted is the error for an artifact that may not be reused. It wraps
 // plan.ErrUntrusted and the verification error.
 type Untrusted struct {
-	Kind string // "not signed", "signed by another key", "bad signature"
+	Kind string // a verify.Kind: "not signed", "bad signature", ...
 	Err  error
 }
 
@@ -70,30 +78,51 @@ func (e *Untrusted) Error() string   { return e.Kind }
 func (e *Untrusted) Unwrap() []error { return []error{plan.ErrUntrusted, e.Err} }
 
 // Verify checks that the artifact digest ("sha256:<hex>") carries a good
-// signature by the Checker's key. Its error is an *Untrusted when it does
-// not; other errors (the store could not be read) are returned as they
-// are.
-func (c *Checker) Verify(ctx context.Context, digest string) error {
+// signature by the Checker's key, and a provenance attestation by it that
+// names what made says (see verify.Verifier.Provenance). Its error is an
+// *Untrusted when it does not; other errors (the store could not be read)
+// are returned as they are.
+func (c *Checker) Verify(ctx context.Context, digest string, made *provenance.Build) error {
 	hexDigest, ok := strings.CutPrefix(digest, "sha256:")
 	if !ok {
 		return fmt.Errorf("artifact digest %q: only sha256 is supported", digest)
 	}
-	raw, err := c.repo.Manifest(ctx, "sha256-"+hexDigest+".sig")
-	var key string
-	switch {
-	case err == nil:
-		sum := sha256.Sum256(raw)
-		key = digest + " sha256:" + hex.EncodeToString(sum[:]) + " " + c.keyID
+	// What verified is remembered by the signature and attestation
+	// manifests it was read from, the key, and what the record says.
+	key := digest
+	for _, suffix := range []string{".sig", ".att"} {
+		raw, err := c.repo.Manifest(ctx, "sha256-"+hexDigest+suffix)
+		switch {
+		case err == nil:
+			sum := sha256.Sum256(raw)
+			key += " sha256:" + hex.EncodeToString(sum[:])
+		case errors.Is(err, signature.ErrNotFound):
+			key = ""
+		default:
+			return err
+		}
+		if key == "" {
+			break
+		}
+	}
+	if key != "" {
+		want, err := json.Marshal(made)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(want)
+		key += " " + c.keyID + " sha256:" + hex.EncodeToString(sum[:])
 		c.mu.Lock()
 		ok := c.known[key]
 		c.mu.Unlock()
 		if ok {
 			return nil
 		}
-	case !errors.Is(err, signature.ErrNotFound):
-		return err
 	}
-	err = c.v.Signature(ctx, c.repo, digest)
+	err := c.v.Signature(ctx, c.repo, digest)
+	if err == nil {
+		_, err = c.v.Provenance(ctx, c.repo, digest, made)
+	}
 	if k := verify.KindOf(err); k != 0 {
 		return &Untrusted{Kind: k.String(), Err: err}
 	} else if err != nil {

@@ -57,6 +57,14 @@ func ArtifactBuild(runs Runs, run *state.Run, step, artifact string) (*provenanc
 	return b, nil
 }
 
+// CacheBuild is what the attestation of output of a cache entry must name:
+// the run the entry records and the step's entry point, with inputs, the
+// digests the cache key was made from. The commit is not known from the
+// entry alone, and is not compared.
+func CacheBuild(hit *state.Cache, output string, inputs map[string]string) *provenance.Build {
+	return &provenance.Build{Entry: hit.Pipeline + "." + hit.Step + "." + output, Run: hit.RunID, Inputs: nonNil(inputs)}
+}
+
 func nonNil(m map[string]string) map[string]string {
 	if m == nil {
 		return map[string]string{}

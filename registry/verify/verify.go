@@ -134,8 +134,8 @@ func (v *Verifier) Signature(ctx context.Context, repo signature.Repository, dig
 // has them the commit and the inputs. With no attestation of want's run,
 // one of another run that the record confirms made the same bytes (see
 // Made) stands, and Result.SameAs names it.
-func (v *Verifier) Provenance(ctx context.Context, repo registry.RawRepository, digest string, want *provenance.Build) (Result, error) {
-	preds, err := signature.VerifyAttestations(ctx, Repository(repo), digest, provenance.Type, v.Key)
+func (v *Verifier) Provenance(ctx context.Context, repo signature.Repository, digest string, want *provenance.Build) (Result, error) {
+	preds, err := signature.VerifyAttestations(ctx, repo, digest, provenance.Type, v.Key)
 	if err != nil {
 		return Result{}, classify(err, "provenance")
 	}
@@ -187,7 +187,7 @@ func (v *Verifier) Artifact(ctx context.Context, store registry.Store, digest st
 	if err := v.Signature(ctx, Repository(repo), digest); err != nil {
 		return Result{}, err
 	}
-	res, err := v.Provenance(ctx, repo, digest, want)
+	res, err := v.Provenance(ctx, Repository(repo), digest, want)
 	if err != nil {
 		return res, err
 	}
@@ -221,7 +221,7 @@ func (v *Verifier) Model(ctx context.Context, ms registry.ModelStore, model, tag
 	if err := v.Signature(ctx, Repository(repo), digest); err != nil {
 		return err
 	}
-	if _, err := v.Provenance(ctx, repo, digest, want); err != nil {
+	if _, err := v.Provenance(ctx, Repository(repo), digest, want); err != nil {
 		return err
 	}
 	if !content {

@@ -137,7 +137,7 @@ func applyPlan(ctx context.Context, g *globals, pl *planned, jobs int, detach bo
 		return err
 	}
 	if pl.checker == nil && verifier != nil {
-		pl.checker = pl.sess.checker(pl.store, verifier, keyID)
+		pl.checker = pl.sess.checker(pl.store, verifier, keyID, pl.recs)
 	}
 	env := &apply.Env{
 		Signer:   signer,

@@ -155,7 +155,7 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (_ *planned
 	if err != nil {
 		return nil, err
 	}
-	pl.checker = sess.checker(store, pl.verifier, pl.keyID)
+	pl.checker = sess.checker(store, pl.verifier, pl.keyID, recs)
 	opts := plan.Options{
 		Stack:       st.Name,
 		Pipelines:   pipelines,

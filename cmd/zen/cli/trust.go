@@ -12,6 +12,7 @@ import (
 	"github.com/zen-dev/zen/registry/signature"
 	"github.com/zen-dev/zen/registry/verify"
 	"github.com/zen-dev/zen/schema"
+	"github.com/zen-dev/zen/state"
 )
 
 // verifiedFile remembers the signature manifests that verified, so that a
@@ -71,12 +72,13 @@ func loadPublicKey(path string) (*signature.Verifier, string, string, error) {
 	return v, keyID(pem), "", nil
 }
 
-// checker verifies the artifacts of store against v; nil without a key.
-func (s *session) checker(store registry.Store, v *signature.Verifier, id string) *trust.Checker {
+// checker verifies the artifacts of store against v, with the run records
+// of recs; nil without a key.
+func (s *session) checker(store registry.Store, v *signature.Verifier, id string, recs state.Records) *trust.Checker {
 	if v == nil {
 		return nil
 	}
-	return trust.New(verify.Repository(store.ArtifactRepository()), v, id, verifiedFile(s.ws))
+	return trust.New(verify.Repository(store.ArtifactRepository()), v, id, verifiedFile(s.ws), recs)
 }
 
 // checkPublicKey makes sure a declared signer.public_key is the public half

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/zen-dev/zen/plan"
+	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
 )
@@ -101,6 +102,25 @@ func (a *applier) executeSlurm(ctx context.Context) error {
 				return fmt.Errorf("pipeline %s: step %s: %w", n.pr.pipeline.Name, n.step.Name, err)
 			}
 			order = append(order, n)
+		}
+	}
+	// A {model, stage} input is verified here, as a local apply does before
+	// the step reads it: the nodes hold no key, and check only its content.
+	verified := map[string]bool{}
+	for _, n := range order {
+		for _, in := range n.step.Inputs {
+			d := n.planned.Fingerprint.Inputs[in.Name]
+			if in.Kind != schema.InputModel || verified[d] {
+				continue
+			}
+			ms, ok := a.env.Store.(registry.ModelStore)
+			if !ok {
+				return fmt.Errorf("step %s.%s: input %s: artifact store %s holds no models", n.pr.pipeline.Name, n.step.Name, in.Name, a.env.Store)
+			}
+			if err := a.verifyStageInput(ctx, ms, in.Model, in.Stage, d); err != nil {
+				return fmt.Errorf("step %s.%s: input %s: %w", n.pr.pipeline.Name, n.step.Name, in.Name, err)
+			}
+			verified[d] = true
 		}
 	}
 	// The specs first, pushed a few at once: they need no job ids.

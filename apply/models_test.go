@@ -45,6 +45,47 @@ func testSigner(t *testing.T) *signature.Signer {
 	return s
 }
 
+// attestBuild attests, by s, that digest was made as b says.
+func attestBuild(t *testing.T, repo signature.Repository, digest string, b *provenance.Build, s *signature.Signer) {
+	t.Helper()
+	pred, err := b.Predicate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := signature.Attest(context.Background(), repo, digest, provenance.Type, pred, s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pushVersion packages version v of the model scorer from a file of its
+// own under dir, tags, signs and attests it by key as apply does, and
+// returns its record.
+func pushVersion(t *testing.T, ms registry.ModelStore, key *signature.Signer, dir, v string) *state.ModelVersion {
+	t.Helper()
+	ctx := context.Background()
+	src := filepath.Join(dir, v)
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "weights.bin"), []byte("weights "+v), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	desc, err := ms.PushModel(ctx, src, registry.ModelMeta{Name: "scorer", Version: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ms.Tag(ctx, "scorer", v, desc.Digest); err != nil {
+		t.Fatal(err)
+	}
+	repo := verify.Repository(ms.ModelRepository("scorer"))
+	if err := signature.Sign(ctx, repo, desc.Digest, key); err != nil {
+		t.Fatal(err)
+	}
+	mv := &state.ModelVersion{Model: "scorer", ModelVersion: v, Digest: desc.Digest, Pipeline: "p", Step: "train", Output: "model", RunID: "run-" + v, SourceCommit: "c0ffee"}
+	attestBuild(t, repo, desc.Digest, &provenance.Build{Entry: "p.train.model", Run: mv.RunID, Commit: mv.SourceCommit}, key)
+	return mv
+}
+
 // TestPromoteRefusesForgeries forges a recorded version in a layout store
 // in each way zen verify tells apart, and moves a stage to it: every move
 // is refused with the reason, and neither the stage's tag nor its record
@@ -61,40 +102,12 @@ func TestPromoteRefusesForgeries(t *testing.T) {
 	key, other := testSigner(t), testSigner(t)
 	repo := verify.Repository(ms.ModelRepository("scorer"))
 
-	attest := func(digest string, b *provenance.Build, s *signature.Signer) {
-		t.Helper()
-		pred, err := b.Predicate()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := signature.Attest(ctx, repo, digest, provenance.Type, pred, s); err != nil {
-			t.Fatal(err)
-		}
-	}
+	attest := func(digest string, b *provenance.Build, s *signature.Signer) { attestBuild(t, repo, digest, b, s) }
 
 	// Versions 1.0.0 (A) and 1.1.0 (B), signed and attested as apply does.
 	recs := modelRecords{}
 	for _, v := range []string{"1.0.0", "1.1.0"} {
-		src := filepath.Join(dir, v)
-		if err := os.MkdirAll(src, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(src, "weights.bin"), []byte("weights "+v), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		desc, err := ms.PushModel(ctx, src, registry.ModelMeta{Name: "scorer", Version: v})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := ms.Tag(ctx, "scorer", v, desc.Digest); err != nil {
-			t.Fatal(err)
-		}
-		if err := signature.Sign(ctx, repo, desc.Digest, key); err != nil {
-			t.Fatal(err)
-		}
-		mv := &state.ModelVersion{Model: "scorer", ModelVersion: v, Digest: desc.Digest, Pipeline: "p", Step: "train", Output: "model", RunID: "run-" + v, SourceCommit: "c0ffee"}
-		attest(desc.Digest, &provenance.Build{Entry: "p.train.model", Run: mv.RunID, Commit: mv.SourceCommit}, key)
-		recs["scorer/"+v] = mv
+		recs["scorer/"+v] = pushVersion(t, ms, key, dir, v)
 	}
 	a, b := recs["scorer/1.0.0"].Digest, recs["scorer/1.1.0"].Digest
 	b2 := b
@@ -254,35 +267,10 @@ func TestPromoteRollback(t *testing.T) {
 	defer store.Close()
 	ms := store.(registry.ModelStore)
 	key := testSigner(t)
-	repo := verify.Repository(ms.ModelRepository("scorer"))
 	recs := modelRecords{}
 	for v, score := range map[string]float64{"1.0.0": 0.8, "1.1.0": 0.9} {
-		src := filepath.Join(dir, v)
-		if err := os.MkdirAll(src, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(src, "weights.bin"), []byte("weights "+v), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		desc, err := ms.PushModel(ctx, src, registry.ModelMeta{Name: "scorer", Version: v})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := ms.Tag(ctx, "scorer", v, desc.Digest); err != nil {
-			t.Fatal(err)
-		}
-		if err := signature.Sign(ctx, repo, desc.Digest, key); err != nil {
-			t.Fatal(err)
-		}
-		mv := &state.ModelVersion{Model: "scorer", ModelVersion: v, Digest: desc.Digest, Metrics: map[string]float64{"train.score": score},
-			Pipeline: "p", Step: "train", Output: "model", RunID: "run-" + v, SourceCommit: "c0ffee"}
-		pred, err := (&provenance.Build{Entry: "p.train.model", Run: mv.RunID, Commit: mv.SourceCommit}).Predicate()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := signature.Attest(ctx, repo, desc.Digest, provenance.Type, pred, key); err != nil {
-			t.Fatal(err)
-		}
+		mv := pushVersion(t, ms, key, dir, v)
+		mv.Metrics = map[string]float64{"train.score": score}
 		recs["scorer/"+v] = mv
 	}
 	a, b := recs["scorer/1.0.0"].Digest, recs["scorer/1.1.0"].Digest

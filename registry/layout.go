@@ -167,7 +167,13 @@ func (s *layoutStore) writeBytes(d descriptor, b []byte) error {
 	if s.stored(d) {
 		return nil
 	}
-	f, err := os.CreateTemp(s.blobDir(), ".zen-tmp-*")
+	return replaceFile(s.blobDir(), s.blobPath(d.Digest), b)
+}
+
+// replaceFile writes b to name through a temporary file in dir (the folder
+// name is in): name holds either what it held or b, never part of b.
+func replaceFile(dir, name string, b []byte) error {
+	f, err := os.CreateTemp(dir, ".zen-tmp-*")
 	if err != nil {
 		return err
 	}
@@ -176,7 +182,7 @@ func (s *layoutStore) writeBytes(d descriptor, b []byte) error {
 		os.Remove(f.Name())
 		return err
 	}
-	return commit(f, s.blobPath(d.Digest))
+	return commit(f, name)
 }
 
 // writeBlob copies the blob d from r, checking that r holds what d says: a

@@ -415,16 +415,7 @@ func (s *layoutStore) writeModelLayouts(index v1.IndexManifest) error {
 		if old, err := readRegular(name); err == nil && bytes.Equal(old, b) {
 			continue
 		}
-		f, err := os.CreateTemp(dir, ".zen-tmp-*")
-		if err != nil {
-			return err
-		}
-		if _, err := f.Write(b); err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			return err
-		}
-		if err := commit(f, name); err != nil {
+		if err := replaceFile(dir, name, b); err != nil {
 			return err
 		}
 	}

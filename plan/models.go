@@ -37,6 +37,9 @@ type ModelChange struct {
 	GatePending bool `json:"gate_pending,omitempty"`
 	// Refused says why the change will not be made.
 	Refused string `json:"refused,omitempty"`
+	// Unsigned, when not "", says why the version will not be signed, or
+	// the stage move not verified: the stack's signer opts out.
+	Unsigned string `json:"unsigned,omitempty"`
 	// Drift, for a repair, says what the store has instead: the digest
 	// its tag points at, or "" when the tag is gone.
 	Drift string `json:"drift,omitempty"`

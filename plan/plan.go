@@ -237,6 +237,9 @@ type Options struct {
 	// the store (found false when there is no such tag): plan compares the
 	// recorded stages with it and repairs what moved outside zen.
 	Tags func(ctx context.Context, model, tag string) (digest string, found bool, err error)
+	// Signing is how apply would sign the model versions and stage moves
+	// the plan makes: it refuses or marks them.
+	Signing Signing
 }
 
 // ErrUntrusted is wrapped by the errors of Options.Verify for an artifact
@@ -270,6 +273,7 @@ func Compute(ctx context.Context, cfg *schema.Config, rec Recorded, src Sources,
 		if p.Models, err = planModels(cfg, p, rec); err != nil {
 			return nil, err
 		}
+		opts.Signing.mark(p.Models)
 		if err := planDrift(ctx, cfg, p, rec, opts.Tags); err != nil {
 			return nil, err
 		}

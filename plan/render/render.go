@@ -122,6 +122,9 @@ func ModelLine(c *plan.ModelChange, s Style) string {
 	case c.GatePending:
 		line += ", gate " + c.Gate + " (checked after the run)"
 	}
+	if c.Unsigned != "" {
+		line += " " + s.paint("31", "UNSIGNED") + " (" + c.Unsigned + ")"
+	}
 	if c.Refused != "" {
 		line += ": refused: " + c.Refused
 	}

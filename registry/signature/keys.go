@@ -6,11 +6,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	sigstore "github.com/sigstore/sigstore/pkg/signature"
 )
@@ -44,12 +46,35 @@ func GenerateKeyPair(password []byte) (private, public []byte, err error) {
 	return private, public, nil
 }
 
+// GenerateOpenKeyPair makes an ECDSA P-256 key pair like GenerateKeyPair,
+// encrypted with the empty password and scrypt's cheapest parameters that
+// cosign reads (N=2^15, r=8, p=1, go-securesystemslib's Legacy): the
+// password protects nothing, the file's mode does, so the key loads in a
+// fraction of the time the cosign CLI's default parameters take, and the
+// CLI still signs with it (COSIGN_PASSWORD= cosign sign --key ...).
+func GenerateOpenKeyPair() (private, public []byte, err error) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate key pair: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate key pair: %w", err)
+	}
+	if private, err = encryptPKCS8(der, nil, encrypted.Legacy); err != nil {
+		return nil, nil, fmt.Errorf("generate key pair: %w", err)
+	}
+	if public, err = cryptoutils.MarshalPublicKeyToPEM(priv.Public()); err != nil {
+		return nil, nil, fmt.Errorf("generate key pair: %w", err)
+	}
+	return private, public, nil
+}
+
 // GeneratePlainKeyPair makes an ECDSA P-256 key pair whose private key is
-// an unencrypted PKCS#8 "PRIVATE KEY" PEM block. LoadSigner reads it at
-// once, where a cosign key costs a third of a second of scrypt; the cosign
-// CLI signs with it after `cosign import-key-pair`. It is for keys that an
-// empty password would protect no better: encrypting with "" hides
-// nothing from whoever can read the file.
+// an unencrypted PKCS#8 "PRIVATE KEY" PEM block, as zen wrote the local
+// stack's key before it wrote cosign's format. The cosign CLI refuses such
+// a key ("unsupported pem type"); LoadSigner still reads it, and
+// ConvertPlainKey rewrites it in cosign's format.
 func GeneratePlainKeyPair() (private, public []byte, err error) {
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -62,6 +87,51 @@ func GeneratePlainKeyPair() (private, public []byte, err error) {
 		return nil, nil, fmt.Errorf("generate key pair: %w", err)
 	}
 	return private, public, nil
+}
+
+// IsPlainKey reports whether privatePEM is an unencrypted PKCS#8 key, which
+// the cosign CLI does not read.
+func IsPlainKey(privatePEM []byte) bool {
+	block, _ := pem.Decode(privatePEM)
+	return block != nil && block.Type == plainKeyType
+}
+
+// ConvertPlainKey rewrites an unencrypted PKCS#8 "PRIVATE KEY" PEM block as
+// cosign's "ENCRYPTED SIGSTORE PRIVATE KEY", encrypted with password: with
+// the cheapest scrypt parameters cosign reads when the password is empty
+// (see GenerateOpenKeyPair), with the CLI's own otherwise. The key, and so
+// its public half, is unchanged.
+func ConvertPlainKey(privatePEM, password []byte) ([]byte, error) {
+	block, _ := pem.Decode(privatePEM)
+	if block == nil || block.Type != plainKeyType {
+		return nil, fmt.Errorf("convert private key: not a %q PEM block", plainKeyType)
+	}
+	if _, err := x509.ParsePKCS8PrivateKey(block.Bytes); err != nil {
+		return nil, fmt.Errorf("convert private key: %w", err)
+	}
+	level := encrypted.Standard
+	if len(password) == 0 {
+		level = encrypted.Legacy
+	}
+	out, err := encryptPKCS8(block.Bytes, password, level)
+	if err != nil {
+		return nil, fmt.Errorf("convert private key: %w", err)
+	}
+	return out, nil
+}
+
+// encryptPKCS8 encrypts a PKCS#8 DER key as cosign does (scrypt and NaCl
+// secretbox, go-securesystemslib's JSON) in an "ENCRYPTED SIGSTORE
+// PRIVATE KEY" PEM block.
+func encryptPKCS8(der, password []byte, level encrypted.KDFParameterStrength) ([]byte, error) {
+	if password == nil {
+		password = []byte{}
+	}
+	enc, err := encrypted.EncryptWithCustomKDFParameters(der, password, level)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: sigstoreKeyType, Bytes: enc}), nil
 }
 
 // Signer signs with a private key. Make one with LoadSigner.

@@ -14,10 +14,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
+	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 	"github.com/spf13/cobra"
 
 	"github.com/zen-dev/zen/apply"
 	"github.com/zen-dev/zen/internal/workspace"
+	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/registry/signature"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
@@ -34,9 +37,9 @@ const (
 	exitProvenance   = 16 // the attestation names another run, commit, entry point or inputs
 )
 
-// keyFiles is where zen keeps the key pair it makes for a repository's
-// local stack: the private key under .zen (never committed, never stored),
-// the public key at the root, for the user to commit.
+// keyFiles is where zen keeps the repository's key pair, which every stack
+// without a signer signs with: the private key under .zen (ignored by
+// git, never stored), the public key at the root, for the user to commit.
 func keyFiles(ws *workspace.Workspace) (private, public string) {
 	return filepath.Join(ws.Root, workspace.DataDir, "keys", "cosign.key"), filepath.Join(ws.Root, "cosign.pub")
 }
@@ -47,11 +50,27 @@ func keyID(pub []byte) string {
 	return "sha256:" + hex.EncodeToString(s[:])
 }
 
+// The signer flavors a stack declares. A stack without a signer signs with
+// the repository's key pair (keyFiles).
+const (
+	signerCosign = "cosign"
+	signerNone   = "none" // signs nothing: the only way to unsigned versions
+)
+
+// signerFlavor is the stack's declared signer flavor, "" for none declared.
+func signerFlavor(st *schema.Stack) string {
+	if st.Signer == nil {
+		return ""
+	}
+	f, _ := st.Signer["flavor"].(string)
+	return f
+}
+
 // signer returns the stack's signer, its key id, and the verifier stage
 // moves check against. A stack with a signer: {key: {secret: NAME}} uses
 // that cosign key (PEM, or a path to one; password from COSIGN_PASSWORD).
-// The local stack (an oci-layout store, no signer declared) uses a key
-// pair zen makes on first use. Other stacks sign nothing.
+// A stack without a signer uses the repository's key pair, which zen
+// makes on first use. Only signer: flavor: "none" signs nothing.
 func (s *session) signer(st *schema.Stack) (*signature.Signer, string, *signature.Verifier, error) {
 	if s.signed == nil {
 		s.signed = &signed{}
@@ -78,47 +97,89 @@ type signed struct {
 	err error
 }
 
-func (s *session) loadSigner(st *schema.Stack) (*signature.Signer, string, *signature.Verifier, error) {
-	password := []byte(os.Getenv("COSIGN_PASSWORD"))
-	if st.Signer != nil {
-		if flavor, _ := st.Signer["flavor"].(string); flavor != "cosign" {
-			return nil, "", nil, fmt.Errorf("stack %s: unknown signer flavor %q (known: cosign)", st.Name, flavor)
-		}
-		ref, _ := st.Signer["key"].(map[string]any)
-		name, _ := ref["secret"].(string)
-		if name == "" {
-			return nil, "", nil, fmt.Errorf("stack %s: signer needs key: {secret: NAME}", st.Name)
-		}
-		val, err := apply.LookupSecret(name)
-		if err != nil {
-			return nil, "", nil, fmt.Errorf("stack %s: signer key: %w", st.Name, err)
-		}
-		pem := []byte(val)
-		if !strings.Contains(val, "-----BEGIN") {
-			if pem, err = os.ReadFile(val); err != nil {
-				// The value is a secret even when it is not a key: the
-				// message names the secret, never its value.
-				why := "cannot be read"
-				if errors.Is(err, fs.ErrNotExist) {
-					why = "does not exist"
-				}
-				return nil, "", nil, fmt.Errorf("stack %s: signer key: secret %s is neither a PEM key nor the path of a file that holds one (the file it names %s)", st.Name, name, why)
+// signing tells plan how apply would sign on st, reading no private key:
+// a stack that opts out marks what it makes unsigned, and a stack without
+// a signer whose repository key is missing from this clone (a CI job, a
+// fresh clone: cosign.pub is committed, .zen/keys/cosign.key is not)
+// refuses to make versions or move stages. A declared signer whose secret
+// is not set here is not refused: a plan for a pull request runs without
+// the secrets apply has.
+func (s *session) signing(st *schema.Stack) plan.Signing {
+	switch signerFlavor(st) {
+	case signerNone:
+		return plan.Signing{Unsigned: fmt.Sprintf("stack %s: signer none", st.Name)}
+	case "":
+		priv, pub := keyFiles(s.ws)
+		if _, err := os.Stat(priv); errors.Is(err, fs.ErrNotExist) {
+			if _, err := os.Stat(pub); err == nil {
+				return plan.Signing{Refused: s.missingKey(st)}
 			}
 		}
-		sg, err := signature.LoadSigner(pem, password)
-		if err != nil {
-			return nil, "", nil, fmt.Errorf("stack %s: signer key (secret %s): %w", st.Name, name, err)
-		}
-		v := sg.Public()
-		pub, err := v.PEM()
-		if err != nil {
-			return nil, "", nil, err
-		}
-		return sg, keyID(pub), v, nil
 	}
-	if st.ArtifactStore.Flavor != "oci-layout" {
+	return plan.Signing{}
+}
+
+// missingKey says that the repository's private key is not in this clone,
+// and what to do.
+func (s *session) missingKey(st *schema.Stack) string {
+	priv, pub := keyFiles(s.ws)
+	return fmt.Sprintf("stack %s signs with the repository's key pair, and %s has no private key %s in this clone: copy the key here, or declare signer: {flavor: \"cosign\", key: {secret: \"cosign_key\"}, public_key: %q} on stack %s and set the secret (ZEN_SECRET_COSIGN_KEY) to the key",
+		st.Name, relTo(s.ws.Root, pub), relTo(s.ws.Root, priv), relTo(s.ws.Root, pub), st.Name)
+}
+
+func (s *session) loadSigner(st *schema.Stack) (*signature.Signer, string, *signature.Verifier, error) {
+	password := []byte(os.Getenv("COSIGN_PASSWORD"))
+	switch signerFlavor(st) {
+	case signerNone:
 		return nil, "", nil, nil
+	case signerCosign:
+		return s.secretSigner(st, password)
+	case "":
+		return s.repositorySigner(st, password)
+	default:
+		f := st.Signer["flavor"]
+		return nil, "", nil, fmt.Errorf("stack %s: unknown signer flavor %v (known: cosign, none)", st.Name, f)
 	}
+}
+
+// secretSigner loads the key of a signer: {flavor: "cosign", key: {secret: NAME}}.
+func (s *session) secretSigner(st *schema.Stack, password []byte) (*signature.Signer, string, *signature.Verifier, error) {
+	ref, _ := st.Signer["key"].(map[string]any)
+	name, _ := ref["secret"].(string)
+	if name == "" {
+		return nil, "", nil, fmt.Errorf("stack %s: signer needs key: {secret: NAME}", st.Name)
+	}
+	val, err := apply.LookupSecret(name)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("stack %s: signer key: %w", st.Name, err)
+	}
+	pem := []byte(val)
+	if !strings.Contains(val, "-----BEGIN") {
+		if pem, err = os.ReadFile(val); err != nil {
+			// The value is a secret even when it is not a key: the
+			// message names the secret, never its value.
+			why := "cannot be read"
+			if errors.Is(err, fs.ErrNotExist) {
+				why = "does not exist"
+			}
+			return nil, "", nil, fmt.Errorf("stack %s: signer key: secret %s is neither a PEM key nor the path of a file that holds one (the file it names %s)", st.Name, name, why)
+		}
+	}
+	sg, err := signature.LoadSigner(pem, password)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("stack %s: signer key (secret %s): %w", st.Name, name, err)
+	}
+	v := sg.Public()
+	pub, err := v.PEM()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return sg, keyID(pub), v, nil
+}
+
+// repositorySigner loads the repository's key pair, making it on first
+// use, for a stack that declares no signer.
+func (s *session) repositorySigner(st *schema.Stack, password []byte) (*signature.Signer, string, *signature.Verifier, error) {
 	priv, pubPath := keyFiles(s.ws)
 	committed, err := os.ReadFile(pubPath)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -128,53 +189,54 @@ func (s *session) loadSigner(st *schema.Stack) (*signature.Signer, string, *sign
 	if errors.Is(err, os.ErrNotExist) {
 		if committed != nil {
 			// A fresh clone: signing with a new key would make everything
-			// fail to verify against the committed one.
-			return nil, "", nil, fmt.Errorf("%s exists but its private key %s does not: copy the key here, or remove %s for zen to make a new pair",
-				relTo(s.ws.Root, pubPath), relTo(s.ws.Root, priv), relTo(s.ws.Root, pubPath))
+			// fail to verify against the committed one. Plan refuses
+			// the same (see signing).
+			return nil, "", nil, fmt.Errorf("%s (or remove %s for zen to make a new pair)", s.missingKey(st), relTo(s.ws.Root, pubPath))
 		}
-		// With no password, cosign's encryption would protect nothing and
-		// cost every apply a third of a second: the key is kept plain,
-		// readable by its owner only, as ssh keeps one.
+		// With no password the key is encrypted with the empty one,
+		// which protects nothing that the file's mode does not, but is
+		// the format the cosign CLI reads.
 		var pub []byte
 		if len(password) == 0 {
-			key, pub, err = signature.GeneratePlainKeyPair()
+			key, pub, err = signature.GenerateOpenKeyPair()
 		} else {
 			key, pub, err = signature.GenerateKeyPair(password)
 		}
 		if err != nil {
 			return nil, "", nil, err
 		}
-		if err := os.MkdirAll(filepath.Dir(priv), 0o700); err != nil {
-			return nil, "", nil, err
-		}
-		// O_EXCL: of two first applies at once, one makes the pair and
-		// the other signs with it.
-		f, err := os.OpenFile(priv, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, fs.ErrExist) {
-			return s.loadSigner(st)
-		}
-		if err != nil {
-			return nil, "", nil, err
-		}
-		_, err = f.Write(key)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(priv)
+		if err := writePrivateKey(s.ws, priv, key); errors.Is(err, fs.ErrExist) {
+			// Of two first applies at once, one makes the pair and
+			// the other signs with it.
+			return s.repositorySigner(st, password)
+		} else if err != nil {
 			return nil, "", nil, err
 		}
 		if err := os.WriteFile(pubPath, pub, 0o644); err != nil {
 			return nil, "", nil, err
 		}
 		committed = pub
-		fmt.Fprintf(os.Stderr, "zen: made the local stack's signing key pair: %s (private, ignored by git) and %s (commit it)\n", relTo(s.ws.Root, priv), relTo(s.ws.Root, pubPath))
+		fmt.Fprintf(os.Stderr, "zen: made the repository's signing key pair: %s (private, ignored by git) and %s (commit it)\n", relTo(s.ws.Root, priv), relTo(s.ws.Root, pubPath))
 	} else if err != nil {
 		return nil, "", nil, err
 	}
 	sg, err := signature.LoadSigner(key, password)
+	if errors.Is(err, signature.ErrWrongPassword) && len(password) > 0 {
+		// COSIGN_PASSWORD may be set for another stack's key; the
+		// key zen made without one is read with the empty password.
+		sg, err = signature.LoadSigner(key, nil)
+	}
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("%s: %w", relTo(s.ws.Root, priv), err)
+	}
+	if signature.IsPlainKey(key) {
+		// Made by an older zen: the same key, rewritten in the format
+		// the cosign CLI reads. Signing goes on with it if that fails.
+		if err := convertKey(priv, key, password); err != nil {
+			fmt.Fprintf(os.Stderr, "zen: %s is a plain PKCS#8 key, which the cosign CLI does not read, and could not be rewritten in cosign's format: %v\n", relTo(s.ws.Root, priv), err)
+		} else {
+			fmt.Fprintf(os.Stderr, "zen: rewrote %s in cosign's format (the same key; the cosign CLI reads it now)\n", relTo(s.ws.Root, priv))
+		}
 	}
 	pub, err := sg.Public().PEM()
 	if err != nil {
@@ -190,6 +252,91 @@ func (s *session) loadSigner(st *schema.Stack) (*signature.Signer, string, *sign
 	return sg, keyID(pub), sg.Public(), nil
 }
 
+// convertKey rewrites the plain PKCS#8 key at path in cosign's format,
+// whole or not at all.
+func convertKey(path string, key, password []byte) error {
+	converted, err := signature.ConvertPlainKey(key, password)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".cosign.key.tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(converted)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// writePrivateKey writes a private key readable by its owner only, never
+// over an existing file (fs.ErrExist), under zen's folder, which it makes
+// sure git ignores even in a repository whose .gitignore does not say so:
+// `git add -A` must never pick a private key up.
+func writePrivateKey(ws *workspace.Workspace, path string, key []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	if err := ignoreDataDir(ws); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(key)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
+}
+
+// ignoreDataDir writes .zen/.gitignore ignoring everything in .zen, itself
+// included, unless it is there: git then ignores zen's folder whatever the
+// repository's own .gitignore says.
+func ignoreDataDir(ws *workspace.Workspace) error {
+	p := filepath.Join(ws.Root, workspace.DataDir, ".gitignore")
+	if _, err := os.Stat(p); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, []byte("# zen's local files: never committed.\n*\n"), 0o644)
+}
+
+// gitIgnores reports whether git ignores path, inside the work tree of
+// ws: whether `git add -A` would leave it out. It reads the same files git
+// does (.gitignore at every level, .git/info/exclude, core.excludesFile).
+func gitIgnores(ws *workspace.Workspace, path string) (bool, error) {
+	rel, err := filepath.Rel(ws.Root, path)
+	if err != nil || !filepath.IsLocal(rel) {
+		return true, nil // outside the work tree: git never adds it
+	}
+	wt, err := ws.Repo.Worktree()
+	if err != nil {
+		return false, err
+	}
+	ps, err := gitignore.ReadPatterns(wt.Filesystem, nil)
+	if err != nil {
+		return false, err
+	}
+	if global, err := gitignore.LoadGlobalPatterns(osfs.New("/")); err == nil {
+		ps = append(global, ps...)
+	}
+	return gitignore.NewMatcher(ps).Match(strings.Split(filepath.ToSlash(rel), "/"), false), nil
+}
+
 func newKeys(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keys",
@@ -198,35 +345,92 @@ func newKeys(g *globals) *cobra.Command {
 	var prefix string
 	gen := &cobra.Command{
 		Use:   "generate",
-		Short: "Write a cosign-compatible key pair: PREFIX.key (encrypted) and PREFIX.pub",
-		Long: `Generate writes an ECDSA P-256 key pair in cosign's formats: the private
-key encrypted with $COSIGN_PASSWORD (empty when unset), and the public key.
-The cosign CLI reads both. Keep the private key out of git: hand it to zen
-as a secret (signer: {flavor: "cosign", key: {secret: "cosign_key"}}).`,
-		Example: "  COSIGN_PASSWORD=... zen keys generate\n  zen keys generate --prefix release",
+		Short: "Write a cosign key pair: the repository's, or PREFIX.key and PREFIX.pub",
+		Long: `Generate writes an ECDSA P-256 key pair in cosign's formats, which the
+cosign CLI reads: the private key encrypted with $COSIGN_PASSWORD, and the
+public key.
+
+COSIGN_PASSWORD must be set, as cosign's own generate-key-pair asks for a
+password: set it empty (COSIGN_PASSWORD= zen keys generate) for a key
+whose file's mode is its only protection.
+
+In a repository, without --prefix, it makes the repository's key pair,
+which every stack without a signer signs with: .zen/keys/cosign.key
+(ignored by git) and cosign.pub at the root (commit it). With --prefix it
+writes PREFIX.key and PREFIX.pub, and refuses a PREFIX.key inside the work
+tree that git does not ignore: git add -A would commit it. Hand such a key
+to zen as a secret: signer: {flavor: "cosign", key: {secret: "cosign_key"},
+public_key: "PREFIX.pub"}.`,
+		Example: "  COSIGN_PASSWORD=... zen keys generate\n  COSIGN_PASSWORD=... zen keys generate --prefix ~/keys/release",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			priv, pub := prefix+".key", prefix+".pub"
+			password, ok := os.LookupEnv("COSIGN_PASSWORD")
+			if !ok {
+				return errors.New("COSIGN_PASSWORD is not set: set the password to encrypt the private key with (COSIGN_PASSWORD=... zen keys generate), or set it empty for a key with no password (COSIGN_PASSWORD= zen keys generate)")
+			}
+			ws, err := workspace.Open(".")
+			if err != nil && !errors.Is(err, workspace.ErrNotRepository) {
+				return err
+			}
+			var priv, pub string
+			switch {
+			case prefix != "":
+				priv, pub = prefix+".key", prefix+".pub"
+			case ws != nil:
+				priv, pub = keyFiles(ws)
+			default:
+				priv, pub = "cosign.key", "cosign.pub"
+			}
 			for _, p := range []string{priv, pub} {
 				if _, err := os.Stat(p); err == nil {
 					return fmt.Errorf("%s exists: choose another --prefix", p)
 				}
 			}
-			k, p, err := signature.GenerateKeyPair([]byte(os.Getenv("COSIGN_PASSWORD")))
+			if ws != nil && prefix != "" {
+				abs, err := filepath.Abs(priv)
+				if err != nil {
+					return err
+				}
+				ignored, err := gitIgnores(ws, abs)
+				if err != nil {
+					return err
+				}
+				if !ignored {
+					return fmt.Errorf("%s would be in the work tree and not ignored by git, so git add -A would commit the private key: write it outside the repository, or into an ignored path (add it to .gitignore), or leave out --prefix to make the repository's key pair in .zen/keys", priv)
+				}
+			}
+			k, p, err := signature.GenerateKeyPair([]byte(password))
 			if err != nil {
 				return err
 			}
-			if err := os.WriteFile(priv, k, 0o600); err != nil {
+			if ws != nil && prefix == "" {
+				err = writePrivateKey(ws, priv, k)
+			} else {
+				err = os.WriteFile(priv, k, 0o600)
+			}
+			if err != nil {
 				return err
 			}
 			if err := os.WriteFile(pub, p, 0o644); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "wrote %s (private, encrypted) and %s\n", priv, pub)
+			protected := "encrypted"
+			if password == "" {
+				protected = "no password"
+			}
+			name := func(p string) string {
+				if ws != nil {
+					if abs, err := filepath.Abs(p); err == nil {
+						return relTo(ws.Root, abs)
+					}
+				}
+				return p
+			}
+			fmt.Fprintf(g.stdout, "wrote %s (private, %s) and %s\n", name(priv), protected, name(pub))
 			return nil
 		},
 	}
-	gen.Flags().StringVar(&prefix, "prefix", "cosign", "write `PREFIX`.key and PREFIX.pub")
+	gen.Flags().StringVar(&prefix, "prefix", "", "write `PREFIX`.key and PREFIX.pub (default: the repository's key pair, or cosign outside a repository)")
 	cmd.AddCommand(gen)
 	return cmd
 }

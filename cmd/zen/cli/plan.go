@@ -162,6 +162,7 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (_ *planned
 		NoCache:     f.noCache,
 		Source:      plan.Source{Commit: head, Dirty: dirtyID != "", DirtyDigest: dirtyID, Changed: changed},
 		StateCommit: snap.Commit(),
+		Signing:     sess.signing(st),
 	}
 	for _, o := range overrides {
 		opts.Overrides = append(opts.Overrides, plan.Override{Path: o.Path, Value: o.JSON()})

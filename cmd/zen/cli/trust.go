@@ -26,38 +26,39 @@ func verifiedFile(ws *workspace.Workspace) string {
 //
 //   - a declared signer's public_key file (relative to the repository);
 //   - else a declared signer's private key, if it can be read here;
-//   - for the local stack, cosign.pub at the repository's root, or the
+//   - for a stack without a signer, the repository's cosign.pub, or the
 //     public half of the key pair zen made;
-//   - nothing for a stack that does not sign.
+//   - nothing for a stack whose signer is "none", or when the repository
+//     has no key pair yet (nothing was signed).
 //
 // A nil key with a non-empty warning means the stack signs but its key is
 // not at hand: plan says so and checks no signatures.
 func (s *session) publicKey(st *schema.Stack) (v *signature.Verifier, id, warning string, err error) {
-	if st.Signer != nil {
-		if p, _ := st.Signer["public_key"].(string); p != "" {
-			if !filepath.IsAbs(p) {
-				p = filepath.Join(s.ws.Root, filepath.FromSlash(p))
-			}
-			return loadPublicKey(p)
-		}
-		_, id, v, err := s.signer(st)
-		if err != nil {
-			return nil, "", fmt.Sprintf("signatures of cached artifacts not checked: %v (declare signer.public_key to check them without the private key)", err), nil
-		}
-		return v, id, "", nil
-	}
-	if st.ArtifactStore.Flavor != "oci-layout" {
+	switch signerFlavor(st) {
+	case signerNone:
 		return nil, "", "", nil
+	case "":
+		priv, pub := keyFiles(s.ws)
+		if _, err := os.Stat(pub); err == nil {
+			return loadPublicKey(pub)
+		}
+		if _, err := os.Stat(priv); err == nil {
+			_, id, v, err := s.signer(st)
+			return v, id, "", err
+		}
+		return nil, "", "", nil // no key yet: nothing was signed
 	}
-	priv, pub := keyFiles(s.ws)
-	if _, err := os.Stat(pub); err == nil {
-		return loadPublicKey(pub)
+	if p, _ := st.Signer["public_key"].(string); p != "" {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(s.ws.Root, filepath.FromSlash(p))
+		}
+		return loadPublicKey(p)
 	}
-	if _, err := os.Stat(priv); err == nil {
-		_, id, v, err := s.signer(st)
-		return v, id, "", err
+	_, id, v, err = s.signer(st)
+	if err != nil {
+		return nil, "", fmt.Sprintf("signatures of cached artifacts not checked: %v (declare signer.public_key to check them without the private key)", err), nil
 	}
-	return nil, "", "", nil // no key yet: nothing was signed
+	return v, id, "", nil
 }
 
 func loadPublicKey(path string) (*signature.Verifier, string, string, error) {

@@ -34,9 +34,11 @@ func (f *verifyFlags) verifyKey(sess *session, st *schema.Stack) (*signature.Ver
 		return nil, "", err
 	case v == nil && warning != "":
 		return nil, "", fmt.Errorf("stack %s: no public key to verify with: declare signer.public_key, or use --key", st.Name)
+	case v == nil && signerFlavor(st) == signerNone:
+		return nil, "", fmt.Errorf("stack %s signs nothing (signer: flavor: \"none\"): use --key", st.Name)
 	case v == nil:
 		_, pub := keyFiles(sess.ws)
-		return nil, "", fmt.Errorf("stack %s signs nothing and %s does not exist: use --key", st.Name, relTo(sess.ws.Root, pub))
+		return nil, "", fmt.Errorf("stack %s signs with the repository's key pair, and %s does not exist: nothing was signed yet; use --key", st.Name, relTo(sess.ws.Root, pub))
 	}
 	return v, "key " + id, nil
 }

@@ -532,10 +532,10 @@ func (a *applier) record(files map[string][]byte) (*Result, error) {
 	}
 	for _, c := range a.plan.Models {
 		if _, ok := files[state.ModelVersionPath(c.Model, c.Version)]; ok && c.IsVersion() {
-			res.Models = append(res.Models, fmt.Sprintf("model %s %s", c.Model, c.Version))
+			res.Models = append(res.Models, fmt.Sprintf("model %s %s", c.Model, c.Version)+unsignedNote(c))
 		}
 		if _, ok := files[state.StagesPath(c.Model)]; ok && !c.IsVersion() && c.Refused == "" && a.moved[c.Model+"/"+c.Stage] {
-			res.Models = append(res.Models, fmt.Sprintf("stage %s/%s → %s", c.Model, c.Stage, c.Version))
+			res.Models = append(res.Models, fmt.Sprintf("stage %s/%s → %s", c.Model, c.Stage, c.Version)+unsignedNote(c))
 		}
 	}
 	summary = append(summary, res.Models[len(a.repaired):]...)
@@ -683,6 +683,15 @@ func LookupSecret(name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("secret %s is not set: export %s or write it to $ZEN_SECRETS_DIR/%s", name, env, name)
+}
+
+// unsignedNote marks, in apply's summary and the state commit's message,
+// a model change the stack did not sign.
+func unsignedNote(c *plan.ModelChange) string {
+	if c.Unsigned == "" {
+		return ""
+	}
+	return " (UNSIGNED: " + c.Unsigned + ")"
 }
 
 func short(s string) string {

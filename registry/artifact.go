@@ -42,6 +42,9 @@ type manifest struct {
 	ArtifactType  string       `json:"artifactType"`
 	Config        descriptor   `json:"config"`
 	Layers        []descriptor `json:"layers"`
+	// Annotations mark a model directory packed as raw layers (see
+	// annotationFolder); zen's other manifests have none.
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // config is the config blob of an artifact.

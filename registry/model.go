@@ -202,6 +202,11 @@ func (m ModelMeta) check() error {
 	return nil
 }
 
+// annotationFolder marks the manifest of a model directory packed as raw
+// layers with "true": without it, a directory of one file would be pulled
+// as that file, as a file model is.
+const annotationFolder = "dev.zen.model.folder"
+
 // modelLayer is a layer of a model being pushed: a file, or a tar of some,
 // gzipped or not.
 type modelLayer struct {
@@ -226,6 +231,7 @@ type packedModel struct {
 	m        manifest
 	config   []byte
 	layers   []*modelLayer
+	folder   bool // a directory packed as raw layers, marked as such
 }
 
 // packModel hashes the file or directory at p as a model's layers, and
@@ -255,9 +261,18 @@ func packModel(p string, meta ModelMeta, spoolDir string) (_ *packedModel, err e
 		l.diffID = l.d.Digest
 		a.layers = []*modelLayer{l}
 	case fi.IsDir():
-		if a.layers, err = modelLayers(p); err != nil {
+		entries, err := modelEntries(p)
+		if err != nil {
 			return nil, err
 		}
+		if !meta.Compress && plainFiles(entries) {
+			if a.layers, err = rawLayers(entries); err != nil {
+				return nil, err
+			}
+			a.folder = true
+			break
+		}
+		a.layers = tarLayers(entries)
 		for _, l := range a.layers {
 			if meta.Compress {
 				l.gzipped = true
@@ -290,6 +305,9 @@ func packModel(p string, meta ModelMeta, spoolDir string) (_ *packedModel, err e
 		MediaType:     string(types.OCIManifestSchema1),
 		ArtifactType:  ArtifactTypeModelManifest,
 	}
+	if a.folder {
+		a.m.Annotations = map[string]string{annotationFolder: "true"}
+	}
 	for _, l := range a.layers {
 		cfg.ModelFS.DiffIDs = append(cfg.ModelFS.DiffIDs, l.diffID.String())
 		a.m.Layers = append(a.m.Layers, l.d)
@@ -318,6 +336,10 @@ func modelKind(name string) string {
 	return MediaTypeModelWeight
 }
 
+// rawMediaType is the media type of one file of the tar layer type
+// mediaType: MediaTypeModelWeightRaw for MediaTypeModelWeight, and so on.
+func rawMediaType(mediaType string) string { return strings.TrimSuffix(mediaType, ".tar") + ".raw" }
+
 // gzipMediaType is the media type of the tar layer of type mediaType
 // gzipped: MediaTypeModelWeightGzip for MediaTypeModelWeight, and so on.
 func gzipMediaType(mediaType string) string { return mediaType + "+gzip" }
@@ -325,15 +347,17 @@ func gzipMediaType(mediaType string) string { return mediaType + "+gzip" }
 // modelKinds orders a model's layers.
 var modelKinds = []string{MediaTypeModelWeight, MediaTypeModelWeightConfig, MediaTypeModelDoc}
 
-// modelLayers sorts the entries of the directory dir into layers, not yet
-// hashed; see ModelStore.
-func modelLayers(dir string) ([]*modelLayer, error) {
-	type entry struct {
-		tarEntry
-		rel string
-	}
-	var all []entry
-	parents := map[string]bool{} // directories that hold something
+// modelEntry is a file, directory or symlink of a model directory.
+type modelEntry struct {
+	tarEntry
+	rel string // slash-separated, relative to the directory
+}
+
+// modelEntries walks the model directory dir, in path order, describing
+// each entry as it goes into a tar. A directory with nothing in it is an
+// error.
+func modelEntries(dir string) ([]modelEntry, error) {
+	var all []modelEntry
 	// WalkDir visits a directory's entries in lexical order, and no
 	// further than symlinks.
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -349,8 +373,7 @@ func modelLayers(dir string) ([]*modelLayer, error) {
 		if err != nil {
 			return err
 		}
-		parents[path.Dir(rel)] = true
-		all = append(all, entry{tarEntry{hdr: hdr, path: p}, rel})
+		all = append(all, modelEntry{tarEntry{hdr: hdr, path: p}, rel})
 		return nil
 	})
 	if err != nil {
@@ -358,6 +381,64 @@ func modelLayers(dir string) ([]*modelLayer, error) {
 	}
 	if len(all) == 0 {
 		return nil, fmt.Errorf("model directory %s is empty", dir)
+	}
+	return all, nil
+}
+
+// plainFiles says whether raw layers hold the model directory whole: its
+// entries are regular files, none executable, and the directories that
+// hold them. A raw layer has no mode, and a symlink or an empty directory
+// no layer, so a directory with any of those keeps its tars, and a pull
+// still gives back what was pushed.
+func plainFiles(all []modelEntry) bool {
+	parents := map[string]bool{}
+	for _, e := range all {
+		parents[path.Dir(e.rel)] = true
+	}
+	for _, e := range all {
+		switch {
+		case e.hdr.Typeflag == tar.TypeReg && e.hdr.Mode&0o111 == 0:
+		case e.hdr.Typeflag == tar.TypeDir && parents[e.rel]:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// rawLayers makes a raw layer of each regular file of a model directory,
+// hashed, in the order of their paths; see ModelStore. Directories are
+// left out: a pull makes those the files' paths name.
+func rawLayers(all []modelEntry) ([]*modelLayer, error) {
+	var layers []*modelLayer
+	for _, e := range all {
+		if e.hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		l := &modelLayer{raw: e.path, d: descriptor{
+			MediaType:   rawMediaType(modelKind(e.rel)),
+			Annotations: map[string]string{AnnotationFilepath: e.rel, titleAnnotation: e.rel},
+		}}
+		var err error
+		if l.d.Digest, l.d.Size, err = hashFile(e.path); err != nil {
+			return nil, err
+		}
+		l.diffID = l.d.Digest
+		layers = append(layers, l)
+	}
+	// The walk's order puts "a/b" before "a.txt"; the paths' does not.
+	slices.SortFunc(layers, func(a, b *modelLayer) int {
+		return strings.Compare(a.d.Annotations[AnnotationFilepath], b.d.Annotations[AnnotationFilepath])
+	})
+	return layers, nil
+}
+
+// tarLayers sorts the entries of a model directory into tar layers, not
+// yet hashed; see ModelStore.
+func tarLayers(all []modelEntry) []*modelLayer {
+	parents := map[string]bool{} // directories that hold something
+	for _, e := range all {
+		parents[path.Dir(e.rel)] = true
 	}
 	byKind := map[string][]*modelLayer{}
 	small := map[string]*modelLayer{}
@@ -394,7 +475,7 @@ func modelLayers(dir string) ([]*modelLayer, error) {
 		})
 		layers = append(layers, ls...)
 	}
-	return layers, nil
+	return layers
 }
 
 // pack hashes the tar layer l, writing its blob to a temporary file in
@@ -627,7 +708,7 @@ func pullModel(ctx context.Context, b blobs, h v1.Hash, dest string) error {
 		}
 		return nil
 	}
-	if raw, _, _ := modelLayerType(m.Layers[0].MediaType); raw && len(m.Layers) == 1 {
+	if raw, _, _ := modelLayerType(m.Layers[0].MediaType); raw && len(m.Layers) == 1 && m.Annotations[annotationFolder] != "true" {
 		return install(dest, func(out string) error {
 			if err := checkRoom(filepath.Dir(out), m.Layers[0].Size); err != nil {
 				return fmt.Errorf("layer %s: %w", m.Layers[0].Digest, err)
@@ -734,7 +815,12 @@ func writeRaw(r io.Reader, root string, l descriptor) error {
 	if err := checkRoom(root, l.Size); err != nil {
 		return fmt.Errorf("raw layer file path %q: %w", p, err)
 	}
-	return writeFile(r, filepath.Join(root, filepath.FromSlash(name)))
+	// O_EXCL: a second layer of the path, or one of a folder a layer has
+	// made, is refused, and no symlink is written through.
+	if err := writeFile(r, filepath.Join(root, filepath.FromSlash(name))); err != nil {
+		return fmt.Errorf("raw layer file path %q: %w", p, err)
+	}
+	return nil
 }
 
 // manifestHead is what an index entry or a registry needs of a manifest.

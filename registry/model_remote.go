@@ -43,8 +43,13 @@ func (s *remoteStore) PushModel(ctx context.Context, p string, meta ModelMeta) (
 		return Descriptor{}, s.fail(doing, err)
 	}
 	ls := []*blobLayer{{d: a.m.Config, open: bytesOpener(a.config)}}
+	seen := map[v1.Hash]bool{a.m.Config.Digest: true}
 	for _, l := range a.layers {
-		ls = append(ls, &blobLayer{d: l.d, open: l.open})
+		// Files of the same content are one blob: upload it once.
+		if !seen[l.d.Digest] {
+			seen[l.d.Digest] = true
+			ls = append(ls, &blobLayer{d: l.d, open: l.open})
+		}
 	}
 	if err := uploadAll(ctx, pusher, repo, ls); err != nil {
 		return Descriptor{}, s.fail(doing, err)

@@ -49,6 +49,20 @@ var modelTree = map[string]string{
 	"latest -> model.onnx": "",
 }
 
+// plainTree is a model directory of plain files only, which PushModel
+// packs one raw layer per file.
+var plainTree = map[string]string{
+	"model.onnx":         string(randomBytes(300_000, 7)),
+	"weights/part-1.bin": string(randomBytes(50_000, 8)),
+	"weights/part-2.bin": string(randomBytes(50_000, 8)), // the same content
+	"config.json":        `{"hidden": 8}`,
+	"tokenizer.model":    "spm",
+	"README.md":          "# fraud detector\n",
+	"docs/usage.md":      "use it\n",
+	"a.txt":              "sorts before a/b.bin",
+	"a/b.bin":            "",
+}
+
 // The models pushed in round trips and determinism tests.
 var models = []struct {
 	name   string
@@ -59,7 +73,18 @@ var models = []struct {
 	{name: "file", file: "weights\n", layers: []string{MediaTypeModelWeightRaw}},
 	{name: "empty file", file: "", layers: []string{MediaTypeModelWeightRaw}},
 	{name: "dir", tree: modelTree, layers: []string{MediaTypeModelWeight, MediaTypeModelWeightConfig, MediaTypeModelDoc}},
-	{name: "one doc", tree: map[string]string{"README": "hi"}, layers: []string{MediaTypeModelDoc}},
+	{name: "one doc", tree: map[string]string{"README": "hi"}, layers: []string{MediaTypeModelDocRaw}},
+	{name: "plain dir", tree: plainTree, layers: []string{
+		MediaTypeModelDocRaw,          // README.md
+		MediaTypeModelWeightConfigRaw, // a.txt
+		MediaTypeModelWeightRaw,       // a/b.bin
+		MediaTypeModelWeightConfigRaw, // config.json
+		MediaTypeModelDocRaw,          // docs/usage.md
+		MediaTypeModelWeightRaw,       // model.onnx
+		MediaTypeModelWeightConfigRaw, // tokenizer.model
+		MediaTypeModelWeightRaw,       // weights/part-1.bin
+		MediaTypeModelWeightRaw,       // weights/part-2.bin
+	}},
 }
 
 var meta = ModelMeta{Name: "fraud", Version: "1.0.0", Revision: "abc123", SourceURL: "https://git.example.com/ml", Description: "finds fraud", Format: "onnx"}
@@ -144,6 +169,24 @@ func TestModelRoundTrip(t *testing.T) {
 				if c.tree == nil && m.Layers[0].Annotations[AnnotationFilepath] != "model.onnx" {
 					t.Errorf("raw layer annotations %v, want the file's name", m.Layers[0].Annotations)
 				}
+				// A directory's raw layers are titled with their paths, so
+				// that oras pull writes them, and in the paths' order.
+				var paths []string
+				for _, l := range m.Layers {
+					if raw, _, _ := modelLayerType(l.MediaType); raw && c.tree != nil {
+						p := l.Annotations[AnnotationFilepath]
+						if l.Annotations[titleAnnotation] != p || c.tree[p] != string(must(os.ReadFile(filepath.Join(src, p)))) {
+							t.Errorf("raw layer annotations %v, want the file's path as title", l.Annotations)
+						}
+						paths = append(paths, p)
+					}
+				}
+				if !slices.IsSorted(paths) {
+					t.Errorf("raw layers %v, want them in the paths' order", paths)
+				}
+				if got := m.Annotations[annotationFolder]; (c.tree != nil && paths != nil) != (got == "true") {
+					t.Errorf("manifest annotations %v", m.Annotations)
+				}
 
 				dest := filepath.Join(t.TempDir(), "new", "dest")
 				if err := s.PullModel(ctx, d.Digest, meta.Name, dest); err != nil {
@@ -166,11 +209,14 @@ func TestModelRoundTrip(t *testing.T) {
 // TestModelGolden pins the model format: if a digest changes, versions made
 // from then on have other digests than the same files had before (recorded
 // versions keep theirs). The file's changed when its layer gained
-// org.opencontainers.image.title.
+// org.opencontainers.image.title; "one doc" changed, and "plain dir" came,
+// when a directory of plain files became one raw layer per file.
 func TestModelGolden(t *testing.T) {
 	want := map[string]string{
-		"file": "sha256:21b61a4db49c440c687c7317928ba15f0a07bce0786e4f45d91bfb09cbbc9375",
-		"dir":  "sha256:058e3643d55cad679a555b58a8ce9550386ab9245b77028cee41b75917d22130",
+		"file":      "sha256:21b61a4db49c440c687c7317928ba15f0a07bce0786e4f45d91bfb09cbbc9375",
+		"dir":       "sha256:058e3643d55cad679a555b58a8ce9550386ab9245b77028cee41b75917d22130",
+		"one doc":   "sha256:ac62126a5acc714a76582b5a838616890943c6288c014ed6bdc6ffd1e8ca1082",
+		"plain dir": "sha256:6d8f4980c9a31160595c6a346addf6483406093709d54f37a7aaa371647af9e9",
 	}
 	for _, st := range modelStores {
 		for i, c := range models {

@@ -720,16 +720,28 @@ func TestPullForeignModel(t *testing.T) {
 		t.Run(st.name, func(t *testing.T) {
 			s := st.open(t)
 			repo := s.ModelRepository("foreign")
+			// put stores a model of a raw layer per file, or, for
+			// "LINK -> TARGET", a tar layer of that symlink.
 			put := func(files ...string) string {
 				t.Helper()
 				var layers []descriptor
 				var ids []string
 				for _, f := range files {
 					b := []byte("content of " + f)
-					d := descriptor{MediaType: MediaTypeModelWeightRaw, Digest: sha256Of(b), Size: int64(len(b)), Annotations: map[string]string{AnnotationFilepath: f}}
+					d := descriptor{MediaType: MediaTypeModelWeightRaw, Annotations: map[string]string{AnnotationFilepath: f}}
 					if strings.HasSuffix(f, ".md") {
 						d.MediaType = MediaTypeModelDocRaw
 					}
+					if link, target, ok := strings.Cut(f, " -> "); ok {
+						var buf bytes.Buffer
+						tw := tar.NewWriter(&buf)
+						if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: link, Linkname: target, Mode: 0o777}); err != nil {
+							t.Fatal(err)
+						}
+						tw.Close()
+						b, d = buf.Bytes(), descriptor{MediaType: MediaTypeModelWeight}
+					}
+					d.Digest, d.Size = sha256Of(b), int64(len(b))
 					if err := repo.PutBlob(ctx, d.Digest.String(), b); err != nil {
 						t.Fatal(err)
 					}
@@ -765,16 +777,40 @@ func TestPullForeignModel(t *testing.T) {
 					t.Errorf("%s = %q, %v", f, b, err)
 				}
 			}
-			for _, bad := range []string{"../escaped", "/etc/passwd"} {
-				digest := put(bad, "b")
+			// bad: a raw layer's path is held to the rules of a tar
+			// entry's, by the same code.
+			for _, bad := range []struct {
+				files []string
+				want  string
+			}{
+				{[]string{"../escaped", "b"}, `raw layer file path "../escaped": path leaves the destination`},
+				{[]string{"a/../../escaped", "b"}, `raw layer file path "a/../../escaped": path leaves the destination`},
+				{[]string{"/etc/passwd", "b"}, `raw layer file path "/etc/passwd": path leaves the destination`},
+				{[]string{".", "b"}, `raw layer file path ".": path leaves the destination`},
+				{[]string{"a/..", "b"}, `raw layer file path "a/..": path leaves the destination`},
+				{[]string{"", "b"}, `raw layer without a org.cncf.model.filepath annotation`},
+				{[]string{"b", "./b"}, `raw layer file path "./b": open `},
+				{[]string{"a", "a/b"}, `raw layer file path "a/b": parent a is not a directory`},
+				{[]string{"a/b", "a"}, `raw layer file path "a": open `},
+				{[]string{"up -> ..", "up/escaped"}, `raw layer file path "up/escaped": parent up is not a directory`},
+				{[]string{"in -> b", "b", "in"}, `raw layer file path "in": open `},
+				{[]string{"out -> /etc/passwd", "b"}, `tar entry "out": symlink to /etc/passwd: leads outside the directory`},
+			} {
+				digest := put(bad.files...)
 				parent := t.TempDir()
 				err := s.PullModel(ctx, digest, "foreign", filepath.Join(parent, "dest"))
-				if err == nil || !strings.Contains(err.Error(), "path leaves the destination") {
-					t.Errorf("PullModel of a layer at %q = %v", bad, err)
+				if err == nil || !strings.Contains(err.Error(), bad.want) {
+					t.Errorf("PullModel of layers %q = %v, want %q", bad.files, err, bad.want)
 				}
 				if left, _ := os.ReadDir(parent); len(left) != 0 {
 					t.Errorf("PullModel left %v behind", left)
 				}
+			}
+			// A file's declared size is checked against the room left.
+			fakeDisk(t, 1<<30+10, 100<<30)
+			digest = put("a/model.bin", "README.md")
+			if err := s.PullModel(ctx, digest, "foreign", filepath.Join(t.TempDir(), "dest")); err == nil || !strings.Contains(err.Error(), `raw layer file path "a/model.bin": 22 B would not fit`) {
+				t.Errorf("PullModel of raw layers larger than the room left = %v", err)
 			}
 		})
 	}

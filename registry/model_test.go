@@ -967,3 +967,47 @@ func TestLayoutSignatureTagsPending(t *testing.T) {
 		t.Errorf("index.json lists artifacts:sha256-1.sig %d times, want once:\n%s", n, idx)
 	}
 }
+
+// TestModelRawOrTar checks when a directory is one raw layer per file: only
+// when raw layers hold it whole, and it is not to be gzipped.
+func TestModelRawOrTar(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name     string
+		tree     map[string]string
+		compress bool
+		raw      bool
+	}{
+		{"plain files", map[string]string{"m.bin": "w", "sub/c.json": "{}"}, false, true},
+		{"gzipped", map[string]string{"m.bin": "w", "sub/c.json": "{}"}, true, false},
+		{"an executable", map[string]string{"m.bin": "w", "serve.sh*": "#!/bin/sh\n"}, false, false},
+		{"an empty directory", map[string]string{"m.bin": "w", "logs/": ""}, false, false},
+		{"a symlink", map[string]string{"m.bin": "w", "latest -> m.bin": ""}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newLayout(t).(*layoutStore)
+			dir := filepath.Join(t.TempDir(), "model")
+			writeTree(t, dir, tt.tree)
+			m := meta
+			m.Compress = tt.compress
+			d, err := s.PushModel(ctx, dir, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := readLayoutModel(t, s, d.Digest)
+			for _, l := range got.Layers {
+				if raw, _, _ := modelLayerType(l.MediaType); raw != tt.raw {
+					t.Errorf("layer %s, want raw %v", l.MediaType, tt.raw)
+				}
+			}
+			dest := filepath.Join(t.TempDir(), "dest")
+			if err := s.PullModel(ctx, d.Digest, meta.Name, dest); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := snapshot(t, dest), snapshot(t, dir); !equal(got, want) {
+				t.Errorf("pulled\n%v\nwant\n%v", got, want)
+			}
+		})
+	}
+}

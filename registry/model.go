@@ -44,9 +44,11 @@ type ModelMeta struct {
 	Card string
 	// Format is the model's format, such as "onnx" or "pickle".
 	Format string
-	// Compress gzips the tar layers (media types ending in .tar+gzip):
-	// smaller blobs, another digest. Off, the digest is the same as ever.
-	// A file pushed alone stays one raw layer, never compressed.
+	// Compress packs a directory as gzipped tar layers (media types
+	// ending in .tar+gzip): smaller blobs, another digest, and files that
+	// oras pull does not write. Off, a directory of plain files is one
+	// raw layer per file. A raw layer is never compressed: a file pushed
+	// alone stays one raw layer.
 	Compress bool
 }
 
@@ -59,8 +61,22 @@ type ModelMeta struct {
 // PushModel packs a regular file as one
 // MediaTypeModelWeightRaw layer, annotated with its base name under
 // AnnotationFilepath and under org.opencontainers.image.title (so that
-// oras pull writes the file), and a directory as tar layers, walked in
-// path order:
+// oras pull writes the file).
+//
+// A directory of plain files (regular files, none executable, and the
+// directories holding them) is one raw layer per file, as modctl --raw
+// makes: its media type is the ".raw" one of the file's kind (below), its
+// AnnotationFilepath and title the file's slash-separated path in the
+// directory, so that oras pull -o out writes out/<path>; the layers are
+// in the paths' order, and the manifest is annotated
+// "dev.zen.model.folder": "true", so that a directory of one file is
+// pulled as a directory. Files of the same content are one blob, stored
+// and uploaded once.
+//
+// A directory that raw layers cannot hold whole (an executable, whose mode
+// a raw layer has no room for, a symlink or an empty directory), and any
+// directory when ModelMeta.Compress is set, is packed as tar layers, as
+// every directory was before, walked in path order:
 //
 //   - README*, LICENSE*, LICENCE* and *.md files go to MediaTypeModelDoc
 //     layers, other *.json, *.yaml, *.yml, *.txt and tokenizer* files to

@@ -13,8 +13,10 @@ const ArtifactTypeModelManifest = "application/vnd.cncf.model.manifest.v1+json"
 // Media types of a model's config and layers. A ".tar" layer is an
 // uncompressed tar archive of files, a ".tar+gzip" layer such a tar
 // gzipped, a ".raw" layer the bytes of one file, named by the layer's
-// AnnotationFilepath. zen writes ".tar+gzip" layers only when asked to
-// (ModelMeta.Compress), and reads them; the spec's ".tar+zstd" it does not.
+// AnnotationFilepath. zen writes ".raw" layers for a file and for a
+// directory of plain files, ".tar" layers for other directories, and
+// ".tar+gzip" layers only when asked to (ModelMeta.Compress); it reads
+// all three, and not the spec's ".tar+zstd".
 const (
 	// MediaTypeModelConfig is the media type of a model's config blob, a
 	// Model in JSON.

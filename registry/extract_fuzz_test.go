@@ -229,3 +229,74 @@ func checkEntries(t *testing.T, data []byte, dest string) {
 		}
 	}
 }
+
+// FuzzRawLayers unpacks a tar layer, then raw layers at the paths in paths
+// (one a line), each holding its own path, as PullModel does a model that
+// mixes them. Whether it succeeds or not, nothing may appear outside dest
+// and the canary must be untouched; when it succeeds, no raw path had an
+// absolute path or a "..", and each file is in dest with its content.
+func FuzzRawLayers(f *testing.F) {
+	seeds := []struct {
+		tar   []fuzzEntry
+		paths string
+	}{
+		{nil, "model.bin\nconfig.json\ndocs/usage.md"},
+		{nil, "../canary/pwned"},
+		{nil, "/tmp/pwned"},
+		{nil, "a/../../canary/pwned"},
+		{nil, "dup\ndup"},
+		{nil, "a\na/b"},
+		{nil, "a/b\na"},
+		{nil, ".\n./a/./b"},
+		{[]fuzzEntry{{name: "l", link: "../canary"}}, "l/pwned"},
+		{[]fuzzEntry{{name: "l", link: "../canary/keep"}}, "l"},
+		{[]fuzzEntry{{name: "up", link: "."}}, "up/up/x"},
+		{[]fuzzEntry{{name: "d/"}, {name: "d/f", body: "F"}}, "d/f\nd/g"},
+	}
+	for _, s := range seeds {
+		f.Add(fuzzTar(f, s.tar...), s.paths)
+	}
+	out := filepath.Join(f.TempDir(), "out")
+	canary, dest := filepath.Join(out, "canary"), filepath.Join(out, "dest")
+	if err := os.MkdirAll(canary, 0o755); err != nil {
+		f.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(canary, "keep"), []byte("canary"), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, paths string) {
+		data = fixChecksums(data)
+		if err := os.RemoveAll(dest); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(dest, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		links, err := extractInto(bytes.NewReader(data), dest)
+		names := strings.Split(paths, "\n")
+		for _, p := range names {
+			if err != nil {
+				break
+			}
+			l := descriptor{Size: int64(len(p)), Annotations: map[string]string{AnnotationFilepath: p}}
+			err = writeRaw(strings.NewReader(p), dest, l)
+		}
+		if err == nil {
+			err = checkLinks(dest, links)
+		}
+		checkContained(t, out, dest, canary)
+		if err != nil {
+			return
+		}
+		checkLinksInside(t, dest)
+		for _, p := range names {
+			if path.IsAbs(p) || slices.Contains(strings.Split(p, "/"), "..") {
+				t.Fatalf("writeRaw accepted the path %q", p)
+			}
+			got, err := os.ReadFile(filepath.Join(dest, filepath.FromSlash(path.Clean(p))))
+			if err != nil || string(got) != p {
+				t.Fatalf("raw layer %q: wrote %q (%v)", p, got, err)
+			}
+		}
+	})
+}

@@ -121,7 +121,9 @@ type ModelStore interface {
 	Resolve(ctx context.Context, model, tag string) (string, error)
 	// PullModel writes the model version's files to dest, which must not
 	// exist, checking every blob against its digest: a file if the model is
-	// one raw layer (as PushModel makes of a file), else a directory. dest
+	// one raw layer (as PushModel makes of a file) and not marked a
+	// folder, else a directory. It reads every format PushModel has
+	// written, and a mix of raw and tar layers. dest
 	// appears only once all of it matched.
 	PullModel(ctx context.Context, digest, model, dest string) error
 	// ModelRepository returns a raw view of the model's repository, for

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -126,7 +127,33 @@ zen artifacts get, or plain git log refs/zen/state.`,
 		newPlan(g), newApply(g), newRuns(g), newLogs(g), newArtifacts(g),
 		newStack(g), newModels(g), newVerify(g), newLineage(g), newHistory(g), newKeys(g), newState(g), newVersion(g), newStepRun(g),
 	)
+	groups(root)
 	return root
+}
+
+// groups makes every command that only holds subcommands (zen runs, zen
+// models, ...) refuse an unknown subcommand with an error, and a
+// suggestion where one is close, instead of printing its help and exiting
+// 0. Without arguments it still prints its help.
+func groups(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		groups(c)
+	}
+	if cmd.Run != nil || cmd.RunE != nil || !cmd.HasSubCommands() || !cmd.HasParent() {
+		return
+	}
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.SuggestionsMinimumDistance = 2
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return c.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return fmt.Errorf("%s (run %s --help for its commands)", msg, c.CommandPath())
+	}
 }
 
 // version is set at build time with -ldflags "-X .../cli.version=...".

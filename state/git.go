@@ -59,6 +59,10 @@ type Store struct {
 	ref       string
 	gitDir    string // this work tree's git dir: .git, or .git/worktrees/<name>
 	commonDir string // where refs and objects live: the main .git
+	// top is the work tree's top folder (the git dir, when bare): git
+	// runs there, so that a remote's relative URL means what it means
+	// to git wherever zen was started.
+	top string
 	st        *filesystem.Storage
 
 	// mu serialises go-git's object storage, which is not safe for
@@ -102,7 +106,7 @@ func Open(dir, ref string) (*Store, error) {
 	if !fi.IsDir() {
 		start = filepath.Dir(abs)
 	}
-	gitDir, err := gitDiscover(start)
+	gitDir, top, err := gitDiscover(start)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +118,7 @@ func Open(dir, ref string) (*Store, error) {
 		}
 		common = filepath.Clean(c)
 	}
-	s := &Store{ref: ref, gitDir: gitDir, commonDir: common}
+	s := &Store{ref: ref, gitDir: gitDir, commonDir: common, top: top}
 	if cfg, err := gitReadConfig(filepath.Join(common, "config")); err == nil {
 		if f := gitConfigValue(cfg, "extensions", "objectformat"); f != "" && !strings.EqualFold(f, "sha1") {
 			return nil, fmt.Errorf("state ref %s: %s: object format %s is not supported (only sha1)", ref, common, f)
@@ -146,42 +150,44 @@ func gitCheckRefName(ref string) error {
 }
 
 // gitDiscover finds the git dir for dir the way git does: at each level
-// up, a .git directory, a .git file naming one, or a bare repository.
-func gitDiscover(dir string) (string, error) {
+// up, a .git directory, a .git file naming one, or a bare repository. top
+// is the folder it was found in: the work tree's top, or the bare
+// repository.
+func gitDiscover(dir string) (gitDir, top string, err error) {
 	for d := dir; ; {
 		dot := filepath.Join(d, ".git")
 		fi, err := os.Stat(dot)
 		switch {
 		case err == nil && fi.IsDir():
 			if gitIsGitDir(dot) {
-				return dot, nil
+				return dot, d, nil
 			}
 		case err == nil:
 			b, err := os.ReadFile(dot)
 			if err != nil {
-				return "", fmt.Errorf("read %s: %w", dot, err)
+				return "", "", fmt.Errorf("read %s: %w", dot, err)
 			}
 			target, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "gitdir:")
 			if !ok {
-				return "", fmt.Errorf("invalid gitfile %s: no gitdir: line", dot)
+				return "", "", fmt.Errorf("invalid gitfile %s: no gitdir: line", dot)
 			}
 			target = strings.TrimSpace(target)
 			if !filepath.IsAbs(target) {
 				target = filepath.Join(d, target)
 			}
 			if !gitIsGitDir(target) {
-				return "", fmt.Errorf("%s names %s, which is not a git directory", dot, target)
+				return "", "", fmt.Errorf("%s names %s, which is not a git directory", dot, target)
 			}
-			return filepath.Clean(target), nil
+			return filepath.Clean(target), d, nil
 		case !errors.Is(err, fs.ErrNotExist):
-			return "", err
+			return "", "", err
 		}
 		if gitIsGitDir(d) {
-			return d, nil // bare
+			return d, d, nil // bare
 		}
 		parent := filepath.Dir(d)
 		if parent == d {
-			return "", fmt.Errorf("%w (or any parent): %s", ErrNotRepository, dir)
+			return "", "", fmt.Errorf("%w (or any parent): %s", ErrNotRepository, dir)
 		}
 		d = parent
 	}

@@ -49,7 +49,7 @@ the earlier tenure it went back to and the gate result recorded then.`,
 		Example: "  zen history iris-classifier\n  zen history iris-classifier --output json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, err := open(false)
+			sess, err := openRead(cmd, g, false)
 			if err != nil {
 				return err
 			}

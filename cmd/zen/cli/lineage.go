@@ -130,7 +130,7 @@ clone after git fetch origin 'refs/zen/*:refs/zen/*'.`,
 		Example: "  zen lineage iris-classifier:1.0.0\n  zen lineage iris-classifier@production --output json\n  zen lineage iris-classifier@production --format dot | dot -Tsvg > lineage.svg",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, recs, err := openRecords(false)
+			sess, recs, err := openRecords(cmd, g, false)
 			if err != nil {
 				return err
 			}

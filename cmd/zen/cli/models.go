@@ -503,7 +503,7 @@ func newModels(g *globals) *cobra.Command {
 		Example: "  zen models list",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, recs, err := openRecords(true)
+			sess, recs, err := openRecords(cmd, g, true)
 			if err != nil {
 				return err
 			}
@@ -565,7 +565,7 @@ func newModels(g *globals) *cobra.Command {
 		Example: "  zen models show fraud-detector@production\n  zen models show fraud-detector:1.0.0 --output json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, recs, err := openRecords(false)
+			_, recs, err := openRecords(cmd, g, false)
 			if err != nil {
 				return err
 			}

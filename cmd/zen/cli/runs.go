@@ -32,7 +32,7 @@ prefix of one, or "latest".`,
 		Example: "  zen runs list\n  zen runs list --pipeline training --limit 5",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, recs, err := openRecords(false)
+			_, recs, err := openRecords(cmd, g, false)
 			if err != nil {
 				return err
 			}
@@ -76,7 +76,7 @@ prefix of one, or "latest".`,
 		Example: "  zen runs show latest\n  zen runs show 20261123-101500-3fa2c1 --output json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, err := open(false)
+			sess, err := openRead(cmd, g, false)
 			if err != nil {
 				return err
 			}
@@ -196,10 +196,28 @@ exit status says how it ended: 0 succeeded, 1 otherwise.`,
 	return cmd
 }
 
-// openRecords opens the session (loading the CUE with load) and the
-// records of the state ref's current commit.
-func openRecords(load bool) (*session, state.Records, error) {
+// openRead opens the session for a command that reads the state ref
+// (loading the CUE with load), after bringing the ref up to the
+// remote's, as zen plan does: a fresh clone reads what was applied
+// without fetching refs/zen/* by hand. Offline, or without a remote, it
+// reads the local state, and says why on stderr.
+func openRead(cmd *cobra.Command, g *globals, load bool) (*session, error) {
 	sess, err := open(load)
+	if err != nil {
+		return nil, err
+	}
+	if remote := sess.stateRemote(); remote != "" {
+		if _, _, err := sess.pullState(cmd.Context(), remote); err != nil {
+			fmt.Fprintf(g.stderr, "zen: reading the local state: %v\n", err)
+		}
+	}
+	return sess, nil
+}
+
+// openRecords opens the session with openRead and the records of the
+// state ref's current commit.
+func openRecords(cmd *cobra.Command, g *globals, load bool) (*session, state.Records, error) {
+	sess, err := openRead(cmd, g, load)
 	if err != nil {
 		return nil, state.Records{}, err
 	}
@@ -367,7 +385,7 @@ the log of the run that produced its outputs.`,
 		Example: "  zen logs latest train",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, r, step, err := runStep(args[0], args[1])
+			sess, r, step, err := runStep(cmd, g, args[0], args[1])
 			if err != nil {
 				return err
 			}
@@ -410,7 +428,7 @@ func newArtifacts(g *globals) *cobra.Command {
 		Example: "  zen artifacts get latest train model -o model.json",
 		Args:    cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, r, step, err := runStep(args[0], args[1])
+			sess, r, step, err := runStep(cmd, g, args[0], args[1])
 			if err != nil {
 				return err
 			}
@@ -442,8 +460,8 @@ func newArtifacts(g *globals) *cobra.Command {
 }
 
 // runStep finds a run and one of its steps.
-func runStep(runID, stepName string) (*session, *state.Run, *state.StepResult, error) {
-	sess, err := open(true)
+func runStep(cmd *cobra.Command, g *globals, runID, stepName string) (*session, *state.Run, *state.StepResult, error) {
+	sess, err := openRead(cmd, g, true)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -114,8 +114,11 @@ work as they do for git. ZEN_REMOTE=none keeps the state local.`,
 			return nil, "", err
 		}
 		r := sess.stateRemote()
+		if r == "" && os.Getenv("ZEN_REMOTE") == "none" {
+			return nil, "", errors.New("ZEN_REMOTE=none keeps the state local: unset it, or set it to the name of a git remote, to share the state")
+		}
 		if r == "" {
-			return nil, "", errors.New("no git remote to share the state through: add one (git remote add origin URL), or set ZEN_REMOTE")
+			return nil, "", errors.New("no git remote to share the state through: add one (git remote add origin URL), or set ZEN_REMOTE to a remote's name")
 		}
 		return sess, r, nil
 	}
@@ -213,7 +216,11 @@ reports each that does not parse, with its commit and path. It exits 1 when
 one does not. It changes nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, recs, err := openRecords(false)
+			sess, err := open(false)
+			if err != nil {
+				return err
+			}
+			recs, err := records(sess)
 			if err != nil {
 				return err
 			}

@@ -88,7 +88,7 @@ when everything holds, 1 on any other error.`,
 		Example: "  zen verify fraud-detector@production\n  zen verify fraud-detector:1.0.0 --key release.pub\n  zen verify run latest",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, recs, err := openRecords(true)
+			sess, recs, err := openRecords(cmd, g, true)
 			if err != nil {
 				return err
 			}
@@ -200,7 +200,7 @@ reported; the exit code is the first failure's.`,
 		Example: "  zen verify run latest\n  zen verify run 20261123-101500 --key release.pub --output json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, recs, err := openRecords(true)
+			sess, recs, err := openRecords(cmd, g, true)
 			if err != nil {
 				return err
 			}

@@ -63,7 +63,7 @@ type Store struct {
 	// runs there, so that a remote's relative URL means what it means
 	// to git wherever zen was started.
 	top string
-	st        *filesystem.Storage
+	st  *filesystem.Storage
 
 	// mu serialises go-git's object storage, which is not safe for
 	// concurrent use (it loads pack indexes lazily into a map).

@@ -44,11 +44,12 @@ type ModelMeta struct {
 	Card string
 	// Format is the model's format, such as "onnx" or "pickle".
 	Format string
-	// Compress packs a directory as gzipped tar layers (media types
-	// ending in .tar+gzip): smaller blobs, another digest, and files that
-	// oras pull does not write. Off, a directory of plain files is one
-	// raw layer per file. A raw layer is never compressed: a file pushed
-	// alone stays one raw layer.
+	// Compress packs the model as gzipped tar layers (media types ending
+	// in .tar+gzip): smaller blobs, another digest, and files that oras
+	// pull does not write. A file model is then one gzipped tar of that
+	// one file, marked as a file so that a pull gives back the file. Off,
+	// a file model is one raw layer, and a directory of plain files one
+	// raw layer per file.
 	Compress bool
 }
 
@@ -220,6 +221,11 @@ func (m ModelMeta) check() error {
 	return nil
 }
 
+// annotationFile marks the manifest of a file model packed as a gzipped
+// tar (ModelMeta.Compress) with the file's name: a pull unpacks the tar
+// and gives back the file, not a directory holding it.
+const annotationFile = "dev.zen.model.file"
+
 // annotationFolder marks the manifest of a model directory packed as raw
 // layers with "true": without it, a directory of one file would be pulled
 // as that file, as a file model is.
@@ -249,7 +255,8 @@ type packedModel struct {
 	m        manifest
 	config   []byte
 	layers   []*modelLayer
-	folder   bool // a directory packed as raw layers, marked as such
+	folder   bool   // a directory packed as raw layers, marked as such
+	file     string // a file packed as a gzipped tar: its name
 }
 
 // packModel hashes the file or directory at p as a model's layers, and
@@ -268,6 +275,22 @@ func packModel(p string, meta ModelMeta, spoolDir string) (_ *packedModel, err e
 		}
 	}()
 	switch {
+	case fi.Mode().IsRegular() && meta.Compress:
+		name := filepath.Base(p)
+		hdr, err := tarHeader(filepath.Dir(p), p, name, fs.FileInfoToDirEntry(fi))
+		if err != nil {
+			return nil, err
+		}
+		l := &modelLayer{
+			d:       descriptor{MediaType: gzipMediaType(modelKind(name)), Annotations: map[string]string{AnnotationFilepath: name}},
+			entries: []tarEntry{{hdr: hdr, path: p}},
+			gzipped: true,
+		}
+		if err := l.pack(spoolDir); err != nil {
+			return nil, err
+		}
+		a.layers = []*modelLayer{l}
+		a.file = name
 	case fi.Mode().IsRegular():
 		l := &modelLayer{raw: p, d: descriptor{
 			MediaType:   MediaTypeModelWeightRaw,
@@ -325,6 +348,9 @@ func packModel(p string, meta ModelMeta, spoolDir string) (_ *packedModel, err e
 	}
 	if a.folder {
 		a.m.Annotations = map[string]string{annotationFolder: "true"}
+	}
+	if a.file != "" {
+		a.m.Annotations = map[string]string{annotationFile: a.file}
 	}
 	for _, l := range a.layers {
 		cfg.ModelFS.DiffIDs = append(cfg.ModelFS.DiffIDs, l.diffID.String())
@@ -734,6 +760,11 @@ func pullModel(ctx context.Context, b blobs, h v1.Hash, dest string) error {
 			return layer(m.Layers[0], func(r io.Reader) error { return writeFile(r, out) })
 		})
 	}
+	if name := m.Annotations[annotationFile]; name != "" {
+		return install(dest, func(out string) error {
+			return pullFileTar(m.Layers, diffIDs, name, out, layer)
+		})
+	}
 	return install(dest, func(out string) error {
 		if err := os.Mkdir(out, 0o755); err != nil {
 			return err
@@ -761,6 +792,44 @@ func pullModel(ctx context.Context, b blobs, h v1.Hash, dest string) error {
 		}
 		return checkLinks(out, links)
 	})
+}
+
+// pullFileTar writes to out the file model that layers hold as one
+// gzipped tar of the file named name (see annotationFile). Anything else
+// in the tar, or a layer that is not such a tar, is an error.
+func pullFileTar(layers []descriptor, diffIDs []v1.Hash, name, out string, layer func(descriptor, func(io.Reader) error) error) error {
+	if len(layers) != 1 {
+		return fmt.Errorf("file model %q: %d layers, want 1", name, len(layers))
+	}
+	if _, gzipped, _ := modelLayerType(layers[0].MediaType); !gzipped {
+		return fmt.Errorf("file model %q: layer %s: media type %q, want a gzipped tar", name, layers[0].Digest, layers[0].MediaType)
+	}
+	if name != path.Base(name) || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
+		return fmt.Errorf("file model: name %q is not a file name", name)
+	}
+	dir := out + ".d"
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	err := layer(layers[0], func(r io.Reader) error {
+		links, err := extractGzip(r, dir, diffIDs[0])
+		if err == nil && len(links) > 0 {
+			err = fmt.Errorf("file model %q: the layer holds a link", name)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	if len(entries) != 1 || entries[0].Name() != name || !entries[0].Type().IsRegular() {
+		return fmt.Errorf("file model %q: layer %s holds more or other than the file", name, layers[0].Digest)
+	}
+	return os.Rename(filepath.Join(dir, name), out)
 }
 
 // errDiffIDs is the error for a config whose modelfs.diffIds are not the

@@ -78,9 +78,9 @@ func TestModelGzipDeterministic(t *testing.T) {
 			if len(digests) != 1 {
 				t.Fatalf("got digests %v, want one", digests)
 			}
-			// A file is one raw layer, never compressed: same digest.
-			if got := digests[plain]; got != (c.tree == nil) {
-				t.Errorf("compressed digests %v, uncompressed %s: same is %v, want %v", digests, plain, got, c.tree == nil)
+			// A file is compressed too, as a gzipped tar of it.
+			if digests[plain] {
+				t.Errorf("compressed digests %v, uncompressed %s: want another digest", digests, plain)
 			}
 		})
 	}
@@ -405,4 +405,73 @@ func TestModelGzipGGCR(t *testing.T) {
 		}
 		check(t, img, cfg.ModelFS.DiffIDs)
 	})
+}
+
+// TestModelGzipFile checks that a file model is compressed too: one
+// gzipped tar of the file, smaller than the file, pulled back as that
+// file. A manifest that marks a file model is held to holding exactly it.
+func TestModelGzipFile(t *testing.T) {
+	ctx := context.Background()
+	for _, st := range modelStores {
+		t.Run(st.name, func(t *testing.T) {
+			s := st.open(t)
+			content := strings.Repeat("0.125 0.25 0.5 1.0\n", 20_000)
+			src := filepath.Join(t.TempDir(), "model.onnx")
+			if err := os.WriteFile(src, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			dz, err := s.PushModel(ctx, src, gzipMeta)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mz, _ := readModel(t, s, meta.Name, dz.Digest)
+			if len(mz.Layers) != 1 || mz.Layers[0].MediaType != MediaTypeModelWeightGzip {
+				t.Fatalf("layers %+v, want one %s", mz.Layers, MediaTypeModelWeightGzip)
+			}
+			if mz.Layers[0].Size*10 > int64(len(content)) {
+				t.Errorf("layer of %d bytes for a file of %d: not compressed", mz.Layers[0].Size, len(content))
+			}
+			if got := mz.Annotations[annotationFile]; got != "model.onnx" {
+				t.Errorf("annotation %s = %q, want the file's name", annotationFile, got)
+			}
+			dest := filepath.Join(t.TempDir(), "dest")
+			if err := s.PullModel(ctx, dz.Digest, meta.Name, dest); err != nil {
+				t.Fatal(err)
+			}
+			if b, err := os.ReadFile(dest); err != nil || string(b) != content {
+				t.Fatalf("pulled %d bytes, %v; want the file", len(b), err)
+			}
+
+			// bad: the annotation names a file the tar does not hold as
+			// its only entry, or is not a file name.
+			repo := s.ModelRepository(meta.Name)
+			raw, err := repo.Manifest(ctx, dz.Digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, bad := range []struct{ name, want string }{
+				{"other.onnx", `file model "other.onnx": layer sha256:`},
+				{"../model.onnx", `file model: name "../model.onnx" is not a file name`},
+				{"..", `file model: name ".." is not a file name`},
+			} {
+				var m manifest
+				if err := json.Unmarshal(raw, &m); err != nil {
+					t.Fatal(err)
+				}
+				m.Annotations[annotationFile] = bad.name
+				forged := must(json.Marshal(m))
+				if err := repo.PutManifest(ctx, "forged", forged); err != nil {
+					t.Fatal(err)
+				}
+				parent := t.TempDir()
+				err := s.PullModel(ctx, sha256Of(forged).String(), meta.Name, filepath.Join(parent, "dest"))
+				if err == nil || !strings.Contains(err.Error(), bad.want) {
+					t.Errorf("PullModel with %s=%q = %v, want %q", annotationFile, bad.name, err, bad.want)
+				}
+				if left, _ := os.ReadDir(parent); len(left) != 0 {
+					t.Errorf("PullModel left %v behind", left)
+				}
+			}
+		})
+	}
 }

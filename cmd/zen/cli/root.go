@@ -128,6 +128,7 @@ zen artifacts get, or plain git log refs/zen/state.`,
 		newStack(g), newModels(g), newVerify(g), newLineage(g), newHistory(g), newKeys(g), newState(g), newVersion(g), newStepRun(g),
 	)
 	groups(root)
+	completions(root)
 	return root
 }
 

@@ -108,7 +108,11 @@ func defaultBranch() string {
 			return b
 		}
 	} else if errors.Is(err, exec.ErrNotFound) {
-		for _, scope := range []gitconfig.Scope{gitconfig.GlobalScope, gitconfig.SystemScope} {
+		scopes := []gitconfig.Scope{gitconfig.GlobalScope, gitconfig.SystemScope}
+		if os.Getenv("GIT_CONFIG_NOSYSTEM") != "" {
+			scopes = scopes[:1]
+		}
+		for _, scope := range scopes {
 			if c, err := gitconfig.LoadConfig(scope); err == nil && valid(c.Init.DefaultBranch) {
 				return c.Init.DefaultBranch
 			}
@@ -130,6 +134,11 @@ func scaffoldCI(g *globals, dir, system, stackFlag string) error {
 		return fmt.Errorf("zen init --ci writes a workflow for a zen repository, and %s is in no git repository: run zen init first", dir)
 	}
 	if err != nil {
+		return err
+	}
+	// Loading caches the evaluated CUE in zen's folder, which ignores
+	// itself: a refused stack leaves the work tree as it was.
+	if err := ws.EnsureDataDir(); err != nil {
 		return err
 	}
 	cfg, err := schema.Load(ws.Root)

@@ -35,7 +35,8 @@ import (
 // pull (merge) request runs it for a merge commit of BRANCH into the
 // default branch (the bare repository's HEAD), as the forge makes one.
 // The files of DIR are the repository's secrets (GitHub) or CI/CD
-// variables (GitLab), one a file, named as the secret.
+// variables (GitLab), one a file, named as the secret; NAME@file is a
+// GitLab variable of type File, whose value in the job is a file's path.
 //
 // Each job runs in a fresh folder under $WORK/forge, with a shallow clone
 // of the commit (as actions/checkout and GitLab's runner make one), the
@@ -90,6 +91,7 @@ type forge struct {
 	remote   string            // the bare repository
 	defBr    string            // its default branch
 	secrets  map[string]string // name → value
+	files    map[string]bool   // the secrets that are GitLab variables of type File
 	head     string            // the workflow file's leading comment
 	zen      string            // this test's zen
 	sysPath  []string          // PATH without zen, for the jobs
@@ -97,7 +99,7 @@ type forge struct {
 }
 
 func newForge(ts *testscript.TestScript, secretsDir string) *forge {
-	f := &forge{ts: ts, out: ts.Stdout(), dir: filepath.Join(ts.Getenv("WORK"), "forge"), secrets: map[string]string{}, registry: ts.Getenv("REGISTRY")}
+	f := &forge{ts: ts, out: ts.Stdout(), dir: filepath.Join(ts.Getenv("WORK"), "forge"), secrets: map[string]string{}, files: map[string]bool{}, registry: ts.Getenv("REGISTRY")}
 	ts.Check(os.MkdirAll(f.dir, 0o755))
 	url := strings.TrimSpace(f.git(ts.MkAbs("."), "remote", "get-url", "origin"))
 	f.remote = strings.TrimPrefix(url, "file://")
@@ -111,7 +113,9 @@ func newForge(ts *testscript.TestScript, secretsDir string) *forge {
 		for _, e := range ents {
 			b, err := os.ReadFile(filepath.Join(secretsDir, e.Name()))
 			ts.Check(err)
-			f.secrets[e.Name()] = string(b)
+			name, file := strings.CutSuffix(e.Name(), "@file")
+			f.secrets[name] = string(b)
+			f.files[name] = file
 		}
 	}
 	zen, err := exec.LookPath("zen")
@@ -393,9 +397,13 @@ func (f *forge) runGitHub(src []byte, event, branch string) bool {
 		fmt.Fprintf(f.out, "no workflow run: the workflow is not on %s\n", event)
 		return true
 	}
-	for _, p := range triggerBranches(trig) {
-		if p != "**" {
-			f.ts.Fatalf("forge: branch filter %q: the harness knows only \"**\"", p)
+	if event == "push" && !branchMatches(f.ts, triggerBranches(trig), branch) {
+		fmt.Fprintf(f.out, "no workflow run: on.push.branches does not match %s\n", branch)
+		return true
+	}
+	for k := range f.files {
+		if f.files[k] {
+			f.ts.Fatalf("forge: secret %s@file: GitHub has no secrets of type File", k)
 		}
 	}
 	c := f.prepare(event, branch, "refs/pull")
@@ -422,6 +430,25 @@ func (f *forge) runGitHub(src []byte, event, branch string) bool {
 		}
 	}
 	return allOK
+}
+
+// branchMatches applies on.push.branches: none is every branch; "**" is
+// every branch; a name without glob characters is that branch.
+func branchMatches(ts *testscript.TestScript, patterns []string, branch string) bool {
+	if len(patterns) == 0 {
+		return true
+	}
+	for _, p := range patterns {
+		switch {
+		case p == "**":
+			return true
+		case strings.ContainsAny(p, "*?[]!+"):
+			ts.Fatalf("forge: branch filter %q: the harness knows only \"**\" and plain names", p)
+		case p == branch:
+			return true
+		}
+	}
+	return false
 }
 
 func triggerBranches(t *ghTrigger) []string {
@@ -1112,6 +1139,13 @@ func (f *forge) runGitLab(src []byte, event, branch string) bool {
 			}
 			for k, v := range f.secrets {
 				vars[k] = v // project variables win over the file's
+				if f.files[k] {
+					// A variable of type File: its value is a file's path.
+					p := filepath.Join(f.dir, "variables", k)
+					f.ts.Check(os.MkdirAll(filepath.Dir(p), 0o700))
+					f.ts.Check(os.WriteFile(p, []byte(v), 0o600))
+					vars[k] = p
+				}
 			}
 			vars["CI_JOB_NAME"] = name
 			if !f.glRules(name, job, vars) {

@@ -43,10 +43,15 @@ pushes to the repository's default branch, one at a time, pushing the
 state ref back. The stack is --stack, else $ZEN_STACK, else the
 repository's default_stack (a clone's zen stack use is not read: CI's
 clone has none). It must work in a fresh clone on a runner that is thrown
-away: its artifact store a registry (flavor "oci"), and its signer a
-cosign key from a secret, or flavor "none" for unsigned versions. The
-file's head lists every secret it needs: the registry's credentials, the
-signer's key and password, and each secret the steps read.`,
+away, so init refuses a stack without these, and says so:
+
+  artifact_store: {flavor: "oci", repository: "registry.example.com/ml"}
+  signer: {flavor: "cosign", key: {secret: "cosign_key"}, public_key: "cosign.pub"}
+
+(signer: {flavor: "none"} is allowed too; the versions CI makes are then
+unsigned, and the file says so). The file's head lists every secret it
+needs: the registry's credentials, the signer's key and password, and
+each secret the steps read.`,
 		Example: `  mkdir demo && cd demo && zen init
   git add -A && git commit -m "zen init"
   zen plan && zen apply

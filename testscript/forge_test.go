@@ -121,9 +121,15 @@ func newForge(ts *testscript.TestScript, secretsDir string) *forge {
 	zen, err := exec.LookPath("zen")
 	ts.Check(err)
 	f.zen = zen
+	// The jobs' PATH has none of the programs the forge's emulation
+	// gives them: zen is what the workflow installs, and go, gh and glab
+	// are the harness's.
+dirs:
 	for _, d := range filepath.SplitList(os.Getenv("PATH")) {
-		if _, err := os.Stat(filepath.Join(d, "zen")); err == nil {
-			continue // zen is what the workflow installs
+		for _, p := range []string{"zen", "go", "gh", "glab"} {
+			if _, err := os.Stat(filepath.Join(d, p)); err == nil {
+				continue dirs
+			}
 		}
 		f.sysPath = append(f.sysPath, d)
 	}

@@ -661,15 +661,7 @@ func NewRunID(t time.Time) string {
 // not empty, else from the file $ZEN_SECRETS_DIR/<name>. The error never
 // holds the value.
 func LookupSecret(name string) (string, error) {
-	env := "ZEN_SECRET_" + strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z':
-			return r - 'a' + 'A'
-		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-			return r
-		}
-		return '_'
-	}, name)
+	env := schema.SecretEnv(name)
 	if v := os.Getenv(env); v != "" {
 		return v, nil
 	}

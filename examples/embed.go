@@ -9,8 +9,9 @@ import "embed"
 //go:embed all:quickstart
 var Quickstart embed.FS
 
-// CI holds the CI templates `zen init --ci` writes: github/zen.yml goes to
-// .github/workflows/zen.yml, gitlab/.gitlab-ci.yml to .gitlab-ci.yml.
+// CI holds the CI workflow templates `zen init --ci` renders for a stack
+// (text/template, with [[ ]] as delimiters): github/zen.yml.tmpl goes to
+// .github/workflows/zen.yml, gitlab/.gitlab-ci.yml.tmpl to .gitlab-ci.yml.
 //
 //go:embed all:ci
 var CI embed.FS

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -247,4 +248,19 @@ func (p Pos) String() string {
 		return p.File
 	}
 	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+}
+
+// SecretEnv is the environment variable a secret is read from:
+// ZEN_SECRET_ and the secret's name in upper case, other characters as _
+// (api_token → ZEN_SECRET_API_TOKEN, hf.token → ZEN_SECRET_HF_TOKEN).
+func SecretEnv(name string) string {
+	return "ZEN_SECRET_" + strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			return r
+		}
+		return '_'
+	}, name)
 }

@@ -173,6 +173,9 @@ func runScript(t *testing.T, blocks []readmeBlock, dir string, env []string) {
 	if err != nil {
 		t.Fatalf("bash: %v\n%s", err, out)
 	}
+	if testing.Verbose() {
+		t.Logf("what the README's commands printed:\n%s", out)
+	}
 	rest := string(out)
 	for i, bl := range blocks {
 		for j, c := range bl.cmds {

@@ -59,6 +59,7 @@ func TestScripts(t *testing.T) {
 		},
 		Condition: condition,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"ci-run":   cmdCIRun,
 			"registry": cmdRegistry,
 			"slurm":    cmdSlurm,
 			"stateref": cmdStateRef,

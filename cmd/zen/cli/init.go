@@ -4,99 +4,198 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/go-git/go-git/v5"
+	gitconfig "github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/spf13/cobra"
 
 	"github.com/zen-dev/zen/examples"
 	"github.com/zen-dev/zen/internal/workspace"
+	"github.com/zen-dev/zen/schema"
 )
 
 func newInit(g *globals) *cobra.Command {
-	var ci string
+	var ci, stack string
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Scaffold a zen project: zen.cue, a pipeline's steps, and its data",
 		Long: `Init writes the quickstart project into the current git repository (and
-runs git init first if there is none): zen.cue with one pipeline (load →
-train → evaluate on the Iris data set) and two stacks (local, and a
-commented-out registry one), the steps' Python scripts, the data, and a
-.gitignore for zen's local folder.
+runs git init first if there is none, on the branch git's init.defaultBranch
+names, else main): zen.cue with one pipeline (load → train → evaluate on
+the Iris data set) and two stacks (local, and a commented-out registry
+one), the steps' Python scripts, the data, and a .gitignore for zen's local
+folder.
 
 Existing files are never overwritten: init adds what is missing and says
 what it kept. Lines missing from an existing .gitignore are appended.
 
-With --ci github or --ci gitlab, init writes only a CI workflow instead:
-zen plan on every pull (merge) request, posted as a comment, failing the
-check when the plan cannot be made; zen apply on the main branch, one at a
-time, pushing the state ref back. The file says which secrets to add.`,
+With --ci github or --ci gitlab, init writes only a CI workflow instead,
+for one stack: zen plan on every pull (merge) request, posted as a
+comment, failing the check when the plan cannot be made; zen apply on
+pushes to the repository's default branch, one at a time, pushing the
+state ref back. The stack is --stack, else $ZEN_STACK, else the
+repository's default_stack (a clone's zen stack use is not read: CI's
+clone has none). It must work in a fresh clone on a runner that is thrown
+away, so init refuses a stack without these, and says so:
+
+  artifact_store: {flavor: "oci", repository: "registry.example.com/ml"}
+  signer: {flavor: "cosign", key: {secret: "cosign_key"}, public_key: "cosign.pub"}
+
+(signer: {flavor: "none"} is allowed too; the versions CI makes are then
+unsigned, and the file says so). The file's head lists every secret it
+needs: the registry's credentials, the signer's key and password, and
+each secret the steps read.`,
 		Example: `  mkdir demo && cd demo && zen init
   git add -A && git commit -m "zen init"
   zen plan && zen apply
-  zen init --ci github     # .github/workflows/zen.yml
-  zen init --ci gitlab     # .gitlab-ci.yml`,
+  zen init --ci github --stack shared   # .github/workflows/zen.yml
+  zen init --ci gitlab --stack shared   # .gitlab-ci.yml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			wd, err := os.Getwd()
 			if err != nil {
 				return err
 			}
+			if ci != "" {
+				return scaffoldCI(g, wd, ci, stack)
+			}
+			if stack != "" {
+				return errors.New("--stack is for --ci: it names the stack the CI workflow uses")
+			}
 			root := wd
 			ws, err := workspace.Open(wd)
 			switch {
 			case errors.Is(err, workspace.ErrNotRepository):
-				if _, err := git.PlainInit(wd, false); err != nil {
+				branch, err := gitInit(wd)
+				if err != nil {
 					return fmt.Errorf("git init: %w", err)
 				}
-				fmt.Fprintf(g.stdout, "initialized a git repository in %s\n", wd)
+				fmt.Fprintf(g.stdout, "initialized a git repository in %s (branch %s)\n", wd, branch)
 			case err != nil:
 				return err
 			default:
 				root = ws.Root
 			}
-			if ci != "" {
-				return scaffoldCI(g, root, ci)
-			}
 			return scaffold(g, root)
 		},
 	}
 	cmd.Flags().StringVar(&ci, "ci", "", "write a CI workflow for `SYSTEM` instead of the quickstart: github or gitlab")
+	cmd.Flags().StringVar(&stack, "stack", "", "with --ci, the `NAME` of the stack CI plans and applies on (default: $ZEN_STACK, then default_stack)")
 	return cmd
 }
 
-// ciFiles maps a --ci system to its template and where it goes.
-var ciFiles = map[string][2]string{
-	"github": {"ci/github/zen.yml", ".github/workflows/zen.yml"},
-	"gitlab": {"ci/gitlab/.gitlab-ci.yml", ".gitlab-ci.yml"},
+// gitInit makes a git repository in dir on the branch git's
+// init.defaultBranch names, else main, and returns the branch.
+func gitInit(dir string) (string, error) {
+	branch := defaultBranch()
+	_, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{
+		InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName(branch)},
+	})
+	return branch, err
 }
 
-// scaffoldCI writes the CI workflow of system into root, unless a file is
-// there already.
-func scaffoldCI(g *globals, root, system string) error {
-	f, ok := ciFiles[system]
-	if !ok {
-		return fmt.Errorf("--ci %q: want github or gitlab", system)
+// defaultBranch is git's init.defaultBranch, as git config reads it (the
+// global and system files, GIT_CONFIG_GLOBAL and includes); where git is
+// not installed, as go-git reads the global and system files; else main.
+func defaultBranch() string {
+	valid := func(b string) bool {
+		return b != "" && plumbing.NewBranchReferenceName(b).Validate() == nil
 	}
-	data, err := fs.ReadFile(examples.CI, f[0])
+	if out, err := exec.Command("git", "config", "--get", "init.defaultBranch").Output(); err == nil {
+		if b := strings.TrimSpace(string(out)); valid(b) {
+			return b
+		}
+	} else if errors.Is(err, exec.ErrNotFound) {
+		scopes := []gitconfig.Scope{gitconfig.GlobalScope, gitconfig.SystemScope}
+		if os.Getenv("GIT_CONFIG_NOSYSTEM") != "" {
+			scopes = scopes[:1]
+		}
+		for _, scope := range scopes {
+			if c, err := gitconfig.LoadConfig(scope); err == nil && valid(c.Init.DefaultBranch) {
+				return c.Init.DefaultBranch
+			}
+		}
+	}
+	return "main"
+}
+
+// scaffoldCI writes the CI workflow of system for a stack into the
+// repository around dir, unless a file is there already. It refuses a
+// stack that cannot plan and apply in CI, and writes nothing then.
+func scaffoldCI(g *globals, dir, system, stackFlag string) error {
+	dest := examples.CIPath(system)
+	if dest == "" {
+		return fmt.Errorf("--ci %q: want %s", system, strings.Join(examples.CISystems, " or "))
+	}
+	ws, err := workspace.Open(dir)
+	if errors.Is(err, workspace.ErrNotRepository) {
+		return fmt.Errorf("zen init --ci writes a workflow for a zen repository, and %s is in no git repository: run zen init first", dir)
+	}
 	if err != nil {
 		return err
 	}
-	dest := filepath.Join(root, filepath.FromSlash(f[1]))
-	if _, err := os.Stat(dest); err == nil {
-		fmt.Fprintf(g.stdout, "kept    %s (exists)\n", f[1])
+	// Loading caches the evaluated CUE in zen's folder, which ignores
+	// itself: a refused stack leaves the work tree as it was.
+	if err := ws.EnsureDataDir(); err != nil {
+		return err
+	}
+	cfg, err := schema.Load(ws.Root)
+	if err != nil {
+		return err
+	}
+	name, from := stackFlag, "--stack"
+	if name == "" {
+		name, from = os.Getenv("ZEN_STACK"), "ZEN_STACK"
+	}
+	if name == "" {
+		name, from = cfg.DefaultStack, "default_stack"
+	}
+	all := stacks(cfg)
+	st, ok := all[name]
+	if !ok {
+		return fmt.Errorf("unknown stack %q (from %s); stacks: %s", name, from, strings.Join(slices.Sorted(maps.Keys(all)), ", "))
+	}
+	cs, err := examples.NewCIStack(system, cfg, st)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(ws.Root, filepath.FromSlash(dest))
+	if _, err := os.Stat(path); err == nil {
+		fmt.Fprintf(g.stdout, "kept    %s (exists)\n", dest)
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+	data, err := examples.RenderCI(system, cs)
+	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(dest, data, 0o644); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	fmt.Fprintf(g.stdout, "created %s\n", f[1])
-	fmt.Fprintf(g.stdout, "\nRead its head for the secrets it needs, then commit it:\n  git add %s && git commit -m \"zen in CI\"\n", f[1])
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stdout, "created %s for stack %s\n", dest, st.Name)
+	if !cs.Signed {
+		fmt.Fprintf(g.stdout, "\nStack %s has signer none: the versions CI makes are UNSIGNED.\n", st.Name)
+	} else if cs.PublicKey == "" {
+		fmt.Fprintf(g.stderr, "note: stack %s declares no signer.public_key, so plans on pull requests, which have no private key, check no signatures of cached artifacts\n", st.Name)
+	}
+	var secrets []string
+	for _, s := range cs.Secrets {
+		secrets = append(secrets, s.Env)
+	}
+	where := "as repository secrets"
+	if system == "gitlab" {
+		where = "as CI/CD variables"
+	}
+	fmt.Fprintf(g.stdout, "\nAdd %s %s (its head says what each is), then commit it:\n  git add %s && git commit -m \"zen in CI\"\n", strings.Join(secrets, ", "), where, dest)
 	return nil
 }
 

@@ -405,7 +405,8 @@ public_key: "PREFIX.pub"}.`,
 			}
 			if ws != nil && prefix == "" {
 				err = writePrivateKey(ws, priv, k)
-			} else {
+			} else if err = os.MkdirAll(filepath.Dir(priv), 0o700); err == nil {
+				// --prefix ~/keys/team makes ~/keys, as the README has it.
 				err = os.WriteFile(priv, k, 0o600)
 			}
 			if err != nil {

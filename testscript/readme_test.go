@@ -281,9 +281,9 @@ var variable = []struct {
 	want string
 }{
 	{regexp.MustCompile(`\d{8}-\d{6}(?:\.\d{3})?-[0-9a-f]{6}`), `\d{8}-\d{6}(?:\.\d{3})?-[0-9a-f]{6}`}, // run ids
-	{regexp.MustCompile(`\b[0-9a-f]{12,64}\b`), `[0-9a-f]{12,64}`},                                   // digests, commits
-	{regexp.MustCompile(`\b\d+(?:\.\d+)?(?:ms|µs|s)\b`), `\d+(?:\.\d+)?(?:ms|µs|s)`},                 // durations
-	{regexp.MustCompile(`/home/me\b`), `/\S+`},                                                       // the user's home
+	{regexp.MustCompile(`\b[0-9a-f]{12,64}\b`), `[0-9a-f]{12,64}`},                                     // digests, commits
+	{regexp.MustCompile(`\b\d+(?:\.\d+)?(?:ms|µs|s)\b`), `\d+(?:\.\d+)?(?:ms|µs|s)`},                   // durations
+	{regexp.MustCompile(`/home/me\b`), `/\S+`},                                                         // the user's home
 }
 
 // shownPattern turns a line the README shows into a regular expression

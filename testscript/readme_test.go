@@ -333,3 +333,53 @@ func matchShown(shown []string, printed string) error {
 	}
 	return nil
 }
+
+// TestMatchShown checks the README's matcher: variable values match any
+// value, anything else must be printed as shown, in order.
+func TestMatchShown(t *testing.T) {
+	printed := "stack local (artifact store oci-layout .zen/store), source 2e58f1a0256b\n" +
+		"  = load      cached (key b03dcdd1bb48, from run 20261123-100940.123-845e74)\n" +
+		"✓ quickstart.evaluate succeeded in 1.53s\n" +
+		"initialized a git repository in /tmp/x/demo\n"
+	for _, c := range []struct {
+		shown []string
+		ok    bool
+	}{
+		{[]string{"stack local (artifact store oci-layout .zen/store), source 0123456789ab", "...", "✓ quickstart.evaluate succeeded in 283ms"}, true},
+		{[]string{"= load cached (key ffffffffffff, from run 20260101-000000.000-abcdef)"}, true},
+		{[]string{"initialized a git repository in /home/me/demo"}, true},
+		{[]string{"✓ quickstart.evaluate succeeded in 283ms", "= load cached (key b03dcdd1bb48, from run 20261123-100940.123-845e74)"}, false}, // order
+		{[]string{"✓ quickstart.train succeeded in 283ms"}, false},                                                                             // another step
+		{[]string{"stack local (artifact store oci-layout .zen/store)"}, false},                                                                // a part of a line
+		{[]string{"initialized a git repository in /home/me/other"}, false},
+	} {
+		if err := matchShown(c.shown, printed); (err == nil) != c.ok {
+			t.Errorf("matchShown(%q) = %v, want ok %v", c.shown, err, c.ok)
+		}
+	}
+}
+
+// TestParseREADME checks the parser on the forms README.md uses.
+func TestParseREADME(t *testing.T) {
+	src := "text\n\n<!-- test: echo setup -->\n```console\n$ zen plan\nPlan: 1\n...\n$ zen apply   # runs\n```\n\n```sh\nmake build    # bin/zen\n# a comment\n\nmake test\n```\n\n```cue\na: 1\n```\n"
+	blocks, err := parseREADME([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(blocks) != 3 {
+		t.Fatalf("%d blocks, want 3", len(blocks))
+	}
+	con, sh := blocks[0], blocks[1]
+	if con.setup != "echo setup" || len(con.cmds) != 2 || con.cmds[0].text != "zen plan" || strings.Join(con.cmds[0].shown, "|") != "Plan: 1|..." || con.cmds[1].line != 8 {
+		t.Errorf("console block %+v", con)
+	}
+	if sh.setup != "" || len(sh.cmds) != 2 || sh.cmds[1].text != "make test" {
+		t.Errorf("sh block %+v", sh)
+	}
+	if _, err := parseREADME([]byte("```console\nout first\n```\n")); err == nil {
+		t.Error("output before a command: no error")
+	}
+	if _, err := parseREADME([]byte("```sh\nmake\n")); err == nil {
+		t.Error("a block not closed: no error")
+	}
+}

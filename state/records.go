@@ -102,11 +102,17 @@ type Cache struct {
 	Log        *Artifact           `json:"log,omitempty"`
 }
 
-// Pipeline is what plan compares a pipeline against: pipelines/<name>.json.
+// Pipeline is what plan compares a pipeline against: pipelines/<name>.json,
+// the pipeline's baseline. It is the last declaration applied (but for
+// experiments): an apply records it with the run it made, and an apply
+// that ran none of the pipeline's steps (all cached) records it alone.
 type Pipeline struct {
-	Version      int                   `json:"version"`
-	Pipeline     string                `json:"pipeline"`
-	RunID        string                `json:"run_id"`
+	Version  int    `json:"version"`
+	Pipeline string `json:"pipeline"`
+	// RunID is the run of the apply that recorded the baseline, "" when
+	// that apply ran nothing of the pipeline; each step names the run
+	// that made its outputs.
+	RunID        string                `json:"run_id,omitempty"`
 	SourceCommit string                `json:"source_commit,omitempty"`
 	Dirty        bool                  `json:"dirty,omitempty"`
 	Updated      time.Time             `json:"updated"`

@@ -14,6 +14,7 @@ import (
 	"github.com/zen-dev/zen/apply"
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/plan/render"
+	"github.com/zen-dev/zen/registry/signature"
 	"github.com/zen-dev/zen/state"
 )
 
@@ -132,9 +133,15 @@ func applyPlan(ctx context.Context, g *globals, pl *planned, jobs int, detach bo
 	// before anything runs, so that a missing key or a wrong
 	// password fails with nothing done. The local stack's key pair
 	// is made here, on first use.
-	signer, keyID, verifier, err := pl.sess.checkedSigner(pl.stack)
-	if err != nil {
-		return err
+	// An apply that only moves baselines signs and checks nothing.
+	var signer *signature.Signer
+	var keyID string
+	var verifier *signature.Verifier
+	if sum := p.Summary(); sum.Run > 0 || sum.Versions > 0 || sum.Promotions > 0 || sum.Repairs > 0 {
+		var err error
+		if signer, keyID, verifier, err = pl.sess.checkedSigner(pl.stack); err != nil {
+			return err
+		}
 	}
 	if pl.checker == nil && verifier != nil {
 		pl.checker = pl.sess.checker(pl.store, verifier, keyID, pl.recs)
@@ -191,7 +198,7 @@ func applyPlan(ctx context.Context, g *globals, pl *planned, jobs int, detach bo
 	}
 	if res != nil {
 		if g.output == "json" {
-			if jerr := writeJSON(g.stdout, map[string]any{"changes": true, "runs": res.Runs, "models": res.Models, "state_commit": res.StateCommit}); jerr != nil {
+			if jerr := writeJSON(g.stdout, map[string]any{"changes": true, "runs": res.Runs, "baselines": res.Baselines, "models": res.Models, "state_commit": res.StateCommit}); jerr != nil {
 				return jerr
 			}
 		} else {
@@ -238,6 +245,9 @@ func printApplied(g *globals, res *apply.Result, ref string) {
 		if r.Error != "" {
 			fmt.Fprintf(g.stdout, "  %s\n", r.Error)
 		}
+	}
+	for _, name := range res.Baselines {
+		fmt.Fprintf(g.stdout, "baseline of %s moved: every step cached, none ran\n", name)
 	}
 	for _, m := range res.Models {
 		fmt.Fprintln(g.stdout, m)

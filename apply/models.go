@@ -34,10 +34,10 @@ type producer struct {
 	runID     string
 	runCommit string
 	runDirty  string
-	result  *state.StepResult
-	fp      *state.Fingerprint
-	metrics map[string]float64
-	params  map[string]any
+	result    *state.StepResult
+	fp        *state.Fingerprint
+	metrics   map[string]float64
+	params    map[string]any
 }
 
 // findProducer locates the result of the step that produces a version,

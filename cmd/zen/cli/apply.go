@@ -43,7 +43,12 @@ submitted are collected before anything is planned).
 
 With --set, the run is an experiment: recorded with its overrides, but the
 pipeline's baseline (what plan compares against) stays as it was. A run from
-a work tree with uncommitted changes is recorded as dirty.
+a work tree with uncommitted changes is recorded as dirty. Neither makes a
+model version; commit what was tried, and that commit's apply makes the
+version from the outputs they stored, running nothing again: its cache
+keys are theirs. A pipeline whose steps are all cached runs nothing, but
+its baseline moves to what was applied, so that the next plan explains
+itself against it.
 
 zen apply PLANFILE applies a plan saved by zen plan -o PLANFILE, with the
 stack, pipelines and --set it was made with, and only if it still holds:

@@ -206,6 +206,14 @@ func TestModelFromAnotherRun(t *testing.T) {
 	}
 	recs["exp"].SourceCommit = "c1"
 
+	// A record without the run's commit (as an older zen would read one)
+	// checks none of it, whatever the attestation names.
+	stripped := *mv
+	stripped.RunCommit = ""
+	if err := check(&stripped); err != nil {
+		t.Errorf("a record that names no run's commit: %v", err)
+	}
+
 	// Recorded and attested before zen named the run's commit.
 	old := version("0.9.0", &provenance.Build{Entry: "p.train.model", Run: "exp", Commit: "c2", Inputs: in})
 	if old.RunCommit != "" {

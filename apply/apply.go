@@ -75,6 +75,9 @@ type Result struct {
 	// Submission is what a detached apply left on the cluster; its runs
 	// are recorded as submitted.
 	Submission *state.Submission
+	// Baselines names the pipelines whose baseline moved to the source
+	// commit although nothing of theirs ran (every step cached).
+	Baselines []string
 }
 
 // RunError reports runs that did not succeed. They are recorded all the same.
@@ -526,6 +529,17 @@ func (a *applier) record(files map[string][]byte) (*Result, error) {
 		}
 		summary = append(summary, fmt.Sprintf("%s run %s %s", run.Pipeline, run.ID, run.Status))
 	}
+	for _, pp := range a.plan.Pipelines {
+		if pp.Baseline == nil || a.staleBaseline[pp.Name] {
+			continue
+		}
+		p := state.PipelinePath(pp.Name)
+		if err := put(files, p, a.baselineRecord(pp, finished)); err != nil {
+			return nil, err
+		}
+		guard = append(guard, p)
+		res.Baselines = append(res.Baselines, pp.Name)
+	}
 	res.Models = append(res.Models, a.repaired...)
 	if len(files) == 0 {
 		return res, nil
@@ -539,15 +553,25 @@ func (a *applier) record(files map[string][]byte) (*Result, error) {
 		}
 	}
 	summary = append(summary, res.Models[len(a.repaired):]...)
-	msg := commitMessage(a.plan, summary, res.Runs)
+	message := func() string {
+		sum := summary
+		for _, name := range res.Baselines {
+			sum = append(sum, name+" baseline (all cached, none ran)")
+		}
+		msg := commitMessage(a.plan, sum, res.Runs, res.Baselines)
+		if a.sub != nil {
+			msg = strings.Replace(msg, "zen apply: ", "zen apply: collected from Slurm: ", 1)
+		}
+		return msg
+	}
 	var keep []string // guarded when the change is made again
 	if a.sub != nil {
 		// Collected once: by whoever removes the submission first.
 		p := state.SubmissionPath(a.sub.ID)
 		files[p] = nil
 		keep = []string{p}
-		msg = strings.Replace(msg, "zen apply: ", "zen apply: collected from Slurm: ", 1)
 	}
+	msg := message()
 	commit, err := a.env.State.Commit(a.plan.StateCommit, state.Change{Files: files, Guard: append(guard, keep...), Message: msg})
 	if errors.Is(err, state.ErrStateMoved) {
 		if a.sub != nil {
@@ -563,7 +587,12 @@ func (a *applier) record(files map[string][]byte) (*Result, error) {
 		for _, p := range guard {
 			delete(files, p)
 		}
-		commit2, err2 := a.env.State.Commit(a.plan.StateCommit, state.Change{Files: files, Guard: keep, Message: msg})
+		res.Baselines = nil
+		if len(files) == 0 {
+			// Only baselines, which are the other apply's to keep.
+			return res, fmt.Errorf("%w: %v (nothing was recorded)", state.ErrStateMoved, err)
+		}
+		commit2, err2 := a.env.State.Commit(a.plan.StateCommit, state.Change{Files: files, Guard: keep, Message: message()})
 		if err2 != nil {
 			return nil, fmt.Errorf("record runs: %w", err2)
 		}
@@ -614,7 +643,21 @@ func (a *applier) pipelineRecord(pr *pipelineRun, now time.Time) (*state.Pipelin
 	return rec, nil
 }
 
-func commitMessage(p *plan.Plan, summary []string, runs []*state.Run) string {
+// baselineRecord is the baseline of a pipeline of which no step ran:
+// what the plan applied, each step reused from the run that made its
+// outputs. It names no run of its own, since none ran.
+func (a *applier) baselineRecord(pp *plan.Pipeline, now time.Time) *state.Pipeline {
+	rec := &state.Pipeline{Version: state.RecordVersion, Pipeline: pp.Name, SourceCommit: a.plan.Source.Commit, Dirty: a.plan.Source.Dirty, Updated: now, Steps: map[string]*state.StepState{}}
+	// The plan holds every declared step, so nothing of the old baseline
+	// is kept: a step no longer declared leaves it, as it does a run's.
+	for _, s := range pp.Steps {
+		rec.Steps[s.Name] = &state.StepState{Fingerprint: s.Fingerprint, Key: s.Key, Status: state.StatusCached, RunID: s.CachedFrom,
+			Outputs: s.Outputs, Metrics: s.Metrics, Log: s.Log}
+	}
+	return rec
+}
+
+func commitMessage(p *plan.Plan, summary []string, runs []*state.Run, baselines []string) string {
 	src := p.Source.Commit
 	if src == "" {
 		src = "(no commit)"
@@ -632,6 +675,9 @@ func commitMessage(p *plan.Plan, summary []string, runs []*state.Run) string {
 	fmt.Fprintf(&b, "Stack: %s\n", p.Stack)
 	for _, r := range runs {
 		fmt.Fprintf(&b, "Run: %s %s %s\n", r.ID, r.Pipeline, r.Status)
+	}
+	for _, name := range baselines {
+		fmt.Fprintf(&b, "Baseline: %s\n", name)
 	}
 	for _, o := range p.Overrides {
 		fmt.Fprintf(&b, "Experiment: %s=%v\n", o.Path, o.Value)

@@ -77,7 +77,7 @@ func (a *applier) recordSubmission() (*Result, error) {
 	if err := put(files, state.SubmissionPath(sub.ID), sub); err != nil {
 		return cancel(err)
 	}
-	commit, err := a.env.State.Commit(a.plan.StateCommit, state.Change{Files: files, Message: commitMessage(a.plan, summary, res.Runs)})
+	commit, err := a.env.State.Commit(a.plan.StateCommit, state.Change{Files: files, Message: commitMessage(a.plan, summary, res.Runs, nil)})
 	if err != nil {
 		return cancel(fmt.Errorf("record the submission: %w", err))
 	}
@@ -153,8 +153,22 @@ func Resume(ctx context.Context, env *Env, recs state.Records, sub *state.Submis
 		if err != nil {
 			return nil, err
 		}
+		// The pipelines with a run, and those whose baseline the plan
+		// moves with every step cached.
+		var names []string
+		runOf := map[string]string{}
 		for _, pr := range a.runs {
-			path := state.PipelinePath(pr.pipeline.Name)
+			names = append(names, pr.pipeline.Name)
+			runOf[pr.pipeline.Name] = pr.run.ID
+		}
+		for _, pp := range p.Pipelines {
+			if pp.Baseline != nil {
+				names = append(names, pp.Name)
+				runOf[pp.Name] = sub.Runs[0]
+			}
+		}
+		for _, name := range names {
+			path := state.PipelinePath(name)
 			old, _, err := then.Read(path)
 			if err != nil {
 				return nil, err
@@ -164,8 +178,8 @@ func Resume(ctx context.Context, env *Env, recs state.Records, sub *state.Submis
 				return nil, err
 			}
 			if !bytes.Equal(old, now) {
-				a.staleBaseline[pr.pipeline.Name] = true
-				a.progress(nil, "  pipeline %s was applied again since run %s was submitted: its baseline stays as that apply left it", pr.pipeline.Name, pr.run.ID)
+				a.staleBaseline[name] = true
+				a.progress(nil, "  pipeline %s was applied again since run %s was submitted: its baseline stays as that apply left it", name, runOf[name])
 			}
 		}
 	}

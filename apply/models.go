@@ -29,11 +29,15 @@ func (e *RefusedError) Error() string { return "refused: " + strings.Join(e.Reas
 
 // producer is the step result a new version comes from.
 type producer struct {
-	runID   string
-	result  *state.StepResult
-	fp      *state.Fingerprint
-	metrics map[string]float64
-	params  map[string]any
+	// runID is the run that made the output; runCommit and runDirty
+	// the commit it ran from and its uncommitted changes.
+	runID     string
+	runCommit string
+	runDirty  string
+	result    *state.StepResult
+	fp        *state.Fingerprint
+	metrics   map[string]float64
+	params    map[string]any
 }
 
 // findProducer locates the result of the step that produces a version,
@@ -85,6 +89,29 @@ func (a *applier) findProducer(c *plan.ModelChange) (*producer, error) {
 	return nil, fmt.Errorf("no result for %s", c.From)
 }
 
+// producingRun finds the commit the run that made a version's output ran
+// from, and its uncommitted changes: a run of this apply, or one the
+// state ref records (the output was reused).
+func (a *applier) producingRun(p *producer) error {
+	for _, pr := range a.runs {
+		if pr.run.ID == p.runID {
+			p.runCommit, p.runDirty = pr.run.SourceCommit, pr.run.DirtyDigest
+			return nil
+		}
+	}
+	if runs, ok := a.env.Records.(verify.Runs); ok {
+		run, found, err := runs.Run(p.runID)
+		if err != nil {
+			return err
+		}
+		if found {
+			p.runCommit, p.runDirty = run.SourceCommit, run.DirtyDigest
+			return nil
+		}
+	}
+	return fmt.Errorf("run %s, which made the output, is not recorded", p.runID)
+}
+
 // applyModels produces the new versions and moves the stages of the plan,
 // adding their records to files. It returns the changes it refused.
 func (a *applier) applyModels(ctx context.Context, files map[string][]byte) ([]string, error) {
@@ -104,7 +131,12 @@ func (a *applier) applyModels(ctx context.Context, files map[string][]byte) ([]s
 			continue
 		}
 		if c.Refused != "" {
-			refused = append(refused, fmt.Sprintf("model %s %s: %s", c.Model, c.Version, c.Refused))
+			why := c.Refused
+			if plan.SourceRefuses(a.plan) {
+				// Said again with what ran: the commit's apply reuses it.
+				why = plan.SourceRefusal(a.plan, a.rerun(c))
+			}
+			refused = append(refused, fmt.Sprintf("model %s %s: %s", c.Model, c.Version, why))
 			continue
 		}
 		mv, err := a.produce(ctx, ms, c, now)
@@ -178,6 +210,34 @@ func (a *applier) applyModels(ctx context.Context, files map[string][]byte) ([]s
 	return refused, nil
 }
 
+// rerun lists, once the steps have their results, the steps a version's
+// output depends on that an apply of a commit of this experiment or
+// dirty tree would run: those with no output stored under their key
+// (failed, skipped, cancelled; cache: false, or --no-cache, which store
+// none). The others' outputs are reused, having the commit's keys.
+func (a *applier) rerun(c *plan.ModelChange) []string {
+	parts := strings.SplitN(c.From, ".", 3)
+	pl := a.env.Config.Pipelines[parts[0]]
+	steps := plan.VersionSteps(pl, parts[1])
+	var out []string
+	for _, pr := range a.runs {
+		if pr.pipeline.Name != parts[0] {
+			continue
+		}
+		for _, name := range steps {
+			n := pr.nodes[name]
+			stored := n != nil && n.res != nil && (n.res.Status == state.StatusCached ||
+				n.res.Status == state.StatusSucceeded && n.step.Cache && !a.plan.NoCache)
+			if !stored {
+				out = append(out, name)
+			}
+		}
+		return out
+	}
+	// Nothing of the pipeline ran: every step was cached.
+	return nil
+}
+
 func (a *applier) modelRecords() plan.ModelRecorded {
 	return a.env.Records.(plan.ModelRecorded)
 }
@@ -185,6 +245,9 @@ func (a *applier) modelRecords() plan.ModelRecorded {
 // produce packages a version, pushes, tags, signs and attests it.
 func (a *applier) produce(ctx context.Context, ms registry.ModelStore, c *plan.ModelChange, now time.Time) (*state.ModelVersion, error) {
 	p, err := a.findProducer(c)
+	if err == nil {
+		err = a.producingRun(p)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("not produced: %w", err)
 	}
@@ -221,14 +284,15 @@ func (a *applier) produce(ctx context.Context, ms registry.ModelStore, c *plan.M
 		Version: state.RecordVersion, Model: c.Model, ModelVersion: c.Version, Digest: desc.Digest,
 		Repository: ms.ModelRepository(c.Model).Reference(), Stack: a.env.Stack.Name,
 		Pipeline: m.Pipeline, Step: m.Step, Output: m.Output, OutputDigest: art.Digest,
-		RunID: p.runID, SourceCommit: commit, Metrics: p.metrics, Declared: m.Versions[c.Version], Created: now,
+		RunID: p.runID, SourceCommit: commit, RunCommit: p.runCommit, RunDirty: p.runDirty,
+		Metrics: p.metrics, Declared: m.Versions[c.Version], Created: now,
 	}
 	if s := a.env.Signer; s != nil {
 		repo := verify.Repository(ms.ModelRepository(c.Model))
 		if err := signature.Sign(ctx, repo, desc.Digest, s); err != nil {
 			return nil, fmt.Errorf("sign: %w", err)
 		}
-		b := &provenance.Build{Entry: mv.Pipeline + "." + mv.Step + "." + mv.Output, Run: p.runID, Commit: mv.SourceCommit}
+		b := &provenance.Build{Entry: mv.Pipeline + "." + mv.Step + "." + mv.Output, Run: p.runID, Commit: mv.SourceCommit, RunCommit: mv.RunCommit, RunDirty: mv.RunDirty}
 		fingerprinted(b, p.fp)
 		b.Parameters = p.params
 		pred, err := b.Predicate()

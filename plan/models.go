@@ -91,7 +91,7 @@ func planModels(cfg *schema.Config, p *Plan, rec Recorded) ([]*ModelChange, erro
 				return nil, fmt.Errorf("model %s version %s: no step output produces it: bind one with outputs: NAME: {type: \"model\", model: %q}", name, v, name)
 			}
 			c := &ModelChange{Model: name, Version: v, Action: Create, From: m.Pipeline + "." + m.Step + "." + m.Output}
-			c.Refused = versionRefusal(p, m, rec)
+			c.Refused = versionRefusal(p, cfg, m)
 			fresh = append(fresh, c)
 		}
 		if len(fresh) > 1 {
@@ -176,30 +176,96 @@ func planModels(cfg *schema.Config, p *Plan, rec Recorded) ([]*ModelChange, erro
 }
 
 // versionRefusal says why this apply cannot produce a model version, or "".
-func versionRefusal(p *Plan, m *schema.Model, rec Recorded) string {
+//
+// A clean commit's apply makes the version from the output its keys give,
+// whether a step runs now or its output is reused, even from an
+// experiment or a dirty run: the cache key covers the code, parameters,
+// inputs and program, so an output with the commit's key is what the
+// commit would make. Only an apply that is itself an experiment or dirty
+// is refused, since its keys are not its commit's.
+func versionRefusal(p *Plan, cfg *schema.Config, m *schema.Model) string {
+	var pp *Pipeline
+	for _, pl := range p.Pipelines {
+		if pl.Name == m.Pipeline {
+			pp = pl
+		}
+	}
 	switch {
-	case len(p.Overrides) > 0:
-		return "an experiment (--set) cannot produce a model version"
+	case SourceRefuses(p):
+		if pp == nil {
+			return SourceRefusal(p, nil)
+		}
+		var rerun []string
+		for _, name := range VersionSteps(cfg.Pipelines[m.Pipeline], m.Step) {
+			for _, s := range pp.Steps {
+				if s.Name == name && s.Runs() {
+					rerun = append(rerun, name)
+				}
+			}
+		}
+		return SourceRefusal(p, rerun)
 	case p.Source.Commit == "":
 		return "a model version is produced only from a commit: commit first"
-	case p.Source.Dirty:
-		return "the work tree has uncommitted changes: a model version is produced only from a clean commit"
+	case pp == nil:
+		return fmt.Sprintf("pipeline %s, which produces it, is not part of this plan", m.Pipeline)
 	}
-	for _, pl := range p.Pipelines {
-		if pl.Name != m.Pipeline {
+	return ""
+}
+
+// SourceRefuses reports whether p, an experiment (--set) or a plan of a
+// work tree with uncommitted changes, makes no model version.
+func SourceRefuses(p *Plan) bool {
+	return len(p.Overrides) > 0 || p.Source.Commit != "" && p.Source.Dirty
+}
+
+// SourceRefusal is why an apply of p, which SourceRefuses, makes no model
+// version, and what will: a commit of what it tried, then an apply of that
+// commit, which gives the same keys and so reuses every output this apply
+// stores. rerun lists the steps the version's output depends on that have
+// no output with these keys (yet): the ones that apply runs.
+func SourceRefusal(p *Plan, rerun []string) string {
+	var what, commit string
+	switch {
+	case len(p.Overrides) > 0 && p.Source.Dirty:
+		what, commit = "an experiment (--set) from a work tree with uncommitted changes", "commit the changes and the values it sets"
+	case len(p.Overrides) > 0:
+		what, commit = "an experiment (--set)", "commit the values it sets"
+	default:
+		what, commit = "a work tree with uncommitted changes", "commit them"
+	}
+	then := "which makes it from these outputs and re-runs no step (the commit gives the same keys)"
+	if len(rerun) > 0 {
+		then = "which re-runs only the steps whose keys have no outputs yet: " + joinNames(rerun)
+	}
+	return fmt.Sprintf("%s makes no model version: %s, then zen apply, %s", what, commit, then)
+}
+
+// VersionSteps lists the steps whose outputs a model version made by the
+// output of step depends on: step and every step upstream of it, in the
+// order the pipeline runs them.
+func VersionSteps(pl *schema.Pipeline, step string) []string {
+	if pl == nil {
+		return nil
+	}
+	need := map[string]bool{}
+	queue := []string{step}
+	for len(queue) > 0 {
+		name := queue[0]
+		queue = queue[1:]
+		s := pl.Steps[name]
+		if need[name] || s == nil {
 			continue
 		}
-		for _, s := range pl.Steps {
-			if s.Name != m.Step || s.Action != Cached {
-				continue
-			}
-			if c, ok, _ := rec.Cache(s.Key); ok && (c.Dirty || c.Experiment) {
-				return fmt.Sprintf("the output was produced by run %s, a dirty or experiment run: apply with --no-cache to produce it from this commit", c.RunID)
-			}
-		}
-		return ""
+		need[name] = true
+		queue = append(queue, s.Upstream()...)
 	}
-	return fmt.Sprintf("pipeline %s, which produces it, is not part of this plan", m.Pipeline)
+	var out []string
+	for _, name := range pl.Order {
+		if need[name] {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 func render(rs []gate.Result) []string {

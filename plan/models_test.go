@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -101,6 +102,91 @@ func TestPlanRollback(t *testing.T) {
 	for _, c := range changes {
 		if c.Stage == "production" && (c.Rollback != nil || c.Refused != "version 1.0.0 is not produced") {
 			t.Errorf("production without 1.0.0's record: %+v", c)
+		}
+	}
+}
+
+// TestVersionFromExperimentOutput plans a version whose output's key was
+// first stored by an experiment: a clean commit that gives that key makes
+// the version from it, running nothing; an experiment or a dirty plan is
+// refused, naming the steps a commit of it would re-run, from the keys.
+func TestVersionFromExperimentOutput(t *testing.T) {
+	src := files{"data.csv": "sha256:d1", "load.py": "sha256:l1", "train.py": "sha256:t1", "exe:python3": "sha256:py"}
+	cfg := pipeline()
+	cfg.Models = map[string]*schema.Model{"m": {Name: "m", Versions: map[string]json.RawMessage{"1.0.0": json.RawMessage(`{}`)}, Pipeline: "p", Step: "train", Output: "model"}}
+	rec := &modelState{recorded: recorded{cache: map[string]*state.Cache{}, pipelines: map[string]*state.Pipeline{}}}
+	st := store{}
+	record(t, cfg, src, &rec.recorded, st)
+	for _, c := range rec.cache {
+		c.Experiment, c.RunID = true, "exp"
+	}
+	version := func(p *Plan) *ModelChange {
+		t.Helper()
+		for _, c := range p.Models {
+			if c.IsVersion() {
+				return c
+			}
+		}
+		t.Fatal("no version planned")
+		return nil
+	}
+	commit := Source{Commit: "c2"}
+
+	p, err := Compute(context.Background(), cfg, rec, src, st, Options{Source: commit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := version(p); c.Refused != "" || p.Summary().Run != 0 {
+		t.Errorf("clean commit with the experiment's keys: refused %q, %d steps to run; want the version, nothing run", c.Refused, p.Summary().Run)
+	}
+
+	// An experiment of other values: train has no output with its key.
+	cfg.Pipelines["p"].Steps["train"].Parameters["lr"] = json.Number("0.3")
+	exp := Options{Source: commit, Overrides: []Override{{Path: "p.lr", Value: 0.3}}}
+	p, err = Compute(context.Background(), cfg, rec, src, st, exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "an experiment (--set) makes no model version: commit the values it sets, then zen apply, which re-runs only the steps whose keys have no outputs yet: train"
+	if got := version(p).Refused; got != want {
+		t.Errorf("experiment: %q, want %q", got, want)
+	}
+	// Dirty, with the keys cached: a commit of it re-runs nothing.
+	cfg.Pipelines["p"].Steps["train"].Parameters["lr"] = json.Number("0.1")
+	p, err = Compute(context.Background(), cfg, rec, src, st, Options{Source: Source{Commit: "c2", Dirty: true, DirtyDigest: "sha256:dd"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = "a work tree with uncommitted changes makes no model version: commit them, then zen apply, which makes it from these outputs and re-runs no step (the commit gives the same keys)"
+	if got := version(p).Refused; got != want {
+		t.Errorf("dirty: %q, want %q", got, want)
+	}
+	// No commit at all: commit first.
+	p, err = Compute(context.Background(), cfg, rec, src, st, Options{Source: Source{Dirty: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := version(p).Refused; got != "a model version is produced only from a commit: commit first" {
+		t.Errorf("no commit: %q", got)
+	}
+}
+
+// TestVersionSteps lists a step and what it depends on, in run order,
+// leaving out the steps it does not read from.
+func TestVersionSteps(t *testing.T) {
+	step := func(name string, from ...string) *schema.Step {
+		s := &schema.Step{Name: name, Inputs: map[string]*schema.Input{}}
+		for _, f := range from {
+			s.Inputs[f] = &schema.Input{Name: f, Kind: schema.InputStep, Step: f, Output: "o"}
+		}
+		return s
+	}
+	pl := &schema.Pipeline{Name: "p", Order: []string{"a", "b", "side", "c", "d"}, Steps: map[string]*schema.Step{
+		"a": step("a"), "b": step("b", "a"), "side": step("side"), "c": step("c", "a", "b"), "d": step("d", "c", "side"),
+	}}
+	for step, want := range map[string]string{"c": "a,b,c", "d": "a,b,side,c,d", "a": "a", "nope": ""} {
+		if got := strings.Join(VersionSteps(pl, step), ","); got != want {
+			t.Errorf("VersionSteps(%s) = %q, want %q", step, got, want)
 		}
 	}
 }

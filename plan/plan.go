@@ -81,6 +81,24 @@ type Override struct {
 type Pipeline struct {
 	Name  string  `json:"name"`
 	Steps []*Step `json:"steps"`
+	// Baseline is set when no step runs but the pipeline's baseline, the
+	// last applied declaration that plan compares against
+	// (pipelines/<name>.json), has other keys than this plan's: apply
+	// records this plan's steps as the baseline, and runs nothing. Without
+	// it, a git revert whose steps are all cached would leave the next
+	// plan explaining itself against the reverted declaration.
+	Baseline *Baseline `json:"baseline,omitempty"`
+}
+
+// Baseline is a pipeline's baseline that an apply moves without running
+// anything.
+type Baseline struct {
+	// From is the source commit of the baseline recorded now, "" when
+	// none is.
+	From string `json:"from,omitempty"`
+	// Steps lists, in order, the steps whose recorded key (or status)
+	// is not this plan's.
+	Steps []string `json:"steps"`
 }
 
 // Step is the plan of one step.
@@ -420,7 +438,37 @@ func planPipeline(ctx context.Context, pl *schema.Pipeline, rec Recorded, src So
 			}
 		}
 	}
+	if len(opts.Overrides) == 0 {
+		pp.Baseline = baselineMove(prev, pp)
+	}
 	return pp, nil
+}
+
+// baselineMove says whether applying pp, in which no step runs, moves the
+// pipeline's baseline: whether a step's recorded key is not the one pp
+// applies, or the step did not succeed then. An experiment never moves
+// it, and a pipeline with steps to run moves it by recording its run.
+func baselineMove(prev *state.Pipeline, pp *Pipeline) *Baseline {
+	if len(pp.Steps) == 0 || pp.ToRun() > 0 {
+		return nil
+	}
+	b := &Baseline{}
+	if prev != nil {
+		b.From = prev.SourceCommit
+	}
+	for _, s := range pp.Steps {
+		var last *state.StepState
+		if prev != nil {
+			last = prev.Steps[s.Name]
+		}
+		if last == nil || last.Key != s.Key || last.Status != state.StatusSucceeded && last.Status != state.StatusCached {
+			b.Steps = append(b.Steps, s.Name)
+		}
+	}
+	if len(b.Steps) == 0 {
+		return nil
+	}
+	return b
 }
 
 // stageDigest is the digest of the model version now in a stage: a
@@ -492,6 +540,9 @@ type Summary struct {
 	Refused    int `json:"refused"`
 	// Repairs counts stage tags to put back where the state ref says.
 	Repairs int `json:"repairs"`
+	// Baselines counts the pipelines whose baseline moves although none
+	// of their steps runs.
+	Baselines int `json:"baselines"`
 }
 
 // Summary counts the pipelines and steps that run, and the cached steps.
@@ -504,6 +555,9 @@ func (p *Plan) Summary() Summary {
 		}
 		s.Run += n
 		s.Cached += len(pl.Steps) - n
+		if pl.Baseline != nil {
+			s.Baselines++
+		}
 	}
 	for _, c := range p.Models {
 		switch {
@@ -534,7 +588,7 @@ func (pl *Pipeline) ToRun() int {
 // Changes reports whether applying the plan would do anything.
 func (p *Plan) Changes() bool {
 	s := p.Summary()
-	return s.Run > 0 || s.Versions > 0 || s.Promotions > 0 || s.Repairs > 0
+	return s.Run > 0 || s.Versions > 0 || s.Promotions > 0 || s.Repairs > 0 || s.Baselines > 0
 }
 
 func joinNames(names []string) string {

@@ -258,3 +258,62 @@ func TestReasonClipsLongValues(t *testing.T) {
 		t.Errorf("short value: %q", short)
 	}
 }
+
+// TestBaselineMoves plans a revert whose steps are all cached: no step
+// runs, but the baseline, which holds the reverted declaration, moves, so
+// that the next plan explains itself against what was applied last. An
+// experiment never moves it, and a baseline that holds the plan's keys
+// does not move.
+func TestBaselineMoves(t *testing.T) {
+	src := files{"data.csv": "sha256:d1", "load.py": "sha256:l1", "train.py": "sha256:t1", "exe:python3": "sha256:py"}
+	cfg := pipeline()
+	rec := &recorded{cache: map[string]*state.Cache{}, pipelines: map[string]*state.Pipeline{}}
+	st := store{}
+	record(t, cfg, src, rec, st)
+	train := cfg.Pipelines["p"].Steps["train"]
+	train.Parameters["lr"] = json.Number("0.2")
+	record(t, cfg, src, rec, st) // lr 0.2 ran and is the baseline
+	rec.pipelines["p"].SourceCommit = "c2"
+	train.Parameters["lr"] = json.Number("0.1") // git revert
+
+	p, err := Compute(context.Background(), cfg, rec, src, st, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := p.Pipelines[0].Baseline
+	if b == nil || b.From != "c2" || strings.Join(b.Steps, ",") != "train" {
+		t.Fatalf("baseline = %+v, want it to move from c2 for train", b)
+	}
+	if sum := p.Summary(); sum.Run != 0 || sum.Baselines != 1 || !p.Changes() {
+		t.Errorf("summary = %+v, changes %v: want nothing to run, one baseline, a change", sum, p.Changes())
+	}
+
+	exp, err := Compute(context.Background(), cfg, rec, src, st, Options{Overrides: []Override{{Path: "p.lr", Value: 0.1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exp.Pipelines[0].Baseline != nil || exp.Changes() {
+		t.Errorf("an experiment moves the baseline: %+v", exp.Pipelines[0].Baseline)
+	}
+
+	// The baseline holds the plan's keys (as the apply of the revert
+	// leaves it): nothing to do. A step that failed there moves it.
+	for _, s := range p.Pipelines[0].Steps {
+		rec.pipelines["p"].Steps[s.Name] = &state.StepState{Fingerprint: s.Fingerprint, Key: s.Key, Status: state.StatusCached, RunID: s.CachedFrom}
+	}
+	again, err := Compute(context.Background(), cfg, rec, src, st, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Pipelines[0].Baseline != nil || again.Changes() {
+		t.Errorf("baseline = %+v, want none: the recorded keys are the plan's", again.Pipelines[0].Baseline)
+	}
+	rec.pipelines["p"].Steps["load"].Status = state.StatusFailed
+	failed, err := Compute(context.Background(), cfg, rec, src, st, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := failed.Pipelines[0].Baseline; b == nil || strings.Join(b.Steps, ",") != "load" {
+		t.Errorf("baseline = %+v, want it to move for load, recorded as failed", b)
+	}
+}

@@ -216,6 +216,9 @@ func actions(p *Plan) string {
 		for _, s := range pl.Steps {
 			fmt.Fprintf(&b, "step %s.%s %s %s\n", pl.Name, s.Name, s.Action, s.Key)
 		}
+		if pl.Baseline != nil {
+			fmt.Fprintf(&b, "baseline %s moves\n", pl.Name)
+		}
 	}
 	for _, c := range p.Models {
 		what := "model " + c.Model + " " + c.Version

@@ -102,11 +102,17 @@ type Cache struct {
 	Log        *Artifact           `json:"log,omitempty"`
 }
 
-// Pipeline is what plan compares a pipeline against: pipelines/<name>.json.
+// Pipeline is what plan compares a pipeline against: pipelines/<name>.json,
+// the pipeline's baseline. It is the last declaration applied (but for
+// experiments): an apply records it with the run it made, and an apply
+// that ran none of the pipeline's steps (all cached) records it alone.
 type Pipeline struct {
-	Version      int                   `json:"version"`
-	Pipeline     string                `json:"pipeline"`
-	RunID        string                `json:"run_id"`
+	Version  int    `json:"version"`
+	Pipeline string `json:"pipeline"`
+	// RunID is the run of the apply that recorded the baseline, "" when
+	// that apply ran nothing of the pipeline; each step names the run
+	// that made its outputs.
+	RunID        string                `json:"run_id,omitempty"`
 	SourceCommit string                `json:"source_commit,omitempty"`
 	Dirty        bool                  `json:"dirty,omitempty"`
 	Updated      time.Time             `json:"updated"`
@@ -281,6 +287,11 @@ func (s *Submission) check() error {
 func (m *ModelVersion) check() error {
 	if err := checkDigest("digest", m.Digest); err != nil {
 		return err
+	}
+	if m.RunDirty != "" {
+		if err := checkDigest("run_dirty_digest", m.RunDirty); err != nil {
+			return err
+		}
 	}
 	return checkDigest("output_digest", m.OutputDigest)
 }
@@ -458,14 +469,24 @@ type ModelVersion struct {
 	// Stack is the stack whose store the version was pushed to: zen
 	// verify looks for it there. Records made before it was kept have
 	// only Repository.
-	Stack        string             `json:"stack,omitempty"`
-	Pipeline     string             `json:"pipeline"`
-	Step         string             `json:"step"`
-	Output       string             `json:"output"`
-	OutputDigest string             `json:"output_digest"`
-	RunID        string             `json:"run_id"`
-	SourceCommit string             `json:"source_commit"`
-	Metrics      map[string]float64 `json:"metrics,omitempty"`
+	Stack        string `json:"stack,omitempty"`
+	Pipeline     string `json:"pipeline"`
+	Step         string `json:"step"`
+	Output       string `json:"output"`
+	OutputDigest string `json:"output_digest"`
+	// RunID is the run that made the output; SourceCommit is the commit
+	// whose apply made the version, which declares it.
+	RunID        string `json:"run_id"`
+	SourceCommit string `json:"source_commit"`
+	// RunCommit is the commit the run RunID ran from, and RunDirty the
+	// digest of its uncommitted changes ("" for a clean run). The run may
+	// be of another commit than SourceCommit, an experiment (--set) or a
+	// dirty one: its output is reused when SourceCommit's declaration
+	// gives the same cache key. Records made before zen kept them have
+	// neither, and verification then compares neither.
+	RunCommit string             `json:"run_source_commit,omitempty"`
+	RunDirty  string             `json:"run_dirty_digest,omitempty"`
+	Metrics   map[string]float64 `json:"metrics,omitempty"`
 	// Declared is the version's declaration in CUE, as JSON: changing it
 	// later is refused.
 	Declared json.RawMessage `json:"declared"`

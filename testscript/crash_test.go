@@ -106,9 +106,12 @@ func (c *crashRepo) afterKill(label, stderr string) *crashRun {
 	if dup := c.uploadedTwice(); dup != "" {
 		t.Fatalf("%s: blob %s uploaded twice", label, dup)
 	}
-	if strings.Contains(out, "No changes") {
-		// Stopped after the runs were recorded: they are all there.
-		t.Logf("%s: after the runs were recorded", label)
+	if !ranRE.MatchString(out) {
+		// Stopped after every step finished: the runs were recorded, by
+		// the killed apply or from its journal, and nothing runs again.
+		// The journal's runs leave the baseline alone, so this apply
+		// may move it ("baseline of crash moved").
+		t.Logf("%s: after every step finished", label)
 		return nil
 	}
 	run := c.latestRun()
@@ -120,6 +123,9 @@ func (c *crashRepo) afterKill(label, stderr string) *crashRun {
 	t.Logf("%s: %d steps had succeeded %v, all reused", label, len(done), done)
 	return run
 }
+
+// ranRE matches the line apply prints for a run it made.
+var ranRE = regexp.MustCompile(`(?m)^run \S+ of `)
 
 // stressReport appends "what survived tried" to $ZEN_STRESS_REPORT, for
 // make stress's summary.

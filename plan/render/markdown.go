@@ -49,6 +49,9 @@ func Markdown(w io.Writer, p *plan.Plan) {
 		default:
 			what = fmt.Sprintf("all %d steps cached", len(pl.Steps))
 		}
+		if n == 0 {
+			what += mdEscape(BaselineNote(pl.Baseline))
+		}
 		fmt.Fprintf(w, "\n<details%s><summary>pipeline <b>%s</b>: %s</summary>\n\n", open, pl.Name, what)
 		fmt.Fprintln(w, "| | step | why |")
 		fmt.Fprintln(w, "|---|---|---|")

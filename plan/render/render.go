@@ -59,9 +59,9 @@ func Text(w io.Writer, p *plan.Plan, s Style) {
 		case len(pl.Steps) == 0:
 			fmt.Fprintf(w, "pipeline %s: no steps\n", pl.Name)
 		case n == 0 && len(pl.Steps) == 1:
-			fmt.Fprintf(w, "pipeline %s: 1 step cached\n", pl.Name)
+			fmt.Fprintf(w, "pipeline %s: 1 step cached%s\n", pl.Name, BaselineNote(pl.Baseline))
 		case n == 0:
-			fmt.Fprintf(w, "pipeline %s: all %d steps cached\n", pl.Name, len(pl.Steps))
+			fmt.Fprintf(w, "pipeline %s: all %d steps cached%s\n", pl.Name, len(pl.Steps), BaselineNote(pl.Baseline))
 		default:
 			fmt.Fprintf(w, "pipeline %s: run %d of %d steps\n", pl.Name, n, len(pl.Steps))
 		}
@@ -146,6 +146,20 @@ func RollbackNote(t *state.Tenure) string {
 	return note + "; gate then: " + t.Gate.String()
 }
 
+// BaselineNote says, after a pipeline whose steps are all cached, that
+// apply moves its baseline and why: "; baseline moves from 1a2b3c4d5e6f
+// (other keys: train, evaluate)". It is "" for nil.
+func BaselineNote(b *plan.Baseline) string {
+	if b == nil {
+		return ""
+	}
+	from := "none recorded"
+	if b.From != "" {
+		from = "from " + short(b.From)
+	}
+	return fmt.Sprintf("; baseline moves (%s; other keys: %s)", from, strings.Join(b.Steps, ", "))
+}
+
 // When is a recorded time as plan and history print it, in UTC to the
 // minute, so that the same plan reads the same on every machine.
 func When(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
@@ -202,6 +216,9 @@ func Summary(p *plan.Plan) string {
 	}
 	if sum.Repairs > 0 {
 		models += ", " + plural(sum.Repairs, "drifted tag") + " to repair"
+	}
+	if sum.Baselines > 0 {
+		models += ", " + plural(sum.Baselines, "baseline") + " to move"
 	}
 	if !p.Changes() {
 		return fmt.Sprintf("No changes. %s cached; nothing to run%s.", plural(sum.Cached, "step"), models)

@@ -185,3 +185,33 @@ func TestRollback(t *testing.T) {
 		t.Errorf("JSON:\n%s", b.String())
 	}
 }
+
+// TestBaselineMove draws a pipeline that runs nothing but moves its
+// baseline: the pipeline line says so and why, and the summary counts it
+// as a change, in text and markdown.
+func TestBaselineMove(t *testing.T) {
+	p := &plan.Plan{Version: plan.Version, Stack: "local", Store: "oci-layout .zen/store", Source: plan.Source{Commit: "0b3d372c4f49aa"},
+		Pipelines: []*plan.Pipeline{{Name: "demo", Baseline: &plan.Baseline{From: "c66bb95ef01f4d", Steps: []string{"double", "report"}}, Steps: []*plan.Step{
+			{Name: "double", Action: plan.Cached, Key: "aa78282475eaff", CachedFrom: "r1"},
+			{Name: "report", Action: plan.Cached, Key: "0e841b370857ff", CachedFrom: "r1"},
+		}}}}
+	var b bytes.Buffer
+	Text(&b, p, Style{})
+	for _, want := range []string{
+		"\npipeline demo: all 2 steps cached; baseline moves (from c66bb95ef01f; other keys: double, report)\n",
+		"\nPlan: 1 baseline to move; 2 steps cached, none to run.\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	Markdown(&b, p)
+	if !strings.Contains(b.String(), "<summary>pipeline <b>demo</b>: all 2 steps cached; baseline moves (from c66bb95ef01f; other keys: double, report)</summary>") {
+		t.Errorf("markdown:\n%s", b.String())
+	}
+	p.Pipelines[0].Baseline.From = ""
+	if got := BaselineNote(p.Pipelines[0].Baseline); got != "; baseline moves (none recorded; other keys: double, report)" {
+		t.Errorf("no baseline yet: %q", got)
+	}
+}

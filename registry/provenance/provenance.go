@@ -16,9 +16,20 @@
 //	                                    for a dirty run, each input
 //	                                    ("zen:input/<step>/<name>") and each
 //	                                    code file ("git+path:<path>")
+//
+// A model version is built by the apply of the commit that declares it,
+// from an output a run made, perhaps a run of another commit, of an
+// experiment or of a dirty work tree whose cache key is the one the
+// declaring commit gives. Its attestation names both: configSource is the
+// declaring commit, buildInvocationID the run, and the material
+// "zen:run/<run>" carries, as its sha1, the commit that run ran from, with
+// "zen:run/<run>/dirty-tree" the digest of its uncommitted changes, if
+// any. Attestations made before these materials have neither, and their
+// records name neither, so nothing is compared.
 package provenance
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +56,10 @@ const (
 	inputURI  = "zen:input/"
 	codeURI   = "git+path:"
 	dirtyURI  = "zen:dirty-tree"
+	// runURI + run is the run that made a model version's output; with
+	// runDirtySuffix, that run's uncommitted changes.
+	runURI         = "zen:run/"
+	runDirtySuffix = "/dirty-tree"
 )
 
 // Build is what an attestation says made an artifact.
@@ -63,7 +78,19 @@ type Build struct {
 	// each code file's path to its digest.
 	Inputs map[string]string
 	Code   map[string]string
+	// RunCommit and RunDirty are, for a model version, the commit the run
+	// that made its output ran from and the digest of that run's
+	// uncommitted changes ("" for a clean run). Commit is then the commit
+	// that declares the version, which may be another one: the output is
+	// reused whenever the declaring commit gives the same cache key.
+	// Both are "" for a run's own artifacts, and in attestations and
+	// records made before zen kept them.
+	RunCommit string
+	RunDirty  string
 }
+
+// namesRun reports whether b says which commit its run ran from.
+func (b *Build) namesRun() bool { return b.RunCommit != "" || b.RunDirty != "" }
 
 // Step is the pipeline.step part of Entry.
 func (b *Build) Step() string {
@@ -91,6 +118,12 @@ func (b *Build) Predicate() (json.RawMessage, error) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(b.Code)) {
 		materials = append(materials, common.ProvenanceMaterial{URI: codeURI + name, Digest: sha256(b.Code[name])})
+	}
+	if b.namesRun() {
+		materials = append(materials, common.ProvenanceMaterial{URI: runURI + b.Run, Digest: common.DigestSet{"sha1": b.RunCommit}})
+		if b.RunDirty != "" {
+			materials = append(materials, common.ProvenanceMaterial{URI: runURI + b.Run + runDirtySuffix, Digest: sha256(b.RunDirty)})
+		}
 	}
 	p := slsa.ProvenancePredicate{
 		Builder:   common.ProvenanceBuilder{ID: BuilderID},
@@ -147,6 +180,16 @@ func Parse(raw json.RawMessage) (*Build, error) {
 			b.Code[strings.TrimPrefix(m.URI, codeURI)] = d
 		case m.URI == dirtyURI:
 			b.Dirty = d
+		case strings.HasPrefix(m.URI, runURI):
+			run, dirty := strings.CutSuffix(strings.TrimPrefix(m.URI, runURI), runDirtySuffix)
+			if run != b.Run {
+				return nil, fmt.Errorf("names run %s as its material but run %s as the build", run, b.Run)
+			}
+			if dirty {
+				b.RunDirty = d
+			} else {
+				b.RunCommit = m.Digest["sha1"]
+			}
 		}
 	}
 	return b, nil
@@ -163,6 +206,13 @@ func Mismatch(got, want *Build) string {
 		return fmt.Sprintf("names run %s, the record %s", got.Run, want.Run)
 	case want.Commit != "" && got.Commit != want.Commit:
 		return fmt.Sprintf("names commit %s, the record %s", got.Commit, want.Commit)
+	case want.namesRun() && got.RunCommit != want.RunCommit:
+		if got.RunCommit == "" {
+			return fmt.Sprintf("does not name the commit run %s ran from, the record %s", want.Run, want.RunCommit)
+		}
+		return fmt.Sprintf("names run %s from commit %s, the record from %s", got.Run, got.RunCommit, cmp.Or(want.RunCommit, "none"))
+	case want.namesRun() && got.RunDirty != want.RunDirty:
+		return fmt.Sprintf("names run %s's uncommitted changes as %s, the record %s", got.Run, cmp.Or(got.RunDirty, "none"), cmp.Or(want.RunDirty, "none"))
 	}
 	if want.Inputs == nil {
 		return ""

@@ -87,3 +87,74 @@ func TestMismatch(t *testing.T) {
 		t.Errorf("no recorded inputs: %q", got)
 	}
 }
+
+// TestRunOfAnotherCommit attests a model version declared by one commit
+// from the output of an experiment run of another, dirty: the attestation
+// names both, in SLSA's own fields, and each is compared with the record.
+func TestRunOfAnotherCommit(t *testing.T) {
+	declared, ran := strings.Repeat("c", 40), strings.Repeat("e", 40)
+	dirty := "sha256:" + strings.Repeat("d", 64)
+	b := &Build{Entry: "p.train.model", Run: "20261202-101500.000-abcdef", Commit: declared, RunCommit: ran, RunDirty: dirty}
+	raw, err := b.Predicate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`"configSource":{"uri":"git+commit:` + declared + `","digest":{"sha1":"` + declared + `"}`,
+		`"buildInvocationID":"20261202-101500.000-abcdef"`,
+		`{"uri":"zen:run/20261202-101500.000-abcdef","digest":{"sha1":"` + ran + `"}}`,
+		`{"uri":"zen:run/20261202-101500.000-abcdef/dirty-tree","digest":{"sha256":"` + strings.Repeat("d", 64) + `"}}`,
+	} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("predicate %s lacks %s", raw, want)
+		}
+	}
+	got, err := Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.RunCommit != ran || got.RunDirty != dirty || got.Commit != declared || got.Dirty != "" {
+		t.Errorf("parsed %+v", got)
+	}
+	if why := Mismatch(got, b); why != "" {
+		t.Errorf("round trip: %s", why)
+	}
+	for _, tt := range []struct {
+		want Build
+		why  string
+	}{
+		{Build{Entry: b.Entry, Run: b.Run, Commit: declared, RunCommit: declared}, "names run " + b.Run + " from commit " + ran + ", the record from " + declared},
+		{Build{Entry: b.Entry, Run: b.Run, Commit: declared, RunCommit: ran}, "names run " + b.Run + "'s uncommitted changes as " + dirty + ", the record none"},
+		{Build{Entry: b.Entry, Run: b.Run, Commit: ran, RunCommit: ran, RunDirty: dirty}, "names commit " + declared + ", the record " + ran},
+		// A record made before zen kept the run's commit compares none.
+		{Build{Entry: b.Entry, Run: b.Run, Commit: declared}, ""},
+	} {
+		if why := Mismatch(got, &tt.want); why != tt.why {
+			t.Errorf("Mismatch against %+v = %q, want %q", tt.want, why, tt.why)
+		}
+	}
+
+	// An attestation made before zen named the run's commit, against a
+	// record that does: a mismatch, said so.
+	old := &Build{Entry: b.Entry, Run: b.Run, Commit: declared}
+	raw, err = old.Predicate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "zen:run/") {
+		t.Errorf("a build that names no run's commit has a run material: %s", raw)
+	}
+	got, err = Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if why := Mismatch(got, b); why != "does not name the commit run "+b.Run+" ran from, the record "+ran {
+		t.Errorf("old attestation, new record: %q", why)
+	}
+
+	// A run material must name the attested run.
+	bad := strings.Replace(string(raw), `"materials":[`, `"materials":[{"uri":"zen:run/other","digest":{"sha1":"`+ran+`"}},`, 1)
+	if _, err := Parse(json.RawMessage(bad)); err == nil || !strings.Contains(err.Error(), "names run other as its material but run "+b.Run+" as the build") {
+		t.Errorf("Parse of a run material naming another run: %v", err)
+	}
+}

@@ -13,10 +13,15 @@ type Runs interface {
 }
 
 // ModelBuild is what a model version's attestation must name: the run and
-// commit its record names, the output it was made from, and, when the
-// producing run's record is at hand, that step's input digests.
+// commit its record names (the run that made the output, and the commit
+// that declares the version), the commit that run ran from and its
+// uncommitted changes where the record names them, the output it was made
+// from, and, when the producing run's record is at hand, that step's
+// input digests. A version record that names the run's commit otherwise
+// than the run's own record is a provenance mismatch: one of them was
+// edited.
 func ModelBuild(runs Runs, mv *state.ModelVersion) (*provenance.Build, error) {
-	b := &provenance.Build{Entry: mv.Pipeline + "." + mv.Step + "." + mv.Output, Run: mv.RunID, Commit: mv.SourceCommit}
+	b := &provenance.Build{Entry: mv.Pipeline + "." + mv.Step + "." + mv.Output, Run: mv.RunID, Commit: mv.SourceCommit, RunCommit: mv.RunCommit, RunDirty: mv.RunDirty}
 	if runs == nil {
 		return b, nil
 	}
@@ -24,10 +29,22 @@ func ModelBuild(runs Runs, mv *state.ModelVersion) (*provenance.Build, error) {
 	if err != nil || !ok {
 		return b, err
 	}
+	if mv.RunCommit != "" || mv.RunDirty != "" {
+		if run.SourceCommit != mv.RunCommit || run.DirtyDigest != mv.RunDirty {
+			return nil, fail(ProvenanceMismatch, "the version's record names run %s from commit %s%s, the run's record from %s%s", mv.RunID, mv.RunCommit, dirtyNote(mv.RunDirty), run.SourceCommit, dirtyNote(run.DirtyDigest))
+		}
+	}
 	if res := run.Steps[mv.Step]; res != nil && res.Fingerprint != nil {
 		b.Inputs = nonNil(res.Fingerprint.Inputs)
 	}
 	return b, nil
+}
+
+func dirtyNote(d string) string {
+	if d == "" {
+		return ""
+	}
+	return " with uncommitted changes " + d
 }
 
 // ArtifactBuild is what the attestation of an artifact of a step must name:

@@ -119,3 +119,113 @@ func TestArtifactKinds(t *testing.T) {
 		t.Errorf("run not recorded: %v", err)
 	}
 }
+
+// TestModelFromAnotherRun verifies a version declared by one commit and
+// made from the output of an experiment run of another: the attestation
+// must name the run, the declaring commit and the commit the run ran
+// from, as the record does, and the record must agree with the run's. A
+// version recorded and attested before zen kept the run's commit still
+// verifies.
+func TestModelFromAnotherRun(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := registry.OpenLayout(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ms := store.(registry.ModelStore)
+	key := signer(t)
+	repo := verify.Repository(ms.ModelRepository("scorer"))
+	in := map[string]string{"data": "sha256:" + strings.Repeat("a", 64)}
+	recs := runs{"exp": {ID: "exp", Pipeline: "p", SourceCommit: "c1", Experiment: true, Steps: map[string]*state.StepResult{
+		"train": {Status: state.StatusSucceeded, Fingerprint: &state.Fingerprint{Inputs: in}},
+	}}}
+	version := func(v string, attested *provenance.Build) *state.ModelVersion {
+		t.Helper()
+		src := filepath.Join(dir, v)
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, "weights.bin"), []byte("weights "+v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		desc, err := ms.PushModel(ctx, src, registry.ModelMeta{Name: "scorer", Version: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ms.Tag(ctx, "scorer", v, desc.Digest); err != nil {
+			t.Fatal(err)
+		}
+		if err := signature.Sign(ctx, repo, desc.Digest, key); err != nil {
+			t.Fatal(err)
+		}
+		pred, err := attested.Predicate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := signature.Attest(ctx, repo, desc.Digest, provenance.Type, pred, key); err != nil {
+			t.Fatal(err)
+		}
+		return &state.ModelVersion{Model: "scorer", ModelVersion: v, Digest: desc.Digest, Pipeline: "p", Step: "train", Output: "model",
+			RunID: attested.Run, SourceCommit: attested.Commit, RunCommit: attested.RunCommit, RunDirty: attested.RunDirty}
+	}
+	check := func(mv *state.ModelVersion) error {
+		want, err := verify.ModelBuild(recs, mv)
+		if err != nil {
+			return err
+		}
+		return (&verify.Verifier{Key: key.Public()}).Model(ctx, ms, "scorer", mv.ModelVersion, mv.Digest, want, true)
+	}
+
+	mv := version("1.0.0", &provenance.Build{Entry: "p.train.model", Run: "exp", Commit: "c2", RunCommit: "c1", Inputs: in})
+	if err := check(mv); err != nil {
+		t.Fatalf("a version from an experiment of another commit: %v", err)
+	}
+	for _, tt := range []struct {
+		name string
+		edit func(*state.ModelVersion)
+		want string
+	}{
+		{"another declaring commit", func(m *state.ModelVersion) { m.SourceCommit = "c3" }, "names commit c2, the record c3"},
+		{"the run's commit edited in the version's record", func(m *state.ModelVersion) { m.RunCommit = "c2" }, "the version's record names run exp from commit c2, the run's record from c1"},
+		{"uncommitted changes edited in", func(m *state.ModelVersion) { m.RunDirty = "sha256:" + strings.Repeat("d", 64) }, "the version's record names run exp from commit c1 with uncommitted changes sha256:dddd"},
+	} {
+		edited := *mv
+		tt.edit(&edited)
+		if err := check(&edited); verify.KindOf(err) != verify.ProvenanceMismatch || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want a provenance mismatch saying %q", tt.name, err, tt.want)
+		}
+	}
+	// Both records edited alike: the attestation still tells.
+	recs["exp"].SourceCommit = "c2"
+	edited := *mv
+	edited.RunCommit = "c2"
+	if err := check(&edited); verify.KindOf(err) != verify.ProvenanceMismatch || !strings.Contains(err.Error(), "names run exp from commit c1, the record from c2") {
+		t.Errorf("both records edited: %v", err)
+	}
+	recs["exp"].SourceCommit = "c1"
+
+	// A record without the run's commit (as an older zen would read one)
+	// checks none of it, whatever the attestation names.
+	stripped := *mv
+	stripped.RunCommit = ""
+	if err := check(&stripped); err != nil {
+		t.Errorf("a record that names no run's commit: %v", err)
+	}
+
+	// Recorded and attested before zen named the run's commit.
+	old := version("0.9.0", &provenance.Build{Entry: "p.train.model", Run: "exp", Commit: "c2", Inputs: in})
+	if old.RunCommit != "" {
+		t.Fatal("old record names the run's commit")
+	}
+	if err := check(old); err != nil {
+		t.Errorf("a version recorded before zen kept the run's commit: %v", err)
+	}
+	// An old attestation does not stand for a record that names the run's
+	// commit.
+	old.RunCommit = "c1"
+	if err := check(old); verify.KindOf(err) != verify.ProvenanceMismatch || !strings.Contains(err.Error(), "does not name the commit run exp ran from") {
+		t.Errorf("old attestation, new record: %v", err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/zen-dev/zen/apply"
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/plan/render"
+	"github.com/zen-dev/zen/registry/signature"
 	"github.com/zen-dev/zen/state"
 )
 
@@ -42,7 +43,12 @@ submitted are collected before anything is planned).
 
 With --set, the run is an experiment: recorded with its overrides, but the
 pipeline's baseline (what plan compares against) stays as it was. A run from
-a work tree with uncommitted changes is recorded as dirty.
+a work tree with uncommitted changes is recorded as dirty. Neither makes a
+model version; commit what was tried, and that commit's apply makes the
+version from the outputs they stored, running nothing again: its cache
+keys are theirs. A pipeline whose steps are all cached runs nothing, but
+its baseline moves to what was applied, so that the next plan explains
+itself against it.
 
 zen apply PLANFILE applies a plan saved by zen plan -o PLANFILE, with the
 stack, pipelines and --set it was made with, and only if it still holds:
@@ -132,9 +138,15 @@ func applyPlan(ctx context.Context, g *globals, pl *planned, jobs int, detach bo
 	// before anything runs, so that a missing key or a wrong
 	// password fails with nothing done. The local stack's key pair
 	// is made here, on first use.
-	signer, keyID, verifier, err := pl.sess.checkedSigner(pl.stack)
-	if err != nil {
-		return err
+	// An apply that only moves baselines signs and checks nothing.
+	var signer *signature.Signer
+	var keyID string
+	var verifier *signature.Verifier
+	if sum := p.Summary(); sum.Run > 0 || sum.Versions > 0 || sum.Promotions > 0 || sum.Repairs > 0 {
+		var err error
+		if signer, keyID, verifier, err = pl.sess.checkedSigner(pl.stack); err != nil {
+			return err
+		}
 	}
 	if pl.checker == nil && verifier != nil {
 		pl.checker = pl.sess.checker(pl.store, verifier, keyID, pl.recs)
@@ -191,7 +203,7 @@ func applyPlan(ctx context.Context, g *globals, pl *planned, jobs int, detach bo
 	}
 	if res != nil {
 		if g.output == "json" {
-			if jerr := writeJSON(g.stdout, map[string]any{"changes": true, "runs": res.Runs, "models": res.Models, "state_commit": res.StateCommit}); jerr != nil {
+			if jerr := writeJSON(g.stdout, map[string]any{"changes": true, "runs": res.Runs, "baselines": res.Baselines, "models": res.Models, "state_commit": res.StateCommit}); jerr != nil {
 				return jerr
 			}
 		} else {
@@ -238,6 +250,9 @@ func printApplied(g *globals, res *apply.Result, ref string) {
 		if r.Error != "" {
 			fmt.Fprintf(g.stdout, "  %s\n", r.Error)
 		}
+	}
+	for _, name := range res.Baselines {
+		fmt.Fprintf(g.stdout, "baseline of %s moved: every step cached, none ran\n", name)
 	}
 	for _, m := range res.Models {
 		fmt.Fprintln(g.stdout, m)

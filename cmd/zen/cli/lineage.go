@@ -18,15 +18,16 @@ import (
 // lineage is where a model version came from, all of it read from the
 // state ref and the repository's history.
 type lineage struct {
-	Model      string       `json:"model"`
-	Version    string       `json:"version"`
-	Digest     string       `json:"digest"`
-	Repository string       `json:"repository"`
-	SignedBy   string       `json:"signed_by,omitempty"`
-	Output     string       `json:"output"`
-	Run        lineageRun   `json:"run"`
-	Source     sourceCommit `json:"source"`
-	Steps      []lineageStp `json:"steps"`
+	Model      string     `json:"model"`
+	Version    string     `json:"version"`
+	Digest     string     `json:"digest"`
+	Repository string     `json:"repository"`
+	SignedBy   string     `json:"signed_by,omitempty"`
+	Output     string     `json:"output"`
+	Run        lineageRun `json:"run"`
+	// Source is the commit that declares the version, whose apply made it.
+	Source sourceCommit `json:"source"`
+	Steps  []lineageStp `json:"steps"`
 }
 
 type lineageRun struct {
@@ -35,6 +36,12 @@ type lineageRun struct {
 	Status   string    `json:"status"`
 	Stack    string    `json:"stack"`
 	Started  time.Time `json:"started"`
+	// Source is the commit the run ran from, which may be another than
+	// the one that declares the version (Source of the lineage), with
+	// its uncommitted changes and its experiment's overrides.
+	Source      sourceCommit   `json:"source"`
+	DirtyDigest string         `json:"dirty_digest,omitempty"`
+	Overrides   map[string]any `json:"overrides,omitempty"`
 }
 
 type sourceCommit struct {
@@ -73,18 +80,17 @@ func traceLineage(sess *session, recs state.Records, mv *state.ModelVersion) (*l
 	if !ok {
 		return nil, fmt.Errorf("model %s %s: run %s is not on %s", mv.Model, mv.ModelVersion, mv.RunID, sess.state.Ref())
 	}
+	runCommit, runDirty := mv.RunCommit, mv.RunDirty
+	if runCommit == "" && runDirty == "" {
+		// Recorded before the version named it: the run's record does.
+		runCommit, runDirty = run.SourceCommit, run.DirtyDigest
+	}
 	l := &lineage{
 		Model: mv.Model, Version: mv.ModelVersion, Digest: mv.Digest, Repository: mv.Repository, SignedBy: mv.SignedBy,
 		Output: mv.Pipeline + "." + mv.Step + "." + mv.Output,
-		Run:    lineageRun{ID: run.ID, Pipeline: run.Pipeline, Status: run.Status, Stack: run.Stack, Started: run.Started},
-		Source: sourceCommit{Commit: mv.SourceCommit},
-	}
-	if c, err := sess.ws.Repo.CommitObject(plumbing.NewHash(mv.SourceCommit)); err == nil {
-		l.Source.Subject = strings.SplitN(c.Message, "\n", 2)[0]
-		l.Source.Author = c.Author.Name + " <" + c.Author.Email + ">"
-		l.Source.When = c.Author.When
-	} else {
-		l.Source.Missing = true
+		Run: lineageRun{ID: run.ID, Pipeline: run.Pipeline, Status: run.Status, Stack: run.Stack, Started: run.Started,
+			Source: sess.commitInfo(runCommit), DirtyDigest: runDirty, Overrides: run.Overrides},
+		Source: sess.commitInfo(mv.SourceCommit),
 	}
 	queue, seen := []string{mv.Step}, map[string]bool{}
 	for len(queue) > 0 {
@@ -113,6 +119,35 @@ func traceLineage(sess *session, recs state.Records, mv *state.ModelVersion) (*l
 		l.Steps = append(l.Steps, st)
 	}
 	return l, nil
+}
+
+// commitInfo is a commit with its subject, author and time from this
+// clone's history, or marked missing when the clone lacks it.
+func (s *session) commitInfo(commit string) sourceCommit {
+	sc := sourceCommit{Commit: commit}
+	if c, err := s.ws.Repo.CommitObject(plumbing.NewHash(commit)); err == nil && commit != "" {
+		sc.Subject = strings.SplitN(c.Message, "\n", 2)[0]
+		sc.Author = c.Author.Name + " <" + c.Author.Email + ">"
+		sc.When = c.Author.When
+	} else {
+		sc.Missing = true
+	}
+	return sc
+}
+
+// text is the commit as lineage prints it: its hash, subject, author and
+// time, or that this clone lacks it.
+func (sc sourceCommit) text() string {
+	if sc.Missing {
+		return sc.Commit + " (not in this clone: git fetch it)"
+	}
+	return fmt.Sprintf("%s %q by %s, %s", sc.Commit, sc.Subject, sc.Author, sc.When.Local().Format(time.DateTime))
+}
+
+// sameAsVersion reports whether the run ran from the commit that declares
+// the version, clean and with no overrides: then one line says both.
+func (l *lineage) sameAsVersion() bool {
+	return l.Run.Source.Commit == l.Source.Commit && l.Run.DirtyDigest == "" && len(l.Run.Overrides) == 0
 }
 
 func newLineage(g *globals) *cobra.Command {
@@ -170,14 +205,20 @@ func (l *lineage) text(w io.Writer) {
 	}
 	fmt.Fprintf(w, "├─ %s\n", signed)
 	fmt.Fprintf(w, "├─ from %s in run %s (%s, stack %s, %s)\n", l.Output, l.Run.ID, l.Run.Status, l.Run.Stack, l.Run.Started.Local().Format(time.DateTime))
-	src := "source commit " + l.Source.Commit
-	switch {
-	case l.Source.Missing:
-		src += " (not in this clone: git fetch it)"
-	default:
-		src += fmt.Sprintf(" %q by %s, %s", l.Source.Subject, l.Source.Author, l.Source.When.Local().Format(time.DateTime))
+	if !l.sameAsVersion() {
+		// The output was reused from a run of another commit, an
+		// experiment or a dirty tree, with the keys the version's commit
+		// gives.
+		from := "run " + l.Run.ID + " ran from commit " + l.Run.Source.text()
+		if l.Run.DirtyDigest != "" {
+			from += ", with uncommitted changes " + l.Run.DirtyDigest
+		}
+		if len(l.Run.Overrides) > 0 {
+			from += ", an experiment: " + setsText(l.Run.Overrides)
+		}
+		fmt.Fprintf(w, "├─ %s\n", from)
 	}
-	fmt.Fprintf(w, "├─ %s\n", src)
+	fmt.Fprintf(w, "├─ source commit %s (declares the version)\n", l.Source.text())
 	for i, st := range l.Steps {
 		branch, indent := "├─", "│  "
 		if i == len(l.Steps)-1 {
@@ -228,7 +269,10 @@ func (l *lineage) edges() [][3]string {
 			out = append(out, [3]string{from, "step " + st.Name, in.Name})
 		}
 	}
-	out = append(out, [3]string{"commit " + short(l.Source.Commit), "run " + l.Run.ID, "source"}, [3]string{"run " + l.Run.ID, model, "produced"})
+	out = append(out, [3]string{"commit " + short(l.Run.Source.Commit), "run " + l.Run.ID, "source"}, [3]string{"run " + l.Run.ID, model, "produced"})
+	if l.Run.Source.Commit != l.Source.Commit {
+		out = append(out, [3]string{"commit " + short(l.Source.Commit), model, "declared"})
+	}
 	return out
 }
 

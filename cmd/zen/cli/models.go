@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -592,7 +594,15 @@ func newModels(g *globals) *cobra.Command {
 					fmt.Fprintf(w, "  stages:     %s\n", strings.Join(in, ", "))
 				}
 			}
-			fmt.Fprintf(w, "  produced:   %s.%s.%s in run %s, source %s, %s\n", mv.Pipeline, mv.Step, mv.Output, mv.RunID, mv.SourceCommit, mv.Created.Local().Format(time.DateTime))
+			run, _, err := recs.Run(mv.RunID)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "  produced:   %s.%s.%s in run %s, %s\n", mv.Pipeline, mv.Step, mv.Output, mv.RunID, mv.Created.Local().Format(time.DateTime))
+			if from := runFrom(mv, run); from != "" {
+				fmt.Fprintf(w, "  run:        %s ran from %s\n", mv.RunID, from)
+			}
+			fmt.Fprintf(w, "  declared:   by commit %s, whose apply made the version\n", mv.SourceCommit)
 			signed := "unsigned"
 			if mv.SignedBy != "" {
 				signed = "signed by key " + mv.SignedBy
@@ -606,4 +616,38 @@ func newModels(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(list, show)
 	return cmd
+}
+
+// runFrom says what the run that made a version's output ran from: "commit
+// 1a2b…" (whole), then ", with uncommitted changes sha256:…" and ", an
+// experiment: p.x=1" as the run was. The commit is the version record's,
+// else (a record made before zen kept it) the run's own record's; "" when
+// neither says.
+func runFrom(mv *state.ModelVersion, run *state.Run) string {
+	commit, dirty := mv.RunCommit, mv.RunDirty
+	if commit == "" && dirty == "" && run != nil {
+		commit, dirty = run.SourceCommit, run.DirtyDigest
+	}
+	if commit == "" && dirty == "" {
+		return ""
+	}
+	out := "commit " + cmp.Or(commit, "(none)")
+	if dirty != "" {
+		out += ", with uncommitted changes " + dirty
+	}
+	if run != nil && run.Experiment {
+		out += ", an experiment: " + setsText(run.Overrides)
+	}
+	return out
+}
+
+// setsText is an experiment's overrides as --set would give them, sorted:
+// "demo.quality=9, demo.kind=\"rf\"".
+func setsText(overrides map[string]any) string {
+	var sets []string
+	for _, k := range slices.Sorted(maps.Keys(overrides)) {
+		b, _ := json.Marshal(overrides[k])
+		sets = append(sets, k+"="+string(b))
+	}
+	return strings.Join(sets, ", ")
 }

@@ -222,6 +222,12 @@ ref recorded, and shows for every step what zen apply would do:
            changed (old → new), input changed (which input), upstream re-runs
   = step   cached: its recorded outputs are reused (with its cache key)
 
+Reasons compare against the pipeline's baseline: the declaration the
+last apply applied (experiments aside), whether it ran steps or reused
+them all. A pipeline whose steps are all cached but whose baseline holds
+other keys (after a git revert, say) says "baseline moves": apply then
+records it, and runs nothing.
+
 Plan never runs anything. It fetches the state ref from the git remote
 first (see zen state) and brings the local one up to it; it records
 nothing of its own.
@@ -231,7 +237,8 @@ markdown writes it as a pull-request comment. -o FILE also saves it for
 zen apply FILE.
 
 Exit status: 0 when the plan succeeds, 1 on error. With --detailed-exitcode:
-0 nothing to do, 1 error, 2 there are steps to run.`,
+0 nothing to do, 1 error, 2 there are changes (steps to run, versions to
+make, stages or baselines to move).`,
 		Example: `  zen plan
   zen plan training --stack shared
   zen plan --set training.n_estimators=200
@@ -282,7 +289,7 @@ Exit status: 0 when the plan succeeds, 1 on error. With --detailed-exitcode:
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when there are steps to run, 0 when there are none")
+	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when there is something to apply, 0 when there is nothing")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "also save the plan to `FILE`, for zen apply FILE")
 	return cmd
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -74,9 +75,12 @@ store of the stack it was recorded in:
   - that a signature by the key verifies                        (exit 11)
   - that the signature is by this key, not another one          (exit 12)
   - that its provenance attestation by the key verifies         (exit 10, 11, 12)
-  - that the attestation names what the record says: the run,
-    the source commit, the entry point (pipeline.step.output)
-    and the producing step's input digests                      (exit 16)
+  - that the attestation names what the record says: the run
+    that made the output and the commit it ran from, the commit
+    that declares the version, the entry point
+    (pipeline.step.output) and the producing step's input
+    digests; and that the version's record and the run's agree
+    on the commit the run ran from                              (exit 16)
   - that every stored blob still matches its digest             (exit 14)
 
 zen verify run RUN checks the same of every artifact a run recorded.
@@ -114,18 +118,35 @@ when everything holds, 1 on any other error.`,
 				tag = ref.stage
 			}
 			want, err := verify.ModelBuild(recs, mv)
-			if err != nil {
-				return err
+			if err == nil {
+				err = (&verify.Verifier{Key: v}).Model(cmd.Context(), ms, mv.Model, tag, mv.Digest, want, true)
 			}
-			vf := &verify.Verifier{Key: v}
-			if err := vf.Model(cmd.Context(), ms, mv.Model, tag, mv.Digest, want, true); err != nil {
+			if err != nil {
 				return &codeError{code: verifyCode(err), err: fmt.Errorf("model %s %s (%s): %w", mv.Model, mv.ModelVersion, mv.Digest, err)}
 			}
 			if g.output == "json" {
 				pem, _ := v.PEM()
-				return writeJSON(g.stdout, map[string]any{"verified": true, "model": mv.Model, "version": mv.ModelVersion, "digest": mv.Digest, "key": keyID(pem), "run": mv.RunID, "source_commit": mv.SourceCommit})
+				out := map[string]any{"verified": true, "model": mv.Model, "version": mv.ModelVersion, "digest": mv.Digest, "key": keyID(pem), "run": mv.RunID, "source_commit": mv.SourceCommit}
+				if mv.RunCommit != "" || mv.RunDirty != "" {
+					out["run_source_commit"] = mv.RunCommit
+					if mv.RunDirty != "" {
+						out["run_dirty_digest"] = mv.RunDirty
+					}
+				}
+				return writeJSON(g.stdout, out)
 			}
-			fmt.Fprintf(g.stdout, "verified model %s %s %s: signature and provenance (run %s, commit %s) by %s\n", mv.Model, mv.ModelVersion, mv.Digest, mv.RunID, short(mv.SourceCommit), keyName)
+			// What the attestation was checked to name: the run that made
+			// the output, the commit it ran from when the record names it,
+			// and the commit that declares the version.
+			made := fmt.Sprintf("run %s, commit %s", mv.RunID, short(mv.SourceCommit))
+			if mv.RunCommit != mv.SourceCommit && mv.RunCommit != "" || mv.RunDirty != "" {
+				from := short(cmp.Or(mv.RunCommit, "(none)"))
+				if mv.RunDirty != "" {
+					from += " with uncommitted changes"
+				}
+				made = fmt.Sprintf("run %s from commit %s, declared by commit %s", mv.RunID, from, short(mv.SourceCommit))
+			}
+			fmt.Fprintf(g.stdout, "verified model %s %s %s: signature and provenance (%s) by %s\n", mv.Model, mv.ModelVersion, mv.Digest, made, keyName)
 			return nil
 		},
 	}

@@ -1,0 +1,124 @@
+package schema
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/cuecontext"
+)
+
+// The name rule is schema.cue's #Name: its pattern and length are read
+// from there, so that CUE (for `cue vet`) and zen check the same rule.
+var nameRule = sync.OnceValue(func() struct {
+	re  *regexp.Regexp
+	max int
+} {
+	v := cuecontext.New().CompileBytes(Source, cue.Filename("zen-schema.cue"))
+	pattern, err := v.LookupPath(cue.MakePath(cue.Def("#NamePattern"))).String()
+	if err != nil {
+		panic("schema.cue: #NamePattern: " + err.Error())
+	}
+	max, err := v.LookupPath(cue.MakePath(cue.Def("#NameMaxLength"))).Int64()
+	if err != nil {
+		panic("schema.cue: #NameMaxLength: " + err.Error())
+	}
+	return struct {
+		re  *regexp.Regexp
+		max int
+	}{regexp.MustCompile(pattern), int(max)}
+})
+
+// NameRule states the rule every name follows, for messages.
+const NameRule = "names are lowercase letters, digits, '-' and '_', starting with a letter, with no '-' or '_' at the end or two in a row"
+
+// ValidName reports whether name follows the name rule: lowercase letters
+// and digits, starting with a letter, with a single '-' or '_' between
+// them, at most 128 characters.
+func ValidName(name string) bool {
+	r := nameRule()
+	return utf8.RuneCountInString(name) <= r.max && r.re.MatchString(name)
+}
+
+// CheckName says what is wrong with a name of kind ("pipeline", "step",
+// ...) and what to write instead, or returns nil.
+func CheckName(kind, name string) error {
+	if ValidName(name) {
+		return nil
+	}
+	if n := utf8.RuneCountInString(name); n > nameRule().max {
+		return fmt.Errorf("%s name %s: names are at most %d characters, this one has %d", kind, clipName(name), nameRule().max, n)
+	}
+	if s := SuggestName(kind, name); s != "" {
+		return fmt.Errorf("%s name %q: %s; write %q", kind, name, NameRule, s)
+	}
+	return fmt.Errorf("%s name %q: %s; write a name such as %q", kind, name, NameRule, example(kind))
+}
+
+// SuggestName turns a name that breaks the rule into one that follows it:
+// lowercase, each run of other characters one '-' (or '_' when that is
+// all the run held), no separator at either end, and the kind in front of
+// a leading digit. It returns "" when nothing of the name is left.
+func SuggestName(kind, name string) string {
+	for _, r := range name {
+		if r > unicode.MaxASCII && unicode.IsLetter(r) {
+			return "" // dropping a letter makes another name
+		}
+	}
+	var b strings.Builder
+	sep := rune(0) // the separator owed before the next letter or digit
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			if sep != 0 && b.Len() > 0 {
+				b.WriteRune(sep)
+			}
+			sep = 0
+			b.WriteRune(r)
+		case r == '_' && (sep == 0 || sep == '_'):
+			sep = '_'
+		default:
+			sep = '-'
+		}
+	}
+	s := b.String()
+	if s == "" {
+		return ""
+	}
+	if s[0] >= '0' && s[0] <= '9' {
+		s = strings.ReplaceAll(kind, " ", "-") + "-" + s
+	}
+	if !ValidName(s) {
+		return ""
+	}
+	return s
+}
+
+func example(kind string) string {
+	switch kind {
+	case "pipeline":
+		return "get-started"
+	case "step", "input", "output":
+		return "get-data"
+	case "model":
+		return "churn-model"
+	case "stage":
+		return "production"
+	case "stack":
+		return "local"
+	}
+	return "n_estimators"
+}
+
+// clipName quotes a name for a message, cut to its first 40 characters.
+func clipName(name string) string {
+	if utf8.RuneCountInString(name) <= 40 {
+		return fmt.Sprintf("%q", name)
+	}
+	r := []rune(name)
+	return fmt.Sprintf("%q…", string(r[:40]))
+}

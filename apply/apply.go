@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -634,7 +635,8 @@ func commitMessage(p *plan.Plan, summary []string, runs []*state.Run) string {
 		fmt.Fprintf(&b, "Run: %s %s %s\n", r.ID, r.Pipeline, r.Status)
 	}
 	for _, o := range p.Overrides {
-		fmt.Fprintf(&b, "Experiment: %s=%v\n", o.Path, o.Value)
+		v, _ := json.Marshal(o.Value)
+		fmt.Fprintf(&b, "Experiment: %s=%s\n", o.Path, v)
 	}
 	return b.String()
 }

@@ -73,8 +73,8 @@ func (l *loader) load() (*Config, error) {
 	if errs := l.checkUTF8(insts[0].BuildFiles); len(errs) > 0 {
 		return nil, errs
 	}
-	for _, o := range l.overrides {
-		if err := applyOverride(insts[0].Files, o); err != nil {
+	if len(l.overrides) > 0 {
+		if err := l.applyOverrides(insts[0]); err != nil {
 			return nil, err
 		}
 	}
@@ -122,6 +122,7 @@ func (l *loader) decode(data []byte) (*Config, error) {
 		l.errs.sort()
 		return nil, l.errs
 	}
+	cfg.Sets = sets(cfg, l.overrides)
 	return cfg, nil
 }
 

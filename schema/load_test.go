@@ -170,40 +170,6 @@ func TestLoadNoFiles(t *testing.T) {
 	}
 }
 
-func TestOverride(t *testing.T) {
-	dir := write(t, map[string]string{"zen.cue": good, "data/features.csv": "a\n"})
-	cfg, err := Load(dir, Override{Path: "training.n_estimators", Value: "200"}, Override{Path: "training.train.mode", Value: "x"})
-	if err == nil || !strings.Contains(err.Error(), "--set training.train.mode: no such parameter") {
-		t.Fatalf("err = %v", err)
-	}
-	cfg, err = Load(dir, Override{Path: "training.n_estimators", Value: "200"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := cfg.Pipelines["training"].Steps["train"].Parameters["n_estimators"]; got.(interface{ String() string }).String() != "200" {
-		t.Errorf("step parameter after --set = %v, want 200 (through the reference)", got)
-	}
-	cfg, err = Load(dir, Override{Path: "training.test_fraction", Value: "abc"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := cfg.Pipelines["training"].Parameters["test_fraction"]; got != "abc" {
-		t.Errorf("a bare word is a string: got %v", got)
-	}
-}
-
-func TestParseOverride(t *testing.T) {
-	for _, bad := range []string{"x", "x=1", "a.b.c.d=1", "a..b=1"} {
-		if _, err := ParseOverride(bad); err == nil {
-			t.Errorf("ParseOverride(%q) succeeded", bad)
-		}
-	}
-	o, err := ParseOverride("training.lr=0.5")
-	if err != nil || o.Path != "training.lr" || o.JSON() != 0.5 {
-		t.Errorf("got %+v, %v", o, err)
-	}
-}
-
 func TestLoadCache(t *testing.T) {
 	dir := write(t, map[string]string{"zen.cue": good, "data/features.csv": "a\n", "extra.cue": "package zen\n"})
 	first, err := Load(dir)

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -121,4 +122,22 @@ func clipName(name string) string {
 	}
 	r := []rune(name)
 	return fmt.Sprintf("%q…", string(r[:40]))
+}
+
+// QuoteKey shows a parameter's key, or a field's of one, where people
+// read it: as it is when it is letters, digits, '_' and '-', else quoted
+// (a key may hold anything, '.' and line breaks too).
+func QuoteKey(k string) string {
+	plain := k != ""
+	for _, r := range k {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return k
+	}
+	b, _ := json.Marshal(k)
+	return string(b)
 }

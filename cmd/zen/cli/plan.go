@@ -164,8 +164,8 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (_ *planned
 		StateCommit: snap.Commit(),
 		Signing:     sess.signing(st),
 	}
-	for _, o := range overrides {
-		opts.Overrides = append(opts.Overrides, plan.Override{Path: o.Path, Value: o.JSON()})
+	for _, set := range sess.cfg.Sets {
+		opts.Overrides = append(opts.Overrides, plan.Override{Path: set.Path, Value: set.Value})
 	}
 	if pl.checker != nil {
 		opts.Verify = pl.checker.Verify

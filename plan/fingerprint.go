@@ -158,7 +158,7 @@ func paramReasons(subject string, old, new json.RawMessage) []Reason {
 	o, okO := decodeObject(old)
 	n, okN := decodeObject(new)
 	if !okO || !okN {
-		return []Reason{{Kind: ReasonParameter, Subject: subject, Old: string(old), New: string(new)}}
+		return []Reason{{Kind: ReasonParameter, Subject: subject, Old: compact(old), New: compact(new)}}
 	}
 	var rs []Reason
 	for _, k := range unionKeys(o, n) {
@@ -167,6 +167,16 @@ func paramReasons(subject string, old, new json.RawMessage) []Reason {
 		}
 	}
 	return rs
+}
+
+// compact writes a JSON value on one line, as a reason shows it (a
+// record read back has its values indented).
+func compact(b json.RawMessage) string {
+	var buf bytes.Buffer
+	if json.Compact(&buf, b) != nil {
+		return string(b)
+	}
+	return buf.String()
 }
 
 // decodeObject decodes a JSON object into its fields, as written.

@@ -34,6 +34,8 @@ func TestDiffNestedParameters(t *testing.T) {
 			`parameter changed: train 5 → {"n":1}`},
 		{"a list", map[string]string{"train": `{"tags":["a"]}`}, map[string]string{"train": `{"tags":["a","b"]}`},
 			`parameter changed: train.tags ["a"] → ["a","b"]`},
+		{"indented, as a record has it", map[string]string{"train": "{\n  \"opts\": {\n    \"x\": [\n      1\n    ]\n  },\n  \"n\": 1\n}", "tags": "[\n  1\n]"}, map[string]string{"train": `{"n":2,"opts":{"x":[1]}}`, "tags": `[2]`},
+			`parameter changed: tags [1] → [2]; parameter changed: train.n 1 → 2`},
 		{"keys that are not plain", map[string]string{"a b": `{"x.y":1,"l\n+ step":1}`}, map[string]string{"a b": `{"x.y":2,"l\n+ step":2}`},
 			`parameter changed: "a b"."l\n+ step" 1 → 2; parameter changed: "a b"."x.y" 1 → 2`},
 		{"no change but spacing", map[string]string{"train": `{"n": 1}`}, map[string]string{"train": `{"n":1}`}, ""},

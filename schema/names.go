@@ -103,8 +103,10 @@ func example(kind string) string {
 	switch kind {
 	case "pipeline":
 		return "get-started"
-	case "step", "input", "output":
+	case "step":
 		return "get-data"
+	case "input", "output":
+		return "raw-data"
 	case "model":
 		return "churn-model"
 	case "stage":

@@ -134,7 +134,7 @@ func TestLoadBadNames(t *testing.T) {
 		{"step double underscore", "get-data", "get__data", `zen.cue:9:3: step name "get__data": ` + rule + `; write "get_data"`},
 		{"step leading underscore", "get-data", "_get", `zen.cue:9:3: step name "_get": ` + rule + `; write "get"`},
 		{"output slash", "raw-data", "raw/data", `zen.cue:11:13: output name "raw/data": ` + rule + `; write "raw-data"`},
-		{"input dotdot", "in-data", "..", `zen.cue:15:12: input name "..": ` + rule + `; write a name such as "get-data"`},
+		{"input dotdot", "in-data", "..", `zen.cue:15:12: input name "..": ` + rule + `; write a name such as "raw-data"`},
 		{"model upper", "rf-model", "RF-Model", `zen.cue:22:9: model name "RF-Model": ` + rule + `; write "rf-model"`},
 		{"stage dot", "pre-prod", "pre.prod", `zen.cue:24:10: stage name "pre.prod": ` + rule + `; write "pre-prod"`},
 		{"stack upper", "my-stack", "My-Stack", `zen.cue:4:9: stack name "My-Stack": ` + rule + `; write "my-stack"`},

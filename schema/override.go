@@ -271,13 +271,27 @@ func (o Override) valueFor(declared cue.Value) (ast.Expr, error) {
 		if open || dk&cue.StringKind != 0 {
 			return ast.NewString(o.Value), nil
 		}
-		return nil, fmt.Errorf("want %s", kindName(dk))
+		return nil, fmt.Errorf("%s is not %s", clipText(o.Value), kindName(dk))
 	}
 	nk := cuecontext.New().BuildExpr(e).IncompleteKind()
 	if open || nk&dk != 0 || nk == cue.IntKind && dk&cue.FloatKind != 0 {
 		return e, nil
 	}
-	return nil, fmt.Errorf("%s is %s; want %s", o.Value, kindName(nk), kindName(dk))
+	return nil, fmt.Errorf("%s is %s, not %s", clipText(o.Value), kindName(nk), kindName(dk))
+}
+
+// clipText shows text from the command line in a message: quoted when it
+// holds more than letters, digits and . _ -, and cut to 60 bytes.
+func clipText(s string) string {
+	if len(s) > 60 {
+		s = s[:57] + "…"
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-+", r)) {
+			return fmt.Sprintf("%q", s)
+		}
+	}
+	return s
 }
 
 func kindName(k cue.Kind) string {

@@ -149,11 +149,11 @@ func TestOverrideNestedErrors(t *testing.T) {
 		"get-started.report=1":              "--set get-started.report: pipeline get-started has no parameter report (parameters: name, seed, train; its steps' own: featurize.max_features, featurize.seed, report.depth, train.max_depth, train.min-split, train.n_est, train.opts; step report is a step: name its parameter, get-started.report.PARAM)",
 		"get-started.featurize.nope=1":      "--set get-started.featurize.nope: step featurize of pipeline get-started has no parameter nope (parameters: max_features, seed)",
 		"get_started.train.n_est=50":        "--set get_started.train.n_est: no pipeline get_started (pipelines: get-started)",
-		"get-started.train.n_est=abc":       "--set get-started.train.n_est: want an int, as declared at zen.cue:7:11 (100)",
-		"get-started.train.n_est=2.5":       "--set get-started.train.n_est: 2.5 is a number; want an int, as declared at zen.cue:7:11 (100)",
-		`get-started.train.opts.deep="no"`:  `--set get-started.train.opts.deep: "no" is a string; want a bool, as declared at zen.cue:7:62 (true)`,
-		"get-started.train.opts.tags=1":     "--set get-started.train.opts.tags: 1 is an int; want a list, as declared at zen.cue:7:74 ([\"a\"])",
-		"get-started.train=5":               `--set get-started.train: 5 is an int; want a struct, as declared at zen.cue:7:3 ({"n_est":100,"max_depth":5,"min-split":0.5,"opts":{"deep"…)`,
+		"get-started.train.n_est=abc":       "--set get-started.train.n_est: abc is not an int, as declared at zen.cue:7:11 (100)",
+		"get-started.train.n_est=2.5":       "--set get-started.train.n_est: 2.5 is a number, not an int, as declared at zen.cue:7:11 (100)",
+		`get-started.train.opts.deep="no"`:  `--set get-started.train.opts.deep: "\"no\"" is a string, not a bool, as declared at zen.cue:7:62 (true)`,
+		"get-started.train.opts.tags=1":     "--set get-started.train.opts.tags: 1 is an int, not a list, as declared at zen.cue:7:74 ([\"a\"])",
+		"get-started.train=5":               `--set get-started.train: 5 is an int, not a struct, as declared at zen.cue:7:3 ({"n_est":100,"max_depth":5,"min-split":0.5,"opts":{"deep"…)`,
 	} {
 		o, err := ParseOverride(set)
 		if err != nil {

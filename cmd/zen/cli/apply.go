@@ -41,7 +41,9 @@ watch, or the next zen apply, collects and records them (runs still
 submitted are collected before anything is planned).
 
 With --set, the run is an experiment: recorded with its overrides, but the
-pipeline's baseline (what plan compares against) stays as it was. A run from
+pipeline's baseline (what plan compares against) stays as it was. --set
+PIPELINE.PARAM.FIELD=VALUE sets one field of a struct parameter and keeps
+its siblings (see zen plan --help). A run from
 a work tree with uncommitted changes is recorded as dirty.
 
 zen apply PLANFILE applies a plan saved by zen plan -o PLANFILE, with the
@@ -53,6 +55,7 @@ or a '/' is a plan file: pipeline names have neither.)`,
 		Example: `  zen apply
   zen apply training --stack shared -j 4
   zen apply --set training.n_estimators=200
+  zen apply get-started --set get-started.train.n_est=50 --set get-started.train.max_depth=8
   zen apply --stack hpc --detach && zen runs watch
   zen plan -o plan.zen && zen apply plan.zen`,
 		RunE: func(cmd *cobra.Command, args []string) error {

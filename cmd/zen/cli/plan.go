@@ -39,7 +39,7 @@ type planFlags struct {
 func (f *planFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.stack, "stack", "", "the `NAME` of the stack to use (default: $ZEN_STACK, then zen stack use, then the repository's default_stack)")
 	cmd.Flags().BoolVar(&f.noCache, "no-cache", false, "run every step, reusing nothing")
-	cmd.Flags().StringArrayVar(&f.sets, "set", nil, "override a parameter for one experiment: `PIPELINE.PARAM=VALUE` or PIPELINE.STEP.PARAM=VALUE (repeatable)")
+	cmd.Flags().StringArrayVar(&f.sets, "set", nil, "override a parameter for one experiment: `PIPELINE.PARAM=VALUE`, a field of a struct parameter (PIPELINE.PARAM.FIELD=VALUE), or a step's own (PIPELINE.STEP.PARAM=VALUE); repeatable")
 }
 
 // planned is a computed plan with what it was computed against.
@@ -222,6 +222,12 @@ ref recorded, and shows for every step what zen apply would do:
            changed (old → new), input changed (which input), upstream re-runs
   = step   cached: its recorded outputs are reused (with its cache key)
 
+--set PIPELINE.PARAM=VALUE plans an experiment with one parameter changed;
+PIPELINE.PARAM.FIELD=VALUE changes one field of a struct parameter (as a
+nested params.yaml has them) and keeps the others. The value must be of
+the declared value's kind (a parameter declared a string takes the text
+as typed); a path to no parameter names the ones there are.
+
 Plan never runs anything. It fetches the state ref from the git remote
 first (see zen state) and brings the local one up to it; it records
 nothing of its own.
@@ -235,6 +241,7 @@ Exit status: 0 when the plan succeeds, 1 on error. With --detailed-exitcode:
 		Example: `  zen plan
   zen plan training --stack shared
   zen plan --set training.n_estimators=200
+  zen plan --set get-started.train.n_est=50   # a field of the struct parameter train
   zen plan --detailed-exitcode --output json > plan.json
   zen plan -o plan.zen     # then: zen apply plan.zen
   zen plan --output markdown > comment.md`,

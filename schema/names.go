@@ -4,35 +4,54 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf8"
-
-	"cuelang.org/go/cue"
-	"cuelang.org/go/cue/cuecontext"
 )
 
 // The name rule is schema.cue's #Name: its pattern and length are read
 // from there, so that CUE (for `cue vet`) and zen check the same rule.
+// They are read from the text, not by evaluating the schema: a plan from
+// the cache evaluates no CUE at all, and a name is checked in every
+// plan. TestNameRuleFromSchema checks the reading against CUE's.
 var nameRule = sync.OnceValue(func() struct {
 	re  *regexp.Regexp
 	max int
 } {
-	v := cuecontext.New().CompileBytes(Source, cue.Filename("zen-schema.cue"))
-	pattern, err := v.LookupPath(cue.MakePath(cue.Def("#NamePattern"))).String()
+	pattern, max, err := readNameRule(Source)
 	if err != nil {
-		panic("schema.cue: #NamePattern: " + err.Error())
-	}
-	max, err := v.LookupPath(cue.MakePath(cue.Def("#NameMaxLength"))).Int64()
-	if err != nil {
-		panic("schema.cue: #NameMaxLength: " + err.Error())
+		panic("schema.cue: " + err.Error())
 	}
 	return struct {
 		re  *regexp.Regexp
 		max int
-	}{regexp.MustCompile(pattern), int(max)}
+	}{regexp.MustCompile(pattern), max}
 })
+
+var (
+	namePatternDecl = regexp.MustCompile(`(?m)^#NamePattern:\s*("(?:[^"\\]|\\.)*")\s*$`)
+	nameMaxDecl     = regexp.MustCompile(`(?m)^#NameMaxLength:\s*([0-9]+)\s*$`)
+)
+
+// readNameRule finds #NamePattern and #NameMaxLength in the schema's text.
+func readNameRule(src []byte) (string, int, error) {
+	m := namePatternDecl.FindSubmatch(src)
+	if m == nil {
+		return "", 0, fmt.Errorf("no #NamePattern: \"…\" line")
+	}
+	pattern, err := strconv.Unquote(string(m[1]))
+	if err != nil {
+		return "", 0, fmt.Errorf("#NamePattern: %v", err)
+	}
+	n := nameMaxDecl.FindSubmatch(src)
+	if n == nil {
+		return "", 0, fmt.Errorf("no #NameMaxLength: N line")
+	}
+	max, err := strconv.Atoi(string(n[1]))
+	return pattern, max, err
+}
 
 // NameRule states the rule every name follows, for messages.
 const NameRule = "names are lowercase letters, digits, '-' and '_', starting with a letter, with no '-' or '_' at the end or two in a row"

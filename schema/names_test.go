@@ -205,3 +205,31 @@ func TestSchemaVetsNames(t *testing.T) {
 		}
 	}
 }
+
+// TestNameRuleFromSchema checks that zen reads the rule the schema has:
+// the pattern and length CUE evaluates #NamePattern and #NameMaxLength to.
+func TestNameRuleFromSchema(t *testing.T) {
+	v := cuecontext.New().CompileBytes(Source)
+	pattern, err := v.LookupPath(cue.MakePath(cue.Def("#NamePattern"))).String()
+	if err != nil {
+		t.Fatal(err)
+	}
+	max, err := v.LookupPath(cue.MakePath(cue.Def("#NameMaxLength"))).Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotPattern, gotMax, err := readNameRule(Source)
+	if err != nil || gotPattern != pattern || gotMax != int(max) {
+		t.Errorf("read %q, %d, %v; CUE has %q, %d", gotPattern, gotMax, err, pattern, max)
+	}
+	if nameRule().re.String() != pattern || nameRule().max != int(max) {
+		t.Errorf("the rule zen checks is %q, %d", nameRule().re, nameRule().max)
+	}
+	// #Name in CUE and ValidName agree, name by name.
+	name := v.LookupPath(cue.MakePath(cue.Def("#Name")))
+	for _, n := range []string{"get-started", "a_b", "A", "a--b", "a.b", "", strings.Repeat("a", 128), strings.Repeat("a", 129)} {
+		if inCUE := name.Unify(v.Context().Encode(n)).Err() == nil; inCUE != ValidName(n) {
+			t.Errorf("%q: CUE's #Name says %v, ValidName %v", n, inCUE, ValidName(n))
+		}
+	}
+}

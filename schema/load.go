@@ -225,6 +225,17 @@ func (l *loader) checkNames(raw *rawZen) {
 	}
 	for _, mn := range slices.Sorted(maps.Keys(raw.Models)) {
 		check("model", mn, "models", mn)
+		var rm struct {
+			Versions map[string]json.RawMessage `json:"versions"`
+		}
+		_ = json.Unmarshal(raw.Models[mn], &rm)
+		for _, v := range slices.Sorted(maps.Keys(rm.Versions)) {
+			if !ValidVersion(v) {
+				at := []string{"models", mn, "versions", v}
+				l.errs = append(l.errs, &Error{Pos: l.pos(at...), Path: strings.Join(at, "."), pathInMsg: true,
+					Msg: fmt.Sprintf("model %s version %s: %s; write a version such as \"1.0.0\"", mn, clipName(v), VersionRule)})
+			}
+		}
 		for _, st := range slices.Sorted(maps.Keys(stages[mn])) {
 			check("stage", st, "models", mn, "stages", st)
 		}

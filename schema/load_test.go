@@ -274,7 +274,7 @@ models: "fraud-detector": {
 		{`models: "fraud-detector": {versions: "1.0.0": {}, stages: production: "2.0.0"}`, "models.fraud-detector.stages.production: version 2.0.0 is not declared in models.fraud-detector.versions"},
 		{`models: "fraud-detector": {versions: "1.0.0": {}, gates: canary: "a > 1"}`, `models.fraud-detector.gates.canary: no stage "canary" in models.fraud-detector.stages`},
 		{`models: "fraud-detector": {versions: "1.0.0": {}, stages: p: "1.0.0", gates: p: "auc >> 1"}`, `models.fraud-detector.gates.p: gate "auc >> 1"`},
-		{`models: "fraud-detector": {versions: "1.0/0": {}}`, `models."fraud-detector".versions."1.0/0": field not allowed`},
+		{`models: "fraud-detector": {versions: "1.0/0": {description: "x", card: "y"}}`, `zen.cue:35:38: model fraud-detector version "1.0/0": ` + VersionRule + `; write a version such as "1.0.0"`},
 	} {
 		_, err := Load(write(t, map[string]string{"zen.cue": good + tt.models + "\n", "data/features.csv": "a\n"}))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

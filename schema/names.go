@@ -17,44 +17,55 @@ import (
 // the cache evaluates no CUE at all, and a name is checked in every
 // plan. TestNameRuleFromSchema checks the reading against CUE's.
 var nameRule = sync.OnceValue(func() struct {
-	re  *regexp.Regexp
-	max int
+	re, version *regexp.Regexp
+	max         int
 } {
-	pattern, max, err := readNameRule(Source)
+	pattern, err := readDecl(Source, "#NamePattern")
 	if err != nil {
-		panic("schema.cue: " + err.Error())
+		panic(err)
+	}
+	version, err := readDecl(Source, "#VersionPattern")
+	if err != nil {
+		panic(err)
+	}
+	maxText, err := readDecl(Source, "#NameMaxLength")
+	if err != nil {
+		panic(err)
+	}
+	max, err := strconv.Atoi(maxText)
+	if err != nil {
+		panic("schema.cue: #NameMaxLength: " + err.Error())
 	}
 	return struct {
-		re  *regexp.Regexp
-		max int
-	}{regexp.MustCompile(pattern), max}
+		re, version *regexp.Regexp
+		max         int
+	}{regexp.MustCompile(pattern), regexp.MustCompile(version), max}
 })
 
-var (
-	namePatternDecl = regexp.MustCompile(`(?m)^#NamePattern:\s*("(?:[^"\\]|\\.)*")\s*$`)
-	nameMaxDecl     = regexp.MustCompile(`(?m)^#NameMaxLength:\s*([0-9]+)\s*$`)
-)
-
-// readNameRule finds #NamePattern and #NameMaxLength in the schema's text.
-func readNameRule(src []byte) (string, int, error) {
-	m := namePatternDecl.FindSubmatch(src)
+// readDecl reads the value of a top-level definition of the schema's
+// text written on one line: a quoted string (unquoted) or a number.
+func readDecl(src []byte, name string) (string, error) {
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `:\s*("(?:[^"\\]|\\.)*"|[0-9]+)\s*$`)
+	m := re.FindSubmatch(src)
 	if m == nil {
-		return "", 0, fmt.Errorf("no #NamePattern: \"…\" line")
+		return "", fmt.Errorf("schema.cue: no line %s: VALUE", name)
 	}
-	pattern, err := strconv.Unquote(string(m[1]))
-	if err != nil {
-		return "", 0, fmt.Errorf("#NamePattern: %v", err)
+	v := string(m[1])
+	if strings.HasPrefix(v, `"`) {
+		return strconv.Unquote(v)
 	}
-	n := nameMaxDecl.FindSubmatch(src)
-	if n == nil {
-		return "", 0, fmt.Errorf("no #NameMaxLength: N line")
-	}
-	max, err := strconv.Atoi(string(n[1]))
-	return pattern, max, err
+	return v, nil
 }
+
+// ValidVersion reports whether v is a model version schema.cue's
+// #Version takes: an OCI tag.
+func ValidVersion(v string) bool { return nameRule().version.MatchString(v) }
 
 // NameRule states the rule every name follows, for messages.
 const NameRule = "names are lowercase letters, digits, '-' and '_', starting with a letter, with no '-' or '_' at the end or two in a row"
+
+// VersionRule states the rule every model version follows, for messages.
+const VersionRule = "versions are OCI tags: letters, digits, '.', '_' and '-', not starting with '.' or '-', at most 128 characters"
 
 // ValidName reports whether name follows the name rule: lowercase letters
 // and digits, starting with a letter, with a single '-' or '_' between

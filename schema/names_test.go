@@ -153,6 +153,18 @@ func TestLoadBadNames(t *testing.T) {
 	}
 }
 
+// TestLoadBadVersion checks that a version an OCI tag cannot be is one
+// error too, wherever it is written.
+func TestLoadBadVersion(t *testing.T) {
+	src := strings.ReplaceAll(kebab, `"1.0.0"`, `"1.0/0"`)
+	src = strings.Replace(src, `versions: "1.0/0": {}`, `versions: "1.0/0": {description: "x", card: "y"}`, 1)
+	_, err := Load(write(t, map[string]string{"zen.cue": src}))
+	want := `zen.cue:23:12: model rf-model version "1.0/0": ` + VersionRule + `; write a version such as "1.0.0"`
+	if err == nil || err.Error() != want {
+		t.Fatalf("error:\n%v\nwant exactly:\n%s", err, want)
+	}
+}
+
 // TestLoadBadNameNoCascade is the report that started the rule: a
 // pipeline whose name the schema's pattern refused had every field beneath
 // it reported as not allowed. Now it is one error, whatever it holds.
@@ -198,6 +210,7 @@ func TestSchemaVetsNames(t *testing.T) {
 		"rf-model":    "RF",
 		"pre-prod":    "Pre",
 		"my-stack":    "x-",
+		"1.0.0":       "1.0/0",
 	} {
 		src := strings.ReplaceAll(kebab, `"`+from+`"`, fmt.Sprintf("%q", to))
 		if err := vet(src); err == nil || !strings.Contains(err.Error(), "out of bound =~") {
@@ -218,18 +231,24 @@ func TestNameRuleFromSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gotPattern, gotMax, err := readNameRule(Source)
-	if err != nil || gotPattern != pattern || gotMax != int(max) {
-		t.Errorf("read %q, %d, %v; CUE has %q, %d", gotPattern, gotMax, err, pattern, max)
+	version, err := v.LookupPath(cue.MakePath(cue.Def("#VersionPattern"))).String()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if nameRule().re.String() != pattern || nameRule().max != int(max) {
-		t.Errorf("the rule zen checks is %q, %d", nameRule().re, nameRule().max)
+	if r := nameRule(); r.re.String() != pattern || r.max != int(max) || r.version.String() != version {
+		t.Errorf("zen checks %q, %d, versions %q; CUE has %q, %d, %q", r.re, r.max, r.version, pattern, max, version)
 	}
 	// #Name in CUE and ValidName agree, name by name.
 	name := v.LookupPath(cue.MakePath(cue.Def("#Name")))
 	for _, n := range []string{"get-started", "a_b", "A", "a--b", "a.b", "", strings.Repeat("a", 128), strings.Repeat("a", 129)} {
 		if inCUE := name.Unify(v.Context().Encode(n)).Err() == nil; inCUE != ValidName(n) {
 			t.Errorf("%q: CUE's #Name says %v, ValidName %v", n, inCUE, ValidName(n))
+		}
+	}
+	ver := v.LookupPath(cue.MakePath(cue.Def("#Version")))
+	for _, n := range []string{"1.0.0", "2024.06.1-rc1", "v1", "_x", "", ".1", "-1", "1.0/0", strings.Repeat("1", 128), strings.Repeat("1", 129)} {
+		if inCUE := ver.Unify(v.Context().Encode(n)).Err() == nil; inCUE != ValidVersion(n) {
+			t.Errorf("%q: CUE's #Version says %v, ValidVersion %v", n, inCUE, ValidVersion(n))
 		}
 	}
 }

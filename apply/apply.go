@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -680,7 +681,8 @@ func commitMessage(p *plan.Plan, summary []string, runs []*state.Run, baselines 
 		fmt.Fprintf(&b, "Baseline: %s\n", name)
 	}
 	for _, o := range p.Overrides {
-		fmt.Fprintf(&b, "Experiment: %s=%v\n", o.Path, o.Value)
+		v, _ := json.Marshal(o.Value)
+		fmt.Fprintf(&b, "Experiment: %s=%s\n", o.Path, v)
 	}
 	return b.String()
 }

@@ -127,9 +127,9 @@ func Diff(old, new *state.Fingerprint, partial bool) []Reason {
 		rs = append(rs, Reason{Kind: ReasonCode, Subject: k, Old: old.Code[k], New: new.Code[k]})
 	}
 	for _, k := range unionKeys(old.Parameters, new.Parameters) {
-		o, n := string(old.Parameters[k]), string(new.Parameters[k])
-		if o != n && !jsonEqual(old.Parameters[k], new.Parameters[k]) {
-			rs = append(rs, Reason{Kind: ReasonParameter, Subject: k, Old: o, New: n})
+		o, n := old.Parameters[k], new.Parameters[k]
+		if string(o) != string(n) && !jsonEqual(o, n) {
+			rs = append(rs, paramReasons(schema.QuoteKey(k), o, n)...)
 		}
 	}
 	for _, k := range changedKeys(old.Env, new.Env) {
@@ -149,6 +149,46 @@ func Diff(old, new *state.Fingerprint, partial bool) []Reason {
 		rs = append(rs, Reason{Kind: ReasonOutputs, Subject: strings.Join(changed, ", ")})
 	}
 	return rs
+}
+
+// paramReasons explains how a parameter changed: a struct parameter
+// (params.yaml, nested) field by field, named by its path (train.n_est),
+// anything else as its old and new JSON.
+func paramReasons(subject string, old, new json.RawMessage) []Reason {
+	o, okO := decodeObject(old)
+	n, okN := decodeObject(new)
+	if !okO || !okN {
+		return []Reason{{Kind: ReasonParameter, Subject: subject, Old: compact(old), New: compact(new)}}
+	}
+	var rs []Reason
+	for _, k := range unionKeys(o, n) {
+		if a, b := o[k], n[k]; !jsonEqual(a, b) {
+			rs = append(rs, paramReasons(subject+"."+schema.QuoteKey(k), a, b)...)
+		}
+	}
+	return rs
+}
+
+// compact writes a JSON value on one line, as a reason shows it (a
+// record read back has its values indented).
+func compact(b json.RawMessage) string {
+	var buf bytes.Buffer
+	if json.Compact(&buf, b) != nil {
+		return string(b)
+	}
+	return buf.String()
+}
+
+// decodeObject decodes a JSON object into its fields, as written.
+func decodeObject(b json.RawMessage) (map[string]json.RawMessage, bool) {
+	if len(bytes.TrimSpace(b)) == 0 || bytes.TrimSpace(b)[0] != '{' {
+		return nil, false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return nil, false
+	}
+	return m, true
 }
 
 // executableName picks the path part of "path sha256:..." for messages.

@@ -176,7 +176,7 @@ func (r Reason) String() string {
 		if nw == "" {
 			nw = "(unset)"
 		}
-		return fmt.Sprintf("parameter changed: %s %s → %s", r.Subject, clip(old), clip(nw))
+		return fmt.Sprintf("parameter changed: %s %s → %s", clip(r.Subject), clip(old), clip(nw))
 	case ReasonInput:
 		return "input changed: " + r.Subject
 	case ReasonUpstream:

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -36,22 +35,16 @@ type Request struct {
 	Sets      []string `json:"sets,omitempty"`
 }
 
-// The names a request holds, as the schema has them (schema.cue's
-// #StackName and #Name).
-var (
-	stackNameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
-	pipelineNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
-)
-
 // check says what is wrong with a request read from a file, or "": the
 // stack and pipelines must be names zen could have written, and each --set
 // must parse. Applying the plan then names the file, not --stack or --set.
 func (r Request) check() string {
-	if !stackNameRE.MatchString(r.Stack) {
+	// The stack and pipelines are names, as the schema has them.
+	if !schema.ValidName(r.Stack) {
 		return fmt.Sprintf("names stack %q", r.Stack)
 	}
 	for _, p := range r.Pipelines {
-		if !pipelineNameRE.MatchString(p) {
+		if !schema.ValidName(p) {
 			return fmt.Sprintf("names pipeline %q", p)
 		}
 	}

@@ -26,6 +26,7 @@ func TestReadSavedHostile(t *testing.T) {
 		{"stack with a path", save(Request{Stack: "../../etc"}), `its request names stack "../../etc", which zen plan -o never writes: the file was edited`},
 		{"no stack", save(Request{}), `its request names stack ""`},
 		{"pipeline with a path", save(Request{Stack: "local", Pipelines: []string{"../demo"}}), `its request names pipeline "../demo"`},
+		{"stack with a dot", save(Request{Stack: "gpu.cluster"}), `its request names stack "gpu.cluster"`},
 		{"set that does not parse", save(Request{Stack: "local", Sets: []string{"garbage"}}), `its request holds --set "garbage"`},
 		{"array", []byte("[1, 2]\n"), "it is JSON, but not the object zen plan -o writes"},
 		{"string", []byte(`"zen-plan"`), "it is JSON, but not the object zen plan -o writes"},
@@ -38,7 +39,7 @@ func TestReadSavedHostile(t *testing.T) {
 		})
 	}
 	// What zen writes reads back.
-	if _, err := ReadSaved(bytes.NewReader(save(Request{Stack: "gpu.cluster-1", Pipelines: []string{"training"}, Sets: []string{"training.lr=0.1"}})), "plan.zen"); err != nil {
+	if _, err := ReadSaved(bytes.NewReader(save(Request{Stack: "gpu-cluster-1", Pipelines: []string{"training", "get-started"}, Sets: []string{"training.lr=0.1", "get-started.train.n-est=50"}})), "plan.zen"); err != nil {
 		t.Errorf("a plan zen writes: %v", err)
 	}
 }

@@ -179,13 +179,17 @@ const (
 )
 
 var (
-	modelNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+	// A model's repository is <store>/models/<model>: a model name is one
+	// OCI repository path component, as the distribution spec has it.
+	// zen's names (schema.ValidName) are a part of these; a store may
+	// hold others, made by older zens.
+	modelNameRE = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$`)
 	tagRE       = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
 )
 
 func checkModelName(model string) error {
 	if !modelNameRE.MatchString(model) {
-		return fmt.Errorf("invalid model name %q: want lower-case letters, digits, '.', '_' and '-', starting with a letter or digit", model)
+		return fmt.Errorf("invalid model name %q: want an OCI repository path component: lowercase letters and digits, joined by '.', '_', '__' or dashes", model)
 	}
 	return nil
 }

@@ -24,6 +24,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/zen-dev/zen/schema"
 )
 
 var modelStores = []struct {
@@ -880,6 +882,8 @@ func TestPushModelRejects(t *testing.T) {
 		{"no name", src, ModelMeta{Version: "1"}, `invalid model name ""`},
 		{"upper case", src, ModelMeta{Name: "Fraud", Version: "1"}, `invalid model name "Fraud"`},
 		{"slash", src, ModelMeta{Name: "a/b", Version: "1"}, `invalid model name "a/b"`},
+		{"trailing dash", src, ModelMeta{Name: "fraud-", Version: "1"}, `invalid model name "fraud-"`},
+		{"two dots", src, ModelMeta{Name: "a..b", Version: "1"}, `invalid model name "a..b"`},
 		{"no version", src, ModelMeta{Name: "fraud"}, "model version has no name"},
 		{"empty dir", emptyDir, meta, "model directory " + emptyDir + " is empty"},
 		{"missing", filepath.Join(dir, "missing"), meta, "no such file or directory"},
@@ -1009,5 +1013,24 @@ func TestModelRawOrTar(t *testing.T) {
 				t.Errorf("pulled\n%v\nwant\n%v", got, want)
 			}
 		})
+	}
+}
+
+// TestModelNamesAreZenNames checks that every name zen's schema takes for
+// a model is a model name the registry takes (an OCI repository path
+// component), and that the registry still opens names older zens took.
+func TestModelNamesAreZenNames(t *testing.T) {
+	for _, name := range []string{"a", "fraud-detector", "rf_model", "m2", "a-b-c_d1", strings.Repeat("ab-", 42) + "a"} {
+		if !schema.ValidName(name) {
+			t.Fatalf("%q is not a zen name", name)
+		}
+		if err := checkModelName(name); err != nil {
+			t.Errorf("zen takes model %q, the registry refuses it: %v", name, err)
+		}
+	}
+	for _, name := range []string{"3d-unet", "fraud.detector", "a__b", "a--b"} {
+		if err := checkModelName(name); err != nil {
+			t.Errorf("older zens took model %q, the registry refuses it: %v", name, err)
+		}
 	}
 }

@@ -73,8 +73,8 @@ func (l *loader) load() (*Config, error) {
 	if errs := l.checkUTF8(insts[0].BuildFiles); len(errs) > 0 {
 		return nil, errs
 	}
-	for _, o := range l.overrides {
-		if err := applyOverride(insts[0].Files, o); err != nil {
+	if len(l.overrides) > 0 {
+		if err := l.applyOverrides(insts[0]); err != nil {
 			return nil, err
 		}
 	}
@@ -111,11 +111,18 @@ func (l *loader) decode(data []byte) (*Config, error) {
 	if err := dec.Decode(&raw); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", l.root, err)
 	}
+	// Names first: every other check (a ref splits at '.', a model is
+	// looked up by name) would report a bad name again, as something else.
+	if l.checkNames(&raw); len(l.errs) > 0 {
+		l.errs.sort()
+		return nil, l.errs
+	}
 	cfg := l.convert(&raw)
 	if len(l.errs) > 0 {
 		l.errs.sort()
 		return nil, l.errs
 	}
+	cfg.Sets = sets(cfg, l.overrides)
 	return cfg, nil
 }
 
@@ -159,6 +166,80 @@ type rawInput struct {
 type rawOutput struct {
 	Type  string `json:"type"`
 	Model string `json:"model"`
+}
+
+// checkNames reports every name that breaks the name rule (#Name in
+// schema.cue), once, at the name, with a name to write instead. The
+// schema takes any label, so that a bad name is this one error rather
+// than "field not allowed" for every field beneath it.
+func (l *loader) checkNames(raw *rawZen) {
+	check := func(kind, name string, at ...string) {
+		if err := CheckName(kind, name); err != nil {
+			// The message names what it is about: the path would only
+			// say the name again.
+			l.errs = append(l.errs, &Error{Pos: l.pos(at...), Path: strings.Join(at, "."), Msg: err.Error(), pathInMsg: true})
+		}
+	}
+	// A name used as a value is checked where it is not declared: a
+	// declared one is reported at its declaration.
+	stages := map[string]map[string]json.RawMessage{}
+	for mn, rm := range raw.Models {
+		var m struct {
+			Stages map[string]json.RawMessage `json:"stages"`
+		}
+		_ = json.Unmarshal(rm, &m)
+		stages[mn] = m.Stages
+	}
+	declaredModel := func(m string) bool { _, ok := stages[m]; return ok }
+	declaredStage := func(m, s string) bool { _, ok := stages[m][s]; return ok }
+	if _, ok := raw.Stacks[raw.DefaultStack]; !ok {
+		check("stack", raw.DefaultStack, "default_stack")
+	}
+	for _, sn := range slices.Sorted(maps.Keys(raw.Stacks)) {
+		check("stack", sn, "stacks", sn)
+	}
+	for _, pn := range slices.Sorted(maps.Keys(raw.Pipelines)) {
+		check("pipeline", pn, "pipelines", pn)
+		rp := raw.Pipelines[pn]
+		for _, sn := range slices.Sorted(maps.Keys(rp.Steps)) {
+			at := []string{"pipelines", pn, "steps", sn}
+			check("step", sn, at...)
+			rs := rp.Steps[sn]
+			for _, in := range slices.Sorted(maps.Keys(rs.Inputs)) {
+				check("input", in, append(at, "inputs", in)...)
+				ri := rs.Inputs[in]
+				if ri.Model != "" && !declaredModel(ri.Model) {
+					check("model", ri.Model, append(at, "inputs", in, "model")...)
+				}
+				if ri.Stage != "" && !declaredStage(ri.Model, ri.Stage) {
+					check("stage", ri.Stage, append(at, "inputs", in, "stage")...)
+				}
+			}
+			for _, on := range slices.Sorted(maps.Keys(rs.Outputs)) {
+				check("output", on, append(at, "outputs", on)...)
+				if m := rs.Outputs[on].Model; m != "" && !declaredModel(m) {
+					check("model", m, append(at, "outputs", on, "model")...)
+				}
+			}
+		}
+	}
+	for _, mn := range slices.Sorted(maps.Keys(raw.Models)) {
+		check("model", mn, "models", mn)
+		var rm struct {
+			Versions map[string]json.RawMessage `json:"versions"`
+		}
+		_ = json.Unmarshal(raw.Models[mn], &rm)
+		for _, v := range slices.Sorted(maps.Keys(rm.Versions)) {
+			if !ValidVersion(v) {
+				at := []string{"models", mn, "versions", v}
+				l.errs = append(l.errs, &Error{Pos: l.pos(at...), Path: strings.Join(at, "."), pathInMsg: true,
+					Msg: fmt.Sprintf("model %s version %s: %s; write a version such as \"1.0.0\"", mn, clipName(v), VersionRule)})
+			}
+		}
+		for _, st := range slices.Sorted(maps.Keys(stages[mn])) {
+			check("stage", st, "models", mn, "stages", st)
+		}
+	}
 }
 
 func (l *loader) convert(raw *rawZen) *Config {
@@ -819,8 +900,9 @@ type Error struct {
 	Path string // the field, such as pipelines.training.steps.train.run
 	Msg  string
 
-	value string   // for merging enum conflicts
-	alts  []string // likewise
+	value     string   // for merging enum conflicts
+	alts      []string // likewise
+	pathInMsg bool     // Msg names the field itself: Error leaves Path out
 }
 
 func (e *Error) Error() string {
@@ -828,7 +910,7 @@ func (e *Error) Error() string {
 	if s := e.Pos.String(); s != "" {
 		b.WriteString(s + ": ")
 	}
-	if e.Path != "" {
+	if e.Path != "" && !e.pathInMsg {
 		b.WriteString(e.Path + ": ")
 	}
 	b.WriteString(e.Msg)

@@ -28,6 +28,8 @@ type Config struct {
 	Pipelines    map[string]*Pipeline
 	Stacks       map[string]*Stack
 	Models       map[string]*Model
+	// Sets are the parameters --set overrides set, in their order.
+	Sets []Set
 }
 
 // PipelineNames returns the pipeline names, sorted.

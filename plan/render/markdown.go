@@ -1,6 +1,7 @@
 package render
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -29,7 +30,8 @@ func Markdown(w io.Writer, p *plan.Plan) {
 		notes = append(notes, fmt.Sprintf("the work tree has uncommitted changes (%s): runs will be recorded as dirty", plural(len(p.Source.Changed), "path")))
 	}
 	for _, o := range p.Overrides {
-		notes = append(notes, fmt.Sprintf("experiment: `%s=%v`", o.Path, o.Value))
+		b, _ := json.Marshal(o.Value)
+		notes = append(notes, fmt.Sprintf("experiment: `%s=%s`", o.Path, b))
 	}
 	notes = append(notes, p.Warnings...)
 	if len(notes) > 0 {

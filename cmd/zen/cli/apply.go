@@ -42,13 +42,14 @@ watch, or the next zen apply, collects and records them (runs still
 submitted are collected before anything is planned).
 
 With --set, the run is an experiment: recorded with its overrides, but the
-pipeline's baseline (what plan compares against) stays as it was. A run from
-a work tree with uncommitted changes is recorded as dirty. Neither makes a
-model version; commit what was tried, and that commit's apply makes the
-version from the outputs they stored, running nothing again: its cache
-keys are theirs. A pipeline whose steps are all cached runs nothing, but
-its baseline moves to what was applied, so that the next plan explains
-itself against it.
+pipeline's baseline (what plan compares against) stays as it was. --set
+PIPELINE.PARAM.FIELD=VALUE sets one field of a struct parameter and keeps
+its siblings (see zen plan --help). A run from a work tree with
+uncommitted changes is recorded as dirty. Neither makes a model version;
+commit what was tried, and that commit's apply makes the version from the
+outputs they stored, running nothing again: its cache keys are theirs. A
+pipeline whose steps are all cached runs nothing, but its baseline moves
+to what was applied, so that the next plan explains itself against it.
 
 zen apply PLANFILE applies a plan saved by zen plan -o PLANFILE, with the
 stack, pipelines and --set it was made with, and only if it still holds:
@@ -59,6 +60,7 @@ or a '/' is a plan file: pipeline names have neither.)`,
 		Example: `  zen apply
   zen apply training --stack shared -j 4
   zen apply --set training.n_estimators=200
+  zen apply get-started --set get-started.train.n_est=50 --set get-started.train.max_depth=8
   zen apply --stack hpc --detach && zen runs watch
   zen plan -o plan.zen && zen apply plan.zen`,
 		RunE: func(cmd *cobra.Command, args []string) error {

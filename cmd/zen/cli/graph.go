@@ -116,17 +116,24 @@ func graphDot(w io.Writer, cfg *schema.Config, names []string) {
 	fmt.Fprintln(w, "}")
 }
 
+// graphMermaid draws the graph for Mermaid. Node ids are made up (p0s1):
+// Mermaid reads '-' in an id as part of an arrow, and joining names with
+// '_' would give pipeline a's step b_c and pipeline a_b's step c one id.
 func graphMermaid(w io.Writer, cfg *schema.Config, names []string) {
 	fmt.Fprintln(w, "flowchart LR")
-	for _, pn := range names {
+	for i, pn := range names {
 		p := cfg.Pipelines[pn]
-		fmt.Fprintf(w, "  subgraph %s\n", pn)
+		id := map[string]string{}
+		for j, sn := range p.Order {
+			id[sn] = fmt.Sprintf("p%ds%d", i, j)
+		}
+		fmt.Fprintf(w, "  subgraph p%d [\"%s\"]\n", i, pn)
 		for _, sn := range p.Order {
-			fmt.Fprintf(w, "    %s_%s[%s]\n", pn, sn, sn)
+			fmt.Fprintf(w, "    %s[\"%s\"]\n", id[sn], sn)
 		}
 		fmt.Fprintln(w, "  end")
 		for _, e := range edges(p) {
-			fmt.Fprintf(w, "  %s_%s -->|%s| %s_%s\n", pn, e.from, e.output, pn, e.to)
+			fmt.Fprintf(w, "  %s -->|%s| %s\n", id[e.from], e.output, id[e.to])
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/spf13/cobra"
 
+	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
 )
 
@@ -234,7 +235,7 @@ func (l *lineage) text(w io.Writer) {
 			items = append(items, "command: "+strings.Join(st.Command, " "))
 		}
 		for _, k := range slices.Sorted(maps.Keys(st.Parameters)) {
-			items = append(items, fmt.Sprintf("parameter %s = %s", k, st.Parameters[k]))
+			items = append(items, fmt.Sprintf("parameter %s = %s", schema.QuoteKey(k), st.Parameters[k]))
 		}
 		for _, k := range slices.Sorted(maps.Keys(st.Code)) {
 			items = append(items, fmt.Sprintf("code %s %s", k, st.Code[k]))

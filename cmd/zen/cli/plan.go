@@ -39,7 +39,7 @@ type planFlags struct {
 func (f *planFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.stack, "stack", "", "the `NAME` of the stack to use (default: $ZEN_STACK, then zen stack use, then the repository's default_stack)")
 	cmd.Flags().BoolVar(&f.noCache, "no-cache", false, "run every step, reusing nothing")
-	cmd.Flags().StringArrayVar(&f.sets, "set", nil, "override a parameter for one experiment: `PIPELINE.PARAM=VALUE` or PIPELINE.STEP.PARAM=VALUE (repeatable)")
+	cmd.Flags().StringArrayVar(&f.sets, "set", nil, "override a parameter for one experiment: `PIPELINE.PARAM=VALUE`, a field of a struct parameter (PIPELINE.PARAM.FIELD=VALUE), or a step's own (PIPELINE.STEP.PARAM=VALUE); repeatable")
 }
 
 // planned is a computed plan with what it was computed against.
@@ -164,8 +164,8 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (_ *planned
 		StateCommit: snap.Commit(),
 		Signing:     sess.signing(st),
 	}
-	for _, o := range overrides {
-		opts.Overrides = append(opts.Overrides, plan.Override{Path: o.Path, Value: o.JSON()})
+	for _, set := range sess.cfg.Sets {
+		opts.Overrides = append(opts.Overrides, plan.Override{Path: set.Path, Value: set.Value})
 	}
 	if pl.checker != nil {
 		opts.Verify = pl.checker.Verify
@@ -228,6 +228,12 @@ them all. A pipeline whose steps are all cached but whose baseline holds
 other keys (after a git revert, say) says "baseline moves": apply then
 records it, and runs nothing.
 
+--set PIPELINE.PARAM=VALUE plans an experiment with one parameter changed;
+PIPELINE.PARAM.FIELD=VALUE changes one field of a struct parameter (as a
+nested params.yaml has them) and keeps the others. The value must be of
+the declared value's kind (a parameter declared a string takes the text
+as typed); a path to no parameter names the ones there are.
+
 Plan never runs anything. It fetches the state ref from the git remote
 first (see zen state) and brings the local one up to it; it records
 nothing of its own.
@@ -242,6 +248,7 @@ make, stages or baselines to move).`,
 		Example: `  zen plan
   zen plan training --stack shared
   zen plan --set training.n_estimators=200
+  zen plan --set get-started.train.n_est=50   # a field of the struct parameter train
   zen plan --detailed-exitcode --output json > plan.json
   zen plan -o plan.zen     # then: zen apply plan.zen
   zen plan --output markdown > comment.md`,

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zen-dev/zen/apply"
+	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
 )
 
@@ -321,7 +323,8 @@ func printRun(g *globals, r *state.Run) {
 	if r.Experiment {
 		var sets []string
 		for _, k := range slices.Sorted(maps.Keys(r.Overrides)) {
-			sets = append(sets, fmt.Sprintf("%s=%v", k, r.Overrides[k]))
+			v, _ := json.Marshal(r.Overrides[k])
+			sets = append(sets, fmt.Sprintf("%s=%s", k, v))
 		}
 		fmt.Fprintf(w, "  experiment: %s\n", strings.Join(sets, ", "))
 	}
@@ -334,7 +337,7 @@ func printRun(g *globals, r *state.Run) {
 	if len(r.Parameters) > 0 {
 		fmt.Fprintln(w, "  parameters:")
 		for _, k := range slices.Sorted(maps.Keys(r.Parameters)) {
-			fmt.Fprintf(w, "    %s = %v\n", k, r.Parameters[k])
+			fmt.Fprintf(w, "    %s = %s\n", schema.QuoteKey(k), showParam(r.Parameters[k]))
 		}
 	}
 	fmt.Fprintln(w, "  steps:")
@@ -495,4 +498,17 @@ func pullArtifact(cmd *cobra.Command, sess *session, r *state.Run, stackFlag, di
 	}
 	defer store.Close()
 	return store.Pull(cmd.Context(), digest, dest)
+}
+
+// showParam shows a parameter's value: a string as it is, anything else
+// (a nested struct from params.yaml) as JSON.
+func showParam(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
 }

@@ -81,7 +81,7 @@ func TestGitLabRules(t *testing.T) {
 		`${CI_COMMIT_BRANCH} != "main"`:                                     true,
 	}
 	for src, want := range good {
-		e := &glExpr{src: src, vars: vars}
+		e := &glExpr{scanner: scanner{src: src, blanks: " "}, vars: vars}
 		if got, err := e.parse(); err != nil || got != want {
 			t.Errorf("%s = %v, %v; want %v", src, got, err, want)
 		}
@@ -94,7 +94,7 @@ func TestGitLabRules(t *testing.T) {
 		`($CI_COMMIT_BRANCH == "x"`:     "missing )",
 	}
 	for src, want := range bad {
-		e := &glExpr{src: src, vars: vars}
+		e := &glExpr{scanner: scanner{src: src, blanks: " "}, vars: vars}
 		if _, err := e.parse(); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err %v, want one saying %q", src, err, want)
 		}

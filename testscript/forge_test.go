@@ -775,7 +775,7 @@ func ghCondition(cond string, ctx func(string) (any, error), status string) (boo
 	if strings.HasPrefix(cond, "${{") && strings.HasSuffix(cond, "}}") {
 		cond = strings.TrimSpace(cond[3 : len(cond)-2])
 	}
-	e := &ghExpr{src: cond, ctx: ctx, status: status}
+	e := &ghExpr{scanner: scanner{src: cond, blanks: " \t\n"}, ctx: ctx, status: status}
 	// A condition without a status function has an implied success().
 	statusFn := false
 	for _, fn := range []string{"success()", "failure()", "always()", "cancelled()"} {
@@ -805,7 +805,7 @@ func ghSubst(s string, ctx func(string) (any, error)) (string, error) {
 			return "", fmt.Errorf("forge: unclosed ${{ in %q", s)
 		}
 		src := strings.TrimSpace(s[i+3 : i+j])
-		e := &ghExpr{src: src, ctx: ctx, status: "success"}
+		e := &ghExpr{scanner: scanner{src: src, blanks: " \t\n"}, ctx: ctx, status: "success"}
 		v, err := e.parse()
 		if err != nil {
 			return "", fmt.Errorf("forge: ${{ %s }}: %w", src, err)
@@ -819,9 +819,31 @@ func ghSubst(s string, ctx func(string) (any, error)) (string, error) {
 // ghExpr is GitHub's expression language, as far as the workflows use it:
 // literals, context paths, == != ! && || and parentheses, and the status
 // functions.
-type ghExpr struct {
+// scanner is what both forges' expression parsers read with: the source,
+// where they are in it, and the blanks their syntax skips.
+type scanner struct {
 	src    string
 	pos    int
+	blanks string
+}
+
+func (e *scanner) space() {
+	for e.pos < len(e.src) && strings.IndexByte(e.blanks, e.src[e.pos]) >= 0 {
+		e.pos++
+	}
+}
+
+func (e *scanner) eat(tok string) bool {
+	e.space()
+	if strings.HasPrefix(e.src[e.pos:], tok) {
+		e.pos += len(tok)
+		return true
+	}
+	return false
+}
+
+type ghExpr struct {
+	scanner
 	ctx    func(string) (any, error)
 	status string
 }
@@ -836,21 +858,6 @@ func (e *ghExpr) parse() (any, error) {
 		return nil, fmt.Errorf("unknown syntax at %q", e.src[e.pos:])
 	}
 	return v, nil
-}
-
-func (e *ghExpr) space() {
-	for e.pos < len(e.src) && (e.src[e.pos] == ' ' || e.src[e.pos] == '\t' || e.src[e.pos] == '\n') {
-		e.pos++
-	}
-}
-
-func (e *ghExpr) eat(tok string) bool {
-	e.space()
-	if strings.HasPrefix(e.src[e.pos:], tok) {
-		e.pos += len(tok)
-		return true
-	}
-	return false
 }
 
 func (e *ghExpr) or() (any, error) {
@@ -1236,7 +1243,7 @@ func (f *forge) glRules(name string, job *glJob, vars map[string]string) bool {
 		if r.If == "" {
 			f.ts.Fatalf("forge: job %s: a rule without if: the harness does not know it", name)
 		}
-		e := &glExpr{src: r.If, vars: vars}
+		e := &glExpr{scanner: scanner{src: r.If, blanks: " "}, vars: vars}
 		v, err := e.parse()
 		if err != nil {
 			f.ts.Fatalf("forge: job %s: rules: if: %s: %v", name, r.If, err)
@@ -1340,8 +1347,7 @@ func (f *forge) gitlabAPI(c change) *httptest.Server {
 // $VARIABLE, quoted strings, null, == != && || and parentheses. A
 // variable that is not set is null.
 type glExpr struct {
-	src  string
-	pos  int
+	scanner
 	vars map[string]string
 }
 
@@ -1355,21 +1361,6 @@ func (e *glExpr) parse() (bool, error) {
 		return false, fmt.Errorf("unknown syntax at %q", e.src[e.pos:])
 	}
 	return v, nil
-}
-
-func (e *glExpr) space() {
-	for e.pos < len(e.src) && e.src[e.pos] == ' ' {
-		e.pos++
-	}
-}
-
-func (e *glExpr) eat(tok string) bool {
-	e.space()
-	if strings.HasPrefix(e.src[e.pos:], tok) {
-		e.pos += len(tok)
-		return true
-	}
-	return false
 }
 
 func (e *glExpr) or() (bool, error) {

@@ -36,8 +36,10 @@ import (
 //     `make -n`.
 //   - An HTML comment `<!-- test: BASH -->` right before a block is bash
 //     the tour runs first: the edit of a file the text around the block
-//     describes in words, such as uncommenting a stack. $REGISTRY is a
-//     registry on loopback, for the blocks that use one.
+//     describes in words, such as uncommenting a stack, or the repository
+//     a fragment of CUE shown before the block belongs to ($README_CUE is
+//     a file holding the last cue block). $REGISTRY is a registry on
+//     loopback, for the blocks that use one.
 func TestREADME(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the README's tour applies pipelines: not in -short")
@@ -74,7 +76,9 @@ type readmeBlock struct {
 	lang  string
 	line  int    // of the opening fence
 	setup string // the bash of a <!-- test: --> comment before it
+	cue   string // the last cue block before it, for its setup
 	cmds  []readmeCmd
+	text  []string // every line
 }
 
 // readmeCmd is a command of a block, and the lines shown under it.
@@ -91,13 +95,13 @@ var testComment = regexp.MustCompile(`^<!-- test: (.*) -->$`)
 func parseREADME(src []byte) ([]readmeBlock, error) {
 	var blocks []readmeBlock
 	var cur *readmeBlock
-	setup := ""
+	setup, cue := "", ""
 	sc := bufio.NewScanner(bytes.NewReader(src))
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
 		switch {
 		case cur == nil && strings.HasPrefix(line, "```"):
-			cur = &readmeBlock{lang: strings.TrimPrefix(line, "```"), line: n, setup: setup}
+			cur = &readmeBlock{lang: strings.TrimPrefix(line, "```"), line: n, setup: setup, cue: cue}
 			setup = ""
 		case cur == nil:
 			if m := testComment.FindStringSubmatch(line); m != nil {
@@ -106,8 +110,13 @@ func parseREADME(src []byte) ([]readmeBlock, error) {
 				setup = ""
 			}
 		case line == "```":
+			if cur.lang == "cue" {
+				cue = strings.Join(cur.text, "\n") + "\n"
+			}
 			blocks = append(blocks, *cur)
 			cur = nil
+		case cur.lang == "cue":
+			cur.text = append(cur.text, line)
 		case cur.lang == "console" && strings.HasPrefix(line, "$ "):
 			cur.cmds = append(cur.cmds, readmeCmd{line: n, text: strings.TrimPrefix(line, "$ ")})
 		case cur.lang == "console":
@@ -151,6 +160,9 @@ func script(blocks []readmeBlock) string {
 	var b strings.Builder
 	b.WriteString("set -o pipefail\n")
 	for i, bl := range blocks {
+		if bl.setup != "" && bl.cue != "" {
+			fmt.Fprintf(&b, "cat > \"$README_CUE\" <<'ZEN_README_EOF'\n%sZEN_README_EOF\n", bl.cue)
+		}
 		if bl.setup != "" {
 			fmt.Fprintf(&b, "{ %s\n} >/dev/null 2>&1 || { echo '::setup-failed %d::'; exit 1; }\n", bl.setup, i)
 		}
@@ -212,7 +224,7 @@ func runTour(t *testing.T, tour []readmeBlock) {
 	if err := os.Mkdir(work, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	env := append(readmeEnv(t, home), "REGISTRY="+strings.TrimPrefix(srv.URL, "http://"))
+	env := append(readmeEnv(t, home), "REGISTRY="+strings.TrimPrefix(srv.URL, "http://"), "README_CUE="+filepath.Join(home, "block.cue"))
 	runScript(t, tour, work, env)
 	if t.Failed() {
 		return

@@ -157,7 +157,7 @@ func Apply(ctx context.Context, env *Env, p *plan.Plan) (*Result, error) {
 			return nil, err
 		}
 		if a.detached() {
-			return a.recordSubmission()
+			return a.recordSubmission(context.WithoutCancel(ctx))
 		}
 	} else {
 		if env.Detach {
@@ -187,7 +187,9 @@ func (a *applier) finish(ctx context.Context) (*Result, error) {
 	if err := a.env.Store.Close(); err != nil {
 		return nil, fmt.Errorf("artifact store %s: %w", a.env.Store, err)
 	}
-	res, err := a.record(files)
+	// Recorded even when ctx ended: a cancelled run is recorded as such,
+	// and waiting for the ref's lock is bounded by state.LockTimeout.
+	res, err := a.record(context.WithoutCancel(ctx), files)
 	if res != nil {
 		// Recorded: the journal has nothing the state ref lacks.
 		a.journal.Remove()
@@ -476,7 +478,7 @@ func (n *node) prefix() string {
 
 // record writes the runs, their cache entries and the pipelines' latest
 // fingerprints to the state ref in one commit.
-func (a *applier) record(files map[string][]byte) (*Result, error) {
+func (a *applier) record(ctx context.Context, files map[string][]byte) (*Result, error) {
 	finished := time.Now().UTC()
 	res := &Result{}
 	var guard []string
@@ -573,7 +575,7 @@ func (a *applier) record(files map[string][]byte) (*Result, error) {
 		keep = []string{p}
 	}
 	msg := message()
-	commit, err := a.env.State.Commit(a.plan.StateCommit, state.Change{Files: files, Guard: append(guard, keep...), Message: msg})
+	commit, err := a.env.State.Commit(ctx, a.plan.StateCommit, state.Change{Files: files, Guard: append(guard, keep...), Message: msg})
 	if errors.Is(err, state.ErrStateMoved) {
 		if a.sub != nil {
 			if head, herr := a.env.State.Head(); herr == nil {
@@ -593,7 +595,7 @@ func (a *applier) record(files map[string][]byte) (*Result, error) {
 			// Only baselines, which are the other apply's to keep.
 			return res, fmt.Errorf("%w: %v (nothing was recorded)", state.ErrStateMoved, err)
 		}
-		commit2, err2 := a.env.State.Commit(a.plan.StateCommit, state.Change{Files: files, Guard: keep, Message: message()})
+		commit2, err2 := a.env.State.Commit(ctx, a.plan.StateCommit, state.Change{Files: files, Guard: keep, Message: message()})
 		if err2 != nil {
 			return nil, fmt.Errorf("record runs: %w", err2)
 		}

@@ -35,7 +35,7 @@ func (a *applier) detached() bool {
 }
 
 // recordSubmission records the runs of a detached apply as submitted.
-func (a *applier) recordSubmission() (*Result, error) {
+func (a *applier) recordSubmission(ctx context.Context) (*Result, error) {
 	var ids []string
 	for _, n := range a.nodes {
 		if n.res != nil && n.res.Job != "" {
@@ -77,7 +77,7 @@ func (a *applier) recordSubmission() (*Result, error) {
 	if err := put(files, state.SubmissionPath(sub.ID), sub); err != nil {
 		return cancel(err)
 	}
-	commit, err := a.env.State.Commit(a.plan.StateCommit, state.Change{Files: files, Message: commitMessage(a.plan, summary, res.Runs, nil)})
+	commit, err := a.env.State.Commit(ctx, a.plan.StateCommit, state.Change{Files: files, Message: commitMessage(a.plan, summary, res.Runs, nil)})
 	if err != nil {
 		return cancel(fmt.Errorf("record the submission: %w", err))
 	}

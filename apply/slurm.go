@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zen-dev/zen/internal/wait"
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/schema"
@@ -29,10 +30,12 @@ import (
 // sbatch, squeue --json and scancel only.
 
 // slurmPoll is how often squeue is asked how the jobs are doing;
-// squeueTimeout how long one answer is waited for.
+// squeueTimeout how long one answer is waited for; squeueRetry the first
+// pause before squeue is asked again after an error (then 2×, 3×, 4×).
 var (
 	slurmPoll     = 300 * time.Millisecond
 	squeueTimeout = time.Minute
+	squeueRetry   = time.Second
 )
 
 // job is a submitted step.
@@ -328,11 +331,9 @@ func (a *applier) waitJobs(ctx context.Context, jobs []*job) error {
 			}
 			return nil
 		}
-		states, err := squeue(ids)
-		for try := 1; err != nil && try < 5 && ctx.Err() == nil; try++ {
-			// A busy controller times out now and then.
-			time.Sleep(time.Duration(try) * time.Second)
-			states, err = squeue(ids)
+		states, err := squeueRetrying(ctx, ids)
+		if ctx.Err() != nil {
+			continue // cancels the jobs, above
 		}
 		if err != nil {
 			if a.keepJobs {
@@ -378,11 +379,22 @@ func (a *applier) waitJobs(ctx context.Context, jobs []*job) error {
 		if left == 0 {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(slurmPoll):
-		}
+		_ = wait.Sleep(ctx, slurmPoll) // when ctx ends, the loop's top cancels the jobs
 	}
+}
+
+// squeueRetrying asks squeue, five times with growing pauses while it
+// fails: a busy controller times out now and then. It stops when ctx
+// ends, with ctx.Err().
+func squeueRetrying(ctx context.Context, ids []string) (map[string]jobState, error) {
+	states, err := squeue(ctx, ids)
+	for try := 1; err != nil && try < 5; try++ {
+		if werr := wait.Sleep(ctx, time.Duration(try)*squeueRetry); werr != nil {
+			return nil, fmt.Errorf("squeue: stopped retrying after %v: %w", err, werr)
+		}
+		states, err = squeue(ctx, ids)
+	}
+	return states, err
 }
 
 func cmpOr(a, b string) string {
@@ -495,11 +507,14 @@ func terminal(s string) bool {
 
 // squeue asks Slurm for the jobs' states. Slurm 22.05 writes job_state as
 // a string, later releases as a list.
-func squeue(ids []string) (map[string]jobState, error) {
+func squeue(parent context.Context, ids []string) (map[string]jobState, error) {
 	// A controller that does not answer is asked again, not waited for.
-	ctx, cancel := context.WithTimeout(context.Background(), squeueTimeout)
+	ctx, cancel := context.WithTimeout(parent, squeueTimeout)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "squeue", "--json", "-t", "all", "-j", strings.Join(ids, ",")).Output()
+	if err := parent.Err(); err != nil {
+		return nil, fmt.Errorf("squeue: %w", err)
+	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("squeue: no answer from slurmctld in %s", squeueTimeout)
 	}

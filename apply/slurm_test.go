@@ -1,9 +1,14 @@
 package apply
 
 import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zen-dev/zen/schema"
 )
@@ -42,5 +47,68 @@ func TestTags(t *testing.T) {
 	}
 	if got := tagSafe("a/b c:d"); got != "a_b_c_d" {
 		t.Errorf("tagSafe = %q", got)
+	}
+}
+
+// fakeSqueue puts on PATH a squeue that fails as a busy controller does,
+// touching a file each time it is asked, and returns that file.
+func fakeSqueue(t *testing.T) string {
+	bin := t.TempDir()
+	asked := filepath.Join(bin, "asked")
+	script := "#!/bin/sh\necho x >> " + asked + "\necho 'slurm_load_jobs error: Socket timed out on send/recv operation' >&2\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(bin, "squeue"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return asked
+}
+
+// squeue is asked five times while it fails, with injectable pauses.
+func TestSqueueRetrying(t *testing.T) {
+	asked := fakeSqueue(t)
+	defer func(d time.Duration) { squeueRetry = d }(squeueRetry)
+	squeueRetry = time.Millisecond
+	_, err := squeueRetrying(context.Background(), []string{"1"})
+	if err == nil || !strings.Contains(err.Error(), "Socket timed out") {
+		t.Fatalf("err = %v, want squeue's error", err)
+	}
+	if b, _ := os.ReadFile(asked); strings.Count(string(b), "x") != 5 {
+		t.Errorf("squeue was asked %d times, want 5", strings.Count(string(b), "x"))
+	}
+}
+
+// Cancelling ends the pause between retries at once.
+func TestSqueueRetryingCancel(t *testing.T) {
+	asked := fakeSqueue(t)
+	defer func(d time.Duration) { squeueRetry = d }(squeueRetry)
+	squeueRetry = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := squeueRetrying(ctx, []string{"1"})
+		done <- err
+	}()
+	// Once squeue has failed, the retry waits an hour.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err := os.Stat(asked); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("squeue was never asked")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	start := time.Now()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "squeue: stopped retrying") {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("returned %s after the cancel", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("squeueRetrying ignored the cancelled context")
 	}
 }

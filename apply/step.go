@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zen-dev/zen/internal/wait"
 	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
@@ -68,12 +69,9 @@ func (a *applier) runStep(ctx context.Context, n *node, key string) *state.StepR
 		if attempt > 1 {
 			fmt.Fprintf(logFile, "--- attempt %d of %d ---\n", attempt, attempts)
 			a.progress(n, "~ %s retrying (attempt %d of %d) after %s", stepLabel(n), attempt, attempts, backoff)
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-			}
+			werr := wait.Sleep(ctx, backoff)
 			backoff *= 2
-			if ctx.Err() != nil {
+			if werr != nil {
 				res.Status, res.Reason = state.StatusCancelled, "apply cancelled"
 				break
 			}

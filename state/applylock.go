@@ -1,6 +1,8 @@
 package state
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/zen-dev/zen/internal/wait"
 )
 
 // ApplyLock is held by the zen command that records runs in a clone
@@ -24,18 +28,22 @@ type ApplyLock struct {
 // the lock for longer than the timeout.
 var ErrApplyLocked = errors.New("another zen apply is running in this clone")
 
-// applyLockPoll is how often a waiting LockApply tries again.
-const applyLockPoll = 100 * time.Millisecond
+// applyLockPoll is how often a waiting LockApply tries again; a variable
+// so that tests can make it small.
+var applyLockPoll = 100 * time.Millisecond
 
 // LockApply takes the clone's apply lock for what ("zen apply"), waiting
-// up to timeout for another holder (0: not at all).
-func (s *Store) LockApply(what string, timeout time.Duration) (*ApplyLock, error) {
+// up to timeout for another holder (0: not at all). When it has to wait,
+// it calls waiting, if not nil, once with who holds the lock. It stops
+// waiting when ctx ends, with an error that wraps ctx.Err().
+func (s *Store) LockApply(ctx context.Context, what string, timeout time.Duration, waiting func(holder string)) (*ApplyLock, error) {
 	p := filepath.Join(s.commonDir, "zen-apply.lock")
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("apply lock: %w", err)
 	}
 	deadline := time.Now().Add(timeout)
+	first := true
 	for {
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
@@ -46,23 +54,22 @@ func (s *Store) LockApply(what string, timeout time.Duration) (*ApplyLock, error
 			return nil, fmt.Errorf("apply lock %s: %w", p, err)
 		}
 		if time.Now().After(deadline) {
-			holder := "another process"
-			// The holder writes who it is right after it takes the lock.
-			for range 20 {
-				if b, rerr := os.ReadFile(p); rerr == nil && len(b) > 0 {
-					holder = strings.TrimSpace(string(b))
-					break
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			holder := applyLockHolder(ctx, p)
 			f.Close()
-			wait := "wait for it to finish, or pass --lock-timeout to wait"
+			hint := "wait for it to finish, or pass --lock-timeout to wait"
 			if timeout > 0 {
-				wait = fmt.Sprintf("waited %s; try again once it has finished", timeout)
+				hint = fmt.Sprintf("waited %s; try again once it has finished", timeout)
 			}
-			return nil, fmt.Errorf("%w: %s holds %s (%s)", ErrApplyLocked, holder, p, wait)
+			return nil, fmt.Errorf("%w: %s holds %s (%s)", ErrApplyLocked, holder, p, hint)
 		}
-		time.Sleep(applyLockPoll)
+		if first && waiting != nil {
+			waiting(applyLockHolder(ctx, p))
+		}
+		first = false
+		if err := wait.Sleep(ctx, applyLockPoll); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("stopped waiting for %s to release %s: %w", applyLockHolder(ctx, p), p, err)
+		}
 	}
 	// Who holds it, for the message another zen gives.
 	info := fmt.Sprintf("%s (pid %d, since %s)", what, os.Getpid(), time.Now().Format("15:04:05"))
@@ -81,4 +88,18 @@ func (l *ApplyLock) Release() {
 	_ = unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
 	l.f.Close()
 	l.f = nil
+}
+
+// applyLockHolder reads who holds the lock at p from the file: the holder
+// writes it right after it takes the lock, so it waits a little for it.
+func applyLockHolder(ctx context.Context, p string) string {
+	for range 20 {
+		if b, err := os.ReadFile(p); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			return strings.TrimSpace(string(b))
+		}
+		if wait.Sleep(ctx, 10*time.Millisecond) != nil {
+			break
+		}
+	}
+	return "another process"
 }

@@ -5,6 +5,7 @@ package state
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/zen-dev/zen/internal/failpoint"
+	"github.com/zen-dev/zen/internal/wait"
 
 	"github.com/go-git/go-billy/v5"
 	"github.com/go-git/go-billy/v5/osfs"
@@ -562,7 +564,7 @@ type Signature struct {
 // Objects are written and synced to disk before the ref moves; the ref is
 // moved the way git moves refs (a <ref>.lock file, renamed over the ref),
 // so that neither a crash nor a concurrent git or zen can lose an update.
-func (s *Store) Commit(base string, ch Change) (string, error) {
+func (s *Store) Commit(ctx context.Context, base string, ch Change) (string, error) {
 	baseHash := plumbing.ZeroHash
 	if base != "" {
 		if !plumbing.IsHash(base) {
@@ -605,7 +607,7 @@ func (s *Store) Commit(base string, ch Change) (string, error) {
 		return "", fmt.Errorf("state ref %s: sync objects: %w", s.ref, err)
 	}
 	failpoint.Hit(failpoint.ObjectsWritten)
-	lk, err := s.lock()
+	lk, err := s.lock(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -1069,15 +1071,15 @@ type gitRefLock struct {
 }
 
 // lock takes the ref's lock file the way git does, waiting up to
-// LockTimeout for another writer to finish.
-func (s *Store) lock() (*gitRefLock, error) {
+// LockTimeout for another writer to finish, or until ctx ends.
+func (s *Store) lock(ctx context.Context) (*gitRefLock, error) {
 	ref := s.refPath()
 	lockPath := ref + ".lock"
 	if err := gitMkdirAll(filepath.Dir(ref), s.commonDir); err != nil {
 		return nil, fmt.Errorf("state ref %s: %w", s.ref, err)
 	}
 	deadline := time.Now().Add(LockTimeout)
-	wait := time.Millisecond
+	pause := time.Millisecond
 	for {
 		f, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 		if err == nil {
@@ -1097,8 +1099,10 @@ func (s *Store) lock() (*gitRefLock, error) {
 		if left <= 0 {
 			return nil, fmt.Errorf("state ref %s: %w: another zen apply is recording; if none is running, remove %s", s.ref, ErrLocked, lockPath)
 		}
-		time.Sleep(min(left, wait/2+rand.N(wait)))
-		wait = min(2*wait, 50*time.Millisecond)
+		if err := wait.Sleep(ctx, min(left, pause/2+rand.N(pause))); err != nil {
+			return nil, fmt.Errorf("state ref %s: stopped waiting for another writer's %s: %w", s.ref, lockPath, err)
+		}
+		pause = min(2*pause, 50*time.Millisecond)
 	}
 }
 

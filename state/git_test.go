@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -98,7 +99,7 @@ func gitTestCommit(t testing.TB, s *Store, base string, files map[string]string)
 	for p, c := range files {
 		ch.Files[p] = []byte(c)
 	}
-	h, err := s.Commit(base, ch)
+	h, err := s.Commit(context.Background(), base, ch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +162,7 @@ func TestGitFirstCommitAndRead(t *testing.T) {
 		"runs/202611/20261123-2.json":   "second\n",
 		"models/fraud/1.0.0/other.json": "other\n",
 	}
-	c1, err := s.Commit("", Change{Files: gitTestBytes(files), Message: "zen apply: source 1234abc\n\nmore lines"})
+	c1, err := s.Commit(context.Background(), "", Change{Files: gitTestBytes(files), Message: "zen apply: source 1234abc\n\nmore lines"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +396,7 @@ func TestGitReadsFollowThePath(t *testing.T) {
 	}
 	s, _ = fresh()
 	s.reads.Store(0)
-	if _, err := s.Commit(c1, Change{Files: map[string][]byte{"runs/202605/new.json": []byte("x")}}); err != nil {
+	if _, err := s.Commit(context.Background(), c1, Change{Files: map[string][]byte{"runs/202605/new.json": []byte("x")}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := s.reads.Load(); n != 4 { // the commit, root, runs, runs/202605
@@ -429,7 +430,7 @@ func TestGitCompareAndSwap(t *testing.T) {
 		{"file added", []string{"models/m/1.json"}},
 	}
 	for _, tt := range moved {
-		_, err := s.Commit(c1, Change{
+		_, err := s.Commit(context.Background(), c1, Change{
 			Files: map[string][]byte{"pipelines/training.json": []byte("t3"), "runs/202611/r.json": []byte("r")},
 			Guard: tt.guard,
 		})
@@ -443,7 +444,7 @@ func TestGitCompareAndSwap(t *testing.T) {
 		}
 		t.Logf("%s: %v", tt.name, err)
 	}
-	if _, err := s.Commit(c1, Change{Files: map[string][]byte{"x": nil}, Guard: []string{"pipelines/training.json"}}); err == nil ||
+	if _, err := s.Commit(context.Background(), c1, Change{Files: map[string][]byte{"x": nil}, Guard: []string{"pipelines/training.json"}}); err == nil ||
 		!strings.Contains(err.Error(), "moved from "+c1[:12]+" to "+c2[:12]+" and changed pipelines/training.json") {
 		t.Errorf("error does not name the path: %v", err)
 	}
@@ -452,13 +453,13 @@ func TestGitCompareAndSwap(t *testing.T) {
 	}
 
 	// From an empty base, too.
-	if _, err := s.Commit("", Change{Files: map[string][]byte{"x": nil}, Guard: []string{"pipelines/training.json"}}); !errors.Is(err, ErrStateMoved) ||
+	if _, err := s.Commit(context.Background(), "", Change{Files: map[string][]byte{"x": nil}, Guard: []string{"pipelines/training.json"}}); !errors.Is(err, ErrStateMoved) ||
 		!strings.Contains(err.Error(), "(no state)") {
 		t.Errorf("empty base: %v", err)
 	}
 
 	// No overlap: the change is replayed on top of c2.
-	c3, err := s.Commit(c1, Change{
+	c3, err := s.Commit(context.Background(), c1, Change{
 		Files: map[string][]byte{"pipelines/other.json": []byte("o2"), "runs/202611/r.json": []byte("r")},
 		Guard: []string{"pipelines/other.json", "pipelines/never-recorded.json", "stages"},
 	})
@@ -479,11 +480,11 @@ func TestGitCompareAndSwap(t *testing.T) {
 	}
 
 	// Bad bases.
-	if _, err := s.Commit("not-a-hash", Change{}); err == nil {
+	if _, err := s.Commit(context.Background(), "not-a-hash", Change{}); err == nil {
 		t.Error("bad base: no error")
 	}
 	missing := strings.Repeat("ab", 20)
-	if _, err := s.Commit(missing, Change{Guard: []string{"x"}}); err == nil || !strings.Contains(err.Error(), "missing") {
+	if _, err := s.Commit(context.Background(), missing, Change{Guard: []string{"x"}}); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("missing base: %v", err)
 	}
 	gitTestFsck(t, dir)
@@ -553,7 +554,7 @@ func TestGitPackedRef(t *testing.T) {
 		t.Fatalf("packed ref reads as %q", sn.Commit())
 	}
 	// A wrong base is still noticed when the ref is packed.
-	if _, err := s.Commit("", Change{Files: map[string][]byte{"pipelines/p.json": []byte("x")}, Guard: []string{"pipelines/p.json"}}); !errors.Is(err, ErrStateMoved) {
+	if _, err := s.Commit(context.Background(), "", Change{Files: map[string][]byte{"pipelines/p.json": []byte("x")}, Guard: []string{"pipelines/p.json"}}); !errors.Is(err, ErrStateMoved) {
 		t.Errorf("wrong base on a packed ref: %v", err)
 	}
 	c2 := gitTestCommit(t, s, c1, map[string]string{"pipelines/p.json": "2"})
@@ -605,7 +606,7 @@ func TestGitStaleLock(t *testing.T) {
 	lock := filepath.Join(dir, ".git", "refs", "zen", "state.lock")
 	gitTestWrite(t, lock, "")
 	start := time.Now()
-	_, err := s.Commit(c1, Change{Files: map[string][]byte{"b.json": []byte("b")}})
+	_, err := s.Commit(context.Background(), c1, Change{Files: map[string][]byte{"b.json": []byte("b")}})
 	if !errors.Is(err, ErrLocked) {
 		t.Fatalf("err = %v, want ErrLocked", err)
 	}
@@ -657,7 +658,7 @@ func TestGitConcurrentCommits(t *testing.T) {
 				}
 			}
 			p := fmt.Sprintf("pipelines/p%02d.json", i)
-			_, errs[i] = s.Commit(c0, Change{
+			_, errs[i] = s.Commit(context.Background(), c0, Change{
 				Files:   map[string][]byte{p: []byte(fmt.Sprint(i)), fmt.Sprintf("runs/202611/r%02d.json", i): []byte("run")},
 				Guard:   []string{p},
 				Message: fmt.Sprintf("writer %d", i),
@@ -704,7 +705,7 @@ func TestGitConcurrentOverlap(t *testing.T) {
 	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
-			_, errs[i] = s.Commit(c0, Change{
+			_, errs[i] = s.Commit(context.Background(), c0, Change{
 				Files: map[string][]byte{"stages/model.json": []byte(fmt.Sprint(i + 1))}, // all differ from "0"
 				Guard: []string{"stages/model.json"},
 			})
@@ -835,7 +836,7 @@ func TestGitBadRef(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("ref %q: Head() = %v, want %q", tt.content, err, tt.want)
 		}
-		if _, err := s.Commit("", Change{Files: map[string][]byte{"x": nil}}); err == nil {
+		if _, err := s.Commit(context.Background(), "", Change{Files: map[string][]byte{"x": nil}}); err == nil {
 			t.Errorf("ref %q: Commit succeeded", tt.content)
 		}
 		if _, err := s.Log(0); err == nil {
@@ -863,7 +864,7 @@ func TestGitBadChanges(t *testing.T) {
 		{"ok.json": nil, "pipelines": nil}, // one bad path spoils the change
 	}
 	for _, files := range bad {
-		if _, err := s.Commit(c1, Change{Files: files}); err == nil {
+		if _, err := s.Commit(context.Background(), c1, Change{Files: files}); err == nil {
 			t.Errorf("Commit(%q): no error", slices.Collect(func(yield func(string) bool) {
 				for p := range files {
 					if !yield(p) {
@@ -875,7 +876,7 @@ func TestGitBadChanges(t *testing.T) {
 			t.Log(err)
 		}
 	}
-	if _, err := s.Commit(c1, Change{Guard: []string{"../x"}}); err == nil {
+	if _, err := s.Commit(context.Background(), c1, Change{Guard: []string{"../x"}}); err == nil {
 		t.Error("bad guard path: no error")
 	}
 	if got := gitTestHead(t, s).Commit(); got != c1 {
@@ -893,7 +894,7 @@ func TestGitAuthor(t *testing.T) {
 		t.Helper()
 		ch.Files = map[string][]byte{"f": []byte(time.Now().String())}
 		head := gitTestHead(t, s).Commit()
-		h, err := s.Commit(head, ch)
+		h, err := s.Commit(context.Background(), head, ch)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -961,7 +962,7 @@ func BenchmarkCommit(b *testing.B) {
 					files["cache/"+key[:2]+"/"+key+".json"] = fmt.Appendf(nil, `{"version":1,"key":%q}`+"\n", key)
 				}
 			}
-			base, err := s.Commit("", Change{Files: files, Message: "setup"})
+			base, err := s.Commit(context.Background(), "", Change{Files: files, Message: "setup"})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -969,7 +970,7 @@ func BenchmarkCommit(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				id := fmt.Sprintf("20261123-bench-%06d", i)
-				base, err = s.Commit(base, Change{
+				base, err = s.Commit(context.Background(), base, Change{
 					Files: map[string][]byte{"runs/202611/" + id + ".json": fmt.Appendf(nil, `{"version":1,"id":%q}`+"\n", id)},
 					Guard: []string{"pipelines/training.json"},
 				})
@@ -991,7 +992,7 @@ func TestGitRemove(t *testing.T) {
 	c1 := gitTestCommit(t, s, "", map[string]string{
 		"submitted/a.json": "a", "submitted/b.json": "b", "runs/202611/r1.json": "r1",
 	})
-	c2, err := s.Commit(c1, Change{Files: map[string][]byte{"submitted/a.json": nil, "runs/202611/r2.json": []byte("r2"), "nothere/x.json": nil}})
+	c2, err := s.Commit(context.Background(), c1, Change{Files: map[string][]byte{"submitted/a.json": nil, "runs/202611/r2.json": []byte("r2"), "nothere/x.json": nil}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1006,7 +1007,7 @@ func TestGitRemove(t *testing.T) {
 		t.Errorf("root of %s lists %q", c2, got)
 	}
 	// An empty file is a file, not a removal.
-	c3, err := s.Commit(c2, Change{Files: map[string][]byte{"submitted/b.json": nil, "empty": {}}})
+	c3, err := s.Commit(context.Background(), c2, Change{Files: map[string][]byte{"submitted/b.json": nil, "empty": {}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1014,4 +1015,37 @@ func TestGitRemove(t *testing.T) {
 		t.Errorf("root of %s lists %q, want the emptied folder gone", c3, got)
 	}
 	gitTestFsck(t, dir)
+}
+
+// A cancelled context ends the wait for another writer's lock file at
+// once, long before LockTimeout.
+func TestGitLockCancel(t *testing.T) {
+	dir := gitTestRepo(t)
+	s := gitTestOpen(t, dir)
+	c1 := gitTestCommit(t, s, "", map[string]string{"a.json": "a"})
+
+	old := LockTimeout
+	LockTimeout = time.Hour
+	t.Cleanup(func() { LockTimeout = old })
+
+	lock := filepath.Join(dir, ".git", "refs", "zen", "state.lock")
+	gitTestWrite(t, lock, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Commit(ctx, c1, Change{Files: map[string][]byte{"b.json": []byte("b")}})
+		done <- err
+	}()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "stopped waiting for another writer's "+lock) {
+			t.Fatalf("err = %v, want context.Canceled naming the lock file", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Commit ignored the cancelled context")
+	}
+	if got := gitTestHead(t, s).Commit(); got != c1 {
+		t.Errorf("ref moved to %s", got)
+	}
 }

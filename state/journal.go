@@ -3,6 +3,7 @@ package state
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -200,7 +201,7 @@ func readJournal(p string) (*LeftJournal, error) {
 // cancelled, with the steps that finished and their cache entries, and
 // removes the journal. A journal with no finished step is removed with
 // nothing recorded. It returns the new state commit ("" for none).
-func (s *Store) Recover(l *LeftJournal) (string, error) {
+func (s *Store) Recover(ctx context.Context, l *LeftJournal) (string, error) {
 	head, err := s.Head()
 	if err != nil {
 		return "", err
@@ -242,7 +243,7 @@ func (s *Store) Recover(l *LeftJournal) (string, error) {
 	var commit string
 	if len(files) > 0 {
 		msg := fmt.Sprintf("zen apply: recorded %d steps of a stopped apply\n\n%s\n", l.Steps(), strings.Join(lines, "\n"))
-		if commit, err = s.Commit(head.Commit(), Change{Files: files, Message: msg}); err != nil {
+		if commit, err = s.Commit(ctx, head.Commit(), Change{Files: files, Message: msg}); err != nil {
 			return "", fmt.Errorf("record the journal %s: %w", l.Path, err)
 		}
 	}

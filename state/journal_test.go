@@ -1,6 +1,7 @@
 package state
 
 import (
+	"context"
 	"os"
 	"strings"
 	"testing"
@@ -40,7 +41,7 @@ func TestJournalRecover(t *testing.T) {
 	if err != nil || len(left) != 1 || left[0].Steps() != 1 {
 		t.Fatalf("LeftJournals = %+v, %v; want one journal with one step", left, err)
 	}
-	commit, err := s.Recover(left[0])
+	commit, err := s.Recover(context.Background(), left[0])
 	if err != nil || commit == "" {
 		t.Fatalf("Recover = %q, %v", commit, err)
 	}
@@ -70,7 +71,7 @@ func TestJournalRecover(t *testing.T) {
 	j2.Add(run.ID, "b", res, nil)
 	j2.Close()
 	left, _ = s.LeftJournals()
-	if commit, err := s.Recover(left[0]); err != nil || commit != "" {
+	if commit, err := s.Recover(context.Background(), left[0]); err != nil || commit != "" {
 		t.Errorf("Recover of a recorded run = %q, %v; want nothing recorded", commit, err)
 	}
 	gitTestFsck(t, dir)

@@ -186,7 +186,7 @@ func (s *Store) Pull(ctx context.Context, remote string) (*Sync, error) {
 		return sync, nil
 	case l.IsZero():
 		sync.Head = r
-		return sync, s.move(l, rh, "zen: state pull from "+remote)
+		return sync, s.move(ctx, l, rh, "zen: state pull from "+remote)
 	}
 	base, err := s.mergeBase(ctx, l, rh)
 	if err != nil {
@@ -195,7 +195,7 @@ func (s *Store) Pull(ctx context.Context, remote string) (*Sync, error) {
 	switch base {
 	case l: // behind: fast-forward
 		sync.Head = r
-		return sync, s.move(l, rh, "zen: state pull from "+remote+" (fast-forward)")
+		return sync, s.move(ctx, l, rh, "zen: state pull from "+remote+" (fast-forward)")
 	case rh: // ahead: nothing to take
 		sync.Ahead, err = s.count(l, rh)
 		return sync, err
@@ -209,14 +209,15 @@ func (s *Store) Pull(ctx context.Context, remote string) (*Sync, error) {
 	if _, err := s.git(ctx, "update-ref", backup, l.String()); err != nil {
 		return nil, fmt.Errorf("state ref %s: keep the local commits in %s: %w", s.ref, backup, err)
 	}
-	if err := s.move(l, rh, "zen: state pull from "+remote+" (replaying local commits)"); err != nil {
+	if err := s.move(ctx, l, rh, "zen: state pull from "+remote+" (replaying local commits)"); err != nil {
 		return nil, err
 	}
 	head := r
 	// Any failure from here puts the local commits back where they were:
 	// a ref half replayed would look merely ahead to the next pull.
+	// It runs even when ctx ended: that is often why the replay failed.
 	undo := func(cause error) error {
-		if err := s.move(plumbing.NewHash(head), l, "zen: state pull from "+remote+" failed: local commits restored"); err != nil {
+		if err := s.move(context.WithoutCancel(ctx), plumbing.NewHash(head), l, "zen: state pull from "+remote+" failed: local commits restored"); err != nil {
 			return fmt.Errorf("%w; and restoring the local commits failed too (%v): they are in %s", cause, err, backup)
 		}
 		return cause
@@ -251,7 +252,7 @@ func (s *Store) Pull(ctx context.Context, remote string) (*Sync, error) {
 			}
 		}
 		ch := Change{Files: files, Message: c.Message, Author: Signature{Name: c.Author.Name, Email: c.Author.Email, When: c.Author.When}}
-		h, err := s.Commit(head, ch)
+		h, err := s.Commit(ctx, head, ch)
 		if err != nil {
 			return nil, undo(fmt.Errorf("state ref %s: replay %s: %w", s.ref, gitShort(c.Hash.String()), err))
 		}
@@ -295,8 +296,8 @@ func (s *Store) Push(ctx context.Context, remote, expected string) error {
 }
 
 // move points the ref at to, if it is at from.
-func (s *Store) move(from, to plumbing.Hash, msg string) error {
-	lk, err := s.lock()
+func (s *Store) move(ctx context.Context, from, to plumbing.Hash, msg string) error {
+	lk, err := s.lock(ctx)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -240,20 +241,34 @@ func revParse(ts *testscript.TestScript, ref string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// cmdWaitFile waits up to 30 s for a file to exist.
+// cmdWaitFile waits up to 30 s for a file to exist, and with REGEXP for
+// a line of it to match: what a background command writes, to know where
+// it has got to.
+//
+//	waitfile PATH [REGEXP]
 func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 1 {
-		ts.Fatalf("usage: waitfile PATH")
+	if len(args) != 1 && len(args) != 2 {
+		ts.Fatalf("usage: waitfile PATH [REGEXP]")
+	}
+	var re *regexp.Regexp
+	if len(args) == 2 {
+		var err error
+		re, err = regexp.Compile("(?m)" + args[1])
+		ts.Check(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if _, err := os.Stat(ts.MkAbs(args[0])); err == nil {
+		b, err := os.ReadFile(ts.MkAbs(args[0]))
+		if err == nil && (re == nil || re.Match(b)) {
 			return
 		}
 		if time.Now().After(deadline) {
+			if re != nil {
+				ts.Fatalf("%s did not match %q: %q", args[0], args[1], b)
+			}
 			ts.Fatalf("%s did not appear", args[0])
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // polling, with a deadline
 	}
 }
 

@@ -310,13 +310,35 @@ func TestClose(t *testing.T) {
 		_, _, err := get(client(), p, "GET", "/blob")
 		errc <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
-	begin := time.Now()
-	p.Close()
-	if err := <-errc; err == nil {
-		t.Error("a request held back by a delay succeeded when the proxy closed")
+	// Close once the request is held back by the delay, not before it
+	// arrives (when it would fail for another reason).
+	for deadline := time.Now().Add(10 * time.Second); p.Count(Delay) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never reached the delay")
+		}
+		time.Sleep(time.Millisecond) // polling an event, with a deadline
 	}
-	if took := time.Since(begin); took > 5*time.Second {
-		t.Errorf("Close took %v", took)
+	select {
+	case err := <-errc:
+		t.Fatalf("the request ended while it was delayed: %v", err)
+	default:
+	}
+	closed := make(chan struct{})
+	go func() {
+		p.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not cut the delay short")
+	}
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Error("a request held back by a delay succeeded when the proxy closed")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the delayed request did not end when the proxy closed")
 	}
 }

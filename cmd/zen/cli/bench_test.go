@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -149,7 +150,7 @@ func BenchmarkLineage10000Runs(b *testing.B) {
 		Pipeline: "p", Step: "train", Output: "model", RunID: target, Declared: json.RawMessage("{}")}
 	data, _ := state.Encode(mv)
 	files[state.ModelVersionPath("m", "1.0.0")] = data
-	if _, err := st.Commit("", state.Change{Files: files, Message: "bench"}); err != nil {
+	if _, err := st.Commit(context.Background(), "", state.Change{Files: files, Message: "bench"}); err != nil {
 		b.Fatal(err)
 	}
 	if out := zen(b, dir, "lineage", "m:1.0.0"); !strings.Contains(out, "step train") {
@@ -193,7 +194,7 @@ func BenchmarkPlanHistory(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := st.Commit(head.Commit(), state.Change{Files: files, Message: "history"}); err != nil {
+			if _, err := st.Commit(context.Background(), head.Commit(), state.Change{Files: files, Message: "history"}); err != nil {
 				b.Fatal(err)
 			}
 			cue := "package zen\n\nmodels: m: versions: {\n" + versions.String() + "}\n"

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/zen-dev/zen/state"
 )
@@ -12,14 +14,14 @@ import (
 // ended by a crash) had finished, from the journals they left in the
 // clone. The caller holds the apply lock. It reports whether anything was
 // recorded.
-func recoverJournals(sess *session, stderr io.Writer) (bool, error) {
+func recoverJournals(ctx context.Context, sess *session, stderr io.Writer) (bool, error) {
 	left, err := sess.state.LeftJournals()
 	if err != nil {
 		return false, err
 	}
 	recorded := false
 	for _, l := range left {
-		commit, err := sess.state.Recover(l)
+		commit, err := sess.state.Recover(ctx, l)
 		if err != nil {
 			return recorded, err
 		}
@@ -33,8 +35,8 @@ func recoverJournals(sess *session, stderr io.Writer) (bool, error) {
 
 // journalNotes are plan's warnings about journals stopped applies left:
 // none while an apply runs in the clone, whose journal it is.
-func journalNotes(sess *session) []string {
-	lock, err := sess.state.LockApply("zen plan", 0)
+func journalNotes(ctx context.Context, sess *session) []string {
+	lock, err := sess.state.LockApply(ctx, "zen plan", 0, nil)
 	if err != nil {
 		return nil
 	}
@@ -58,4 +60,12 @@ func runIDs(l *state.LeftJournal) string {
 		ids = append(ids, r.ID)
 	}
 	return strings.Join(ids, ", ")
+}
+
+// lockWaiting says on stderr that the command waits for the clone's apply
+// lock, and how to stop waiting.
+func lockWaiting(stderr io.Writer, timeout time.Duration) func(holder string) {
+	return func(holder string) {
+		fmt.Fprintf(stderr, "zen: waiting up to %s for %s to finish (Ctrl-C stops waiting)\n", timeout, holder)
+	}
 }

@@ -90,7 +90,7 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (_ *planned
 	pl := &planned{sess: sess, stack: st, store: store}
 	if f.forApply {
 		// From the pull to the push: released by the caller.
-		if pl.lock, err = sess.state.LockApply("zen apply", f.lockTimeout); err != nil {
+		if pl.lock, err = sess.state.LockApply(ctx, "zen apply", f.lockTimeout, lockWaiting(f.stderr, f.lockTimeout)); err != nil {
 			return nil, err
 		}
 		defer func() {
@@ -115,7 +115,7 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (_ *planned
 	if f.forApply {
 		// What an apply stopped on the way (killed) had finished is
 		// recorded first: those steps are cached for this plan.
-		recovered, err := recoverJournals(sess, f.stderr)
+		recovered, err := recoverJournals(ctx, sess, f.stderr)
 		if err != nil {
 			return nil, err
 		}
@@ -192,7 +192,7 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (_ *planned
 		notes = append(notes, pendingNote(sub))
 	}
 	if !f.forApply {
-		notes = append(notes, journalNotes(sess)...)
+		notes = append(notes, journalNotes(ctx, sess)...)
 	}
 	p.Warnings = append(p.Warnings, notes...)
 	if warning != "" {

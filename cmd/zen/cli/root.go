@@ -69,6 +69,10 @@ func Main() int {
 	if errors.As(err, &re) && re.Cancelled() {
 		code = exitCancelled
 	}
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		// Interrupted while it waited (for a lock, a retry, Slurm).
+		code = exitCancelled
+	}
 	if msg := err.Error(); msg != "" {
 		fmt.Fprintln(os.Stderr, "zen: "+msg)
 	}

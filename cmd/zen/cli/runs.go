@@ -120,7 +120,7 @@ exit status says how it ended: 0 succeeded, 1 otherwise.`,
 			if err != nil {
 				return err
 			}
-			lock, err := sess.state.LockApply("zen runs watch", lockTimeout)
+			lock, err := sess.state.LockApply(ctx, "zen runs watch", lockTimeout, lockWaiting(g.stderr, lockTimeout))
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zen-dev/zen/internal/wait"
 	"github.com/zen-dev/zen/state"
 )
 
@@ -61,6 +62,13 @@ func (s *session) pullState(ctx context.Context, remote string) (*state.Sync, []
 	return sync, notes, nil
 }
 
+// pushRetry is the first pause before pushing the state again after a
+// network error (then 2×); a variable so that tests can make it small.
+var pushRetry = time.Second
+
+// pushPause is how pushState pauses; tests see the pause through it.
+var pushPause = wait.Sleep
+
 // pushState pushes the state ref after an apply recorded runs, pulling
 // and replaying when another apply pushed first. A record the other apply
 // changed too (the same pipeline's baseline, the same model's stage) is
@@ -68,10 +76,15 @@ func (s *session) pullState(ctx context.Context, remote string) (*state.Sync, []
 func (s *session) pushState(ctx context.Context, remote, expected string) error {
 	for attempt := range 3 {
 		err := s.state.Push(ctx, remote, expected)
+		if err != nil && ctx.Err() != nil {
+			return fmt.Errorf("%w; stopped: %w", err, ctx.Err())
+		}
 		if errors.Is(err, state.ErrRemote) && attempt < 2 {
 			// A network hiccup: a CI job's clone is thrown away, with
 			// the records only it holds.
-			time.Sleep(time.Duration(attempt+1) * time.Second)
+			if werr := pushPause(ctx, time.Duration(attempt+1)*pushRetry); werr != nil {
+				return fmt.Errorf("%w; stopped before pushing again: %w", err, werr)
+			}
 			continue
 		}
 		if !errors.Is(err, state.ErrStateMoved) {

@@ -9,10 +9,12 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 build:
 	$(GO) build -ldflags "-X github.com/zen-dev/zen/cmd/zen/cli.version=$(VERSION)" -o $(BIN) ./cmd/zen
 
-# Everything: vet, unit tests and the end-to-end scripts, with the race detector.
+# Everything: vet, unit tests and the end-to-end scripts, with the race
+# detector. Four tests at a time: the scripts wait on git, steps and
+# registries as much as on the CPU.
 test:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -parallel 4 -timeout 30m ./...
 
 # The long reliability run: kills, races, registry faults, hostile input,
 # forgeries, secret scans and fuzzing, with a summary table (scripts/stress).

@@ -7,9 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+	sigdsse "github.com/sigstore/sigstore/pkg/signature/dsse"
 )
 
 // inTotoPayloadType is the DSSE payload type of an in-toto statement.
@@ -32,33 +33,15 @@ type subject struct {
 	Digest map[string]string `json:"digest"`
 }
 
-// envelope is a DSSE envelope.
-type envelope struct {
-	PayloadType string        `json:"payloadType"`
-	Payload     string        `json:"payload"`
-	Signatures  []envelopeSig `json:"signatures"`
-}
-
-type envelopeSig struct {
-	KeyID string `json:"keyid"`
-	Sig   string `json:"sig"`
-}
-
-// pae is DSSE's pre-authentication encoding of a payload: what is signed.
-func pae(payloadType string, payload []byte) []byte {
-	b := []byte("DSSEv1 ")
-	b = strconv.AppendInt(b, int64(len(payloadType)), 10)
-	b = append(b, ' ')
-	b = append(b, payloadType...)
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, int64(len(payload)), 10)
-	b = append(b, ' ')
-	return append(b, payload...)
-}
-
 // verifies reports whether one of e's signatures is by v over its payload.
-func (e *envelope) verifies(v Checker, payload []byte) bool {
-	m := pae(e.PayloadType, payload)
+// The payload is decoded as standard base64 only, as Attest and cosign
+// write it.
+func verifies(e *dsse.Envelope, v Checker) bool {
+	payload, err := base64.StdEncoding.DecodeString(e.Payload)
+	if err != nil {
+		return false
+	}
+	m := dsse.PAE(e.PayloadType, payload)
 	for _, s := range e.Signatures {
 		sig, err := base64.StdEncoding.DecodeString(s.Sig)
 		if err == nil && verify(v, sig, m) {
@@ -110,19 +93,20 @@ func Attest(ctx context.Context, repo Repository, digest, predicateType string, 
 		if err != nil && !errors.Is(err, ErrBadSignature) {
 			return fmt.Errorf("attest %s@%s: %w", repo.Reference(), digest, err)
 		}
-		if err == nil && e.Payload == payload && e.PayloadType == inTotoPayloadType && e.verifies(pub, st) {
+		if err == nil && e.Payload == payload && e.PayloadType == inTotoPayloadType && verifies(e, pub) {
 			return nil
 		}
 	}
-	sig, err := s.sign(pae(inTotoPayloadType, st))
+	// As cosign attest does: the key ID is empty.
+	es, err := dsse.NewEnvelopeSigner(&sigdsse.SignerAdapter{SignatureSigner: s.sv})
 	if err != nil {
-		return err
+		return fmt.Errorf("attest: %w", err)
 	}
-	env, err := json.Marshal(envelope{
-		PayloadType: inTotoPayloadType,
-		Payload:     payload,
-		Signatures:  []envelopeSig{{Sig: base64.StdEncoding.EncodeToString(sig)}},
-	})
+	e, err := es.SignPayload(ctx, inTotoPayloadType, st)
+	if err != nil {
+		return fmt.Errorf("attest: sign: %w", err)
+	}
+	env, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("attest: %w", err)
 	}
@@ -191,8 +175,7 @@ func VerifyAttestations(ctx context.Context, repo Repository, digest, predicateT
 			continue
 		}
 		n++
-		payload, _ := base64.StdEncoding.DecodeString(e.Payload)
-		valid := e.PayloadType == inTotoPayloadType && e.verifies(v, payload)
+		valid := e.PayloadType == inTotoPayloadType && verifies(e, v)
 		about := false
 		for _, s := range st.Subject {
 			if s.Digest["sha256"] == h.Hex {
@@ -223,12 +206,12 @@ func VerifyAttestations(ctx context.Context, repo Repository, digest, predicateT
 // readEnvelope reads an attestation layer: the envelope and the statement
 // in it. A layer that cannot be read as one gives an error wrapping
 // ErrBadSignature.
-func readEnvelope(ctx context.Context, repo Repository, l v1.Descriptor) (*envelope, *statement, error) {
+func readEnvelope(ctx context.Context, repo Repository, l v1.Descriptor) (*dsse.Envelope, *statement, error) {
 	b, err := readLayer(ctx, repo, l)
 	if err != nil {
 		return nil, nil, err
 	}
-	var e envelope
+	var e dsse.Envelope
 	if err := json.Unmarshal(b, &e); err != nil {
 		return nil, nil, fmt.Errorf("%w: layer %s: not a DSSE envelope: %v", ErrBadSignature, l.Digest, err)
 	}

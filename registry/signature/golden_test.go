@@ -3,6 +3,7 @@ package signature_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/zen-dev/zen/registry/signature"
 )
@@ -197,4 +200,29 @@ func TestGoldenCosign(t *testing.T) {
 	offline := []string{"--insecure-ignore-tlog=true", "--allow-http-registry"}
 	cosign.ok(dir, "", append(append([]string{"verify", "--key", pubFile, "--output", "json"}, offline...), img)...)
 	cosign.ok(dir, "", append(append([]string{"verify-attestation", "--key", pubFile, "--type", "slsaprovenance", "--output", "json"}, offline...), img)...)
+}
+
+// TestVerifyWrongType checks that a simple-signing payload of another type
+// than cosign's is refused as a bad signature, as cosign refuses it.
+func TestVerifyWrongType(t *testing.T) {
+	ctx := context.Background()
+	repo := newMemRepo()
+	pub, _ := loadGolden(t, repo)
+	v, err := signature.LoadVerifier(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, _ := goldenLayer(t, repo, "sig")
+	forged := bytes.Replace(content, []byte(`"cosign container image signature"`), []byte(`"atomic container signature"`), 1)
+	h := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sha256.Sum256(forged))}
+	if err := repo.PutBlob(ctx, h.String(), forged); err != nil {
+		t.Fatal(err)
+	}
+	m := readManifest(t, repo, tagOf(goldenDigest, "sig"))
+	m.Layers[0].Digest, m.Layers[0].Size = h, int64(len(forged))
+	putManifest(t, repo, tagOf(goldenDigest, "sig"), m)
+	err = signature.Verify(ctx, repo, goldenDigest, v)
+	if !errors.Is(err, signature.ErrBadSignature) || !strings.Contains(err.Error(), `type "atomic container signature"`) {
+		t.Errorf("payload of another type: %v, want ErrBadSignature naming the type", err)
+	}
 }

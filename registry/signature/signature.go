@@ -27,6 +27,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/sigstore/sigstore/pkg/signature/payload"
 )
 
 // Repository is where an artifact and its signatures live: one OCI
@@ -70,26 +71,10 @@ const (
 	dsseMediaType           = "application/vnd.dsse.envelope.v1+json"
 	signatureAnnotation     = "dev.cosignproject.cosign/signature"
 	predicateTypeAnnotation = "predicateType"
-	simpleSigningType       = "cosign container image signature"
 )
 
 // maxPayload bounds what verification reads of one signature layer.
 const maxPayload = 32 << 20
-
-// simpleSigning is cosign's signed payload. The field order, and the null
-// "optional", are what cosign writes.
-type simpleSigning struct {
-	Critical struct {
-		Identity struct {
-			DockerReference string `json:"docker-reference"`
-		} `json:"identity"`
-		Image struct {
-			DockerManifestDigest string `json:"docker-manifest-digest"`
-		} `json:"image"`
-		Type string `json:"type"`
-	} `json:"critical"`
-	Optional map[string]any `json:"optional"`
-}
 
 // Sign adds a signature by s of the manifest digest ("sha256:<hex>") to the
 // repository's "sha256-<hex>.sig" tag, in cosign's simple-signing format.
@@ -100,11 +85,14 @@ func Sign(ctx context.Context, repo Repository, digest string, s *Signer) error 
 	if err != nil {
 		return err
 	}
-	var p simpleSigning
-	p.Critical.Identity.DockerReference = repo.Reference()
-	p.Critical.Image.DockerManifestDigest = h.String()
-	p.Critical.Type = simpleSigningType
-	payload, err := json.Marshal(p)
+	// Not payload.Cosign: it wants the reference parsed, and a local
+	// store's is a name, not a registry's. Optional stays null, as cosign
+	// writes it.
+	content, err := json.Marshal(payload.SimpleContainerImage{Critical: payload.Critical{
+		Identity: payload.Identity{DockerReference: repo.Reference()},
+		Image:    payload.Image{DockerManifestDigest: h.String()},
+		Type:     payload.CosignSignatureType,
+	}})
 	if err != nil {
 		return err
 	}
@@ -113,25 +101,25 @@ func Sign(ctx context.Context, repo Repository, digest string, s *Signer) error 
 	if err != nil {
 		return fmt.Errorf("sign %s@%s: %w", repo.Reference(), digest, err)
 	}
-	payloadDigest := sha256Hash(payload)
+	payloadDigest := sha256Hash(content)
 	pub := s.Public()
 	for _, l := range m.manifest.Layers {
 		sig, err := base64.StdEncoding.DecodeString(l.Annotations[signatureAnnotation])
-		if l.Digest == payloadDigest && err == nil && verify(pub, sig, payload) {
+		if l.Digest == payloadDigest && err == nil && verify(pub, sig, content) {
 			return nil
 		}
 	}
-	sig, err := s.sign(payload)
+	sig, err := s.sign(content)
 	if err != nil {
 		return err
 	}
 	layer := v1.Descriptor{
 		MediaType:   simpleSigningMediaType,
-		Size:        int64(len(payload)),
+		Size:        int64(len(content)),
 		Digest:      payloadDigest,
 		Annotations: map[string]string{signatureAnnotation: base64.StdEncoding.EncodeToString(sig)},
 	}
-	if err := m.append(ctx, repo, layer, payload); err != nil {
+	if err := m.append(ctx, repo, layer, content); err != nil {
 		return fmt.Errorf("sign %s@%s: %w", repo.Reference(), digest, err)
 	}
 	return nil
@@ -164,20 +152,24 @@ func Verify(ctx context.Context, repo Repository, digest string, v Checker) erro
 			continue
 		}
 		n++
-		payload, err := readLayer(ctx, repo, l)
+		content, err := readLayer(ctx, repo, l)
 		if errors.Is(err, ErrBadSignature) {
 			bad = cmp.Or(bad, err)
 			continue
 		} else if err != nil {
 			return fail(err)
 		}
-		var p simpleSigning
-		if err := json.Unmarshal(payload, &p); err != nil {
+		var p payload.SimpleContainerImage
+		if err := json.Unmarshal(content, &p); err != nil {
 			bad = cmp.Or(bad, fmt.Errorf("%w: layer %s: payload is not cosign's: %v", ErrBadSignature, l.Digest, err))
 			continue
 		}
+		if t := p.Critical.Type; t != payload.CosignSignatureType {
+			bad = cmp.Or(bad, fmt.Errorf("%w: layer %s: payload is not cosign's: type %q", ErrBadSignature, l.Digest, t))
+			continue
+		}
 		sig, err := base64.StdEncoding.DecodeString(b64)
-		valid := err == nil && verify(v, sig, payload)
+		valid := err == nil && verify(v, sig, content)
 		named := p.Critical.Image.DockerManifestDigest
 		switch {
 		case valid && named == h.String():

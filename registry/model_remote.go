@@ -3,12 +3,12 @@ package registry
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
 )
 
 // A model's versions go to <repository>/models/<model>, pushed by digest;
@@ -61,38 +61,23 @@ func (s *remoteStore) PushModel(ctx context.Context, p string, meta ModelMeta) (
 }
 
 // uploadAll uploads the blobs ls, uploadConcurrency at a time, each unless
-// the registry has it, and returns the first error.
+// the registry has it, and returns the first error. The first error cancels
+// the uploads under way; those not started do not start.
 func uploadAll(ctx context.Context, p *remote.Pusher, repo name.Repository, ls []*blobLayer) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		once  sync.Once
-		first error
-		wg    sync.WaitGroup
-	)
-	fail := func(err error) {
-		once.Do(func() {
-			first = err
-			cancel()
-		})
-	}
-	sem := make(chan struct{}, uploadConcurrency)
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(uploadConcurrency)
 	for _, l := range ls {
-		wg.Go(func() {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				fail(ctx.Err())
-				return
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
 			}
-			defer func() { <-sem }()
 			if err := p.Upload(ctx, repo, l); err != nil {
-				fail(fmt.Errorf("upload blob %s: %w", l.d.Digest, reach(err)))
+				return fmt.Errorf("upload blob %s: %w", l.d.Digest, reach(err))
 			}
+			return nil
 		})
 	}
-	wg.Wait()
-	return first
+	return g.Wait()
 }
 
 func (s *remoteStore) Tag(ctx context.Context, model, tag, digest string) error {

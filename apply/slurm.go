@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/zen-dev/zen/internal/wait"
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/registry"
@@ -37,6 +39,10 @@ var (
 	squeueTimeout = time.Minute
 	squeueRetry   = time.Second
 )
+
+// submitConcurrency bounds the step specs stored, and the sbatch commands
+// run, at once.
+const submitConcurrency = 8
 
 // job is a submitted step.
 type job struct {
@@ -142,22 +148,20 @@ func (a *applier) executeSlurm(ctx context.Context) error {
 		}
 		specs[n] = spec
 	}
+	// Every one is tried: the error names each that failed.
 	errs := make([]error, len(order))
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(submitConcurrency)
 	for i, n := range order {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			spec := specs[n]
 			if err := putJSON(ctx, a.env.Store, specTag(spec.RunID, spec.Pipeline, spec.Step), "step-spec", spec); err != nil {
 				errs[i] = fmt.Errorf("step %s.%s: store its spec: %w", spec.Pipeline, spec.Step, err)
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -240,17 +244,15 @@ func (a *applier) executeSlurm(ctx context.Context) error {
 			}
 		}
 		errs := make([]error, len(wave))
-		var wg sync.WaitGroup
+		var g errgroup.Group
+		g.SetLimit(submitConcurrency)
 		for i, n := range wave {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				sem <- struct{}{}
-				defer func() { <-sem }()
+			g.Go(func() error {
 				errs[i] = submit(n)
-			}()
+				return nil
+			})
 		}
-		wg.Wait()
+		g.Wait()
 		if err := errors.Join(errs...); err != nil {
 			cancelAll()
 			return err

@@ -41,6 +41,7 @@ import (
 // It kills at 5 random points in make test; ZEN_STRESS_KILLS sets how many
 // (make stress: 50). ZEN_CRASH_SEED replays a sequence of kill points.
 func TestCrashSafety(t *testing.T) {
+	t.Parallel() // beside the scripts: each waits on processes as much as on the CPU
 	kills := 5
 	if n, err := strconv.Atoi(os.Getenv("ZEN_STRESS_KILLS")); err == nil && n > 0 {
 		kills = n

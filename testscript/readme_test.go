@@ -41,6 +41,7 @@ import (
 //     a file holding the last cue block). $REGISTRY is a registry on
 //     loopback, for the blocks that use one.
 func TestREADME(t *testing.T) {
+	t.Parallel() // beside the scripts: each waits on processes as much as on the CPU
 	if testing.Short() {
 		t.Skip("the README's tour applies pipelines: not in -short")
 	}

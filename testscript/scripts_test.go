@@ -36,6 +36,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestScripts(t *testing.T) {
+	t.Parallel() // beside the scripts: each waits on processes as much as on the CPU
 	testscript.Run(t, testscript.Params{
 		Dir:           "testdata",
 		UpdateScripts: os.Getenv("ZEN_UPDATE") != "",

@@ -21,6 +21,7 @@ import (
 // and everything zen printed. None may appear. The step's log has the
 // values masked.
 func TestSecretsNeverLeak(t *testing.T) {
+	t.Parallel() // beside the scripts: each waits on processes as much as on the CPU
 	token, dbpass, password := randomSecret(t), randomSecret(t), randomSecret(t)
 	c := newTestRepo(t, secretsCUE, "COSIGN_PASSWORD="+password, "ZEN_SECRET_API_TOKEN="+token, "ZEN_SECRETS_DIR="+filepath.Join(t.TempDir()))
 	secretsDir := c.envValue("ZEN_SECRETS_DIR")

@@ -54,7 +54,27 @@ func sbin(name string) string {
 
 // Start starts a cluster whose files live in dir, and waits until both
 // nodes are idle. Stop it with Stop.
+//
+// The daemons' ports are picked free, then bound by the daemons: another
+// process may take one in between (tests start registries and clusters
+// side by side), and a daemon then cannot listen. Start tries again on
+// fresh ports, up to three times.
 func Start(dir string) (*Cluster, error) {
+	var err error
+	for attempt := range 3 {
+		d := dir
+		if attempt > 0 {
+			d = filepath.Join(dir, fmt.Sprintf("retry-%d", attempt))
+		}
+		var c *Cluster
+		if c, err = start(d); err == nil || !strings.Contains(err.Error(), "Address already in use") {
+			return c, err
+		}
+	}
+	return nil, err
+}
+
+func start(dir string) (*Cluster, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("a Slurm test cluster needs root (slurmd runs jobs as their users)")
 	}

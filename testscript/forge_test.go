@@ -833,6 +833,15 @@ func (e *scanner) space() {
 	}
 }
 
+// end says whether the whole source was read, blanks aside.
+func (e *scanner) end() error {
+	e.space()
+	if e.pos != len(e.src) {
+		return fmt.Errorf("unknown syntax at %q", e.src[e.pos:])
+	}
+	return nil
+}
+
 func (e *scanner) eat(tok string) bool {
 	e.space()
 	if strings.HasPrefix(e.src[e.pos:], tok) {
@@ -850,12 +859,11 @@ type ghExpr struct {
 
 func (e *ghExpr) parse() (any, error) {
 	v, err := e.or()
+	if err == nil {
+		err = e.end()
+	}
 	if err != nil {
 		return nil, err
-	}
-	e.space()
-	if e.pos != len(e.src) {
-		return nil, fmt.Errorf("unknown syntax at %q", e.src[e.pos:])
 	}
 	return v, nil
 }
@@ -1353,12 +1361,11 @@ type glExpr struct {
 
 func (e *glExpr) parse() (bool, error) {
 	v, err := e.or()
+	if err == nil {
+		err = e.end()
+	}
 	if err != nil {
 		return false, err
-	}
-	e.space()
-	if e.pos != len(e.src) {
-		return false, fmt.Errorf("unknown syntax at %q", e.src[e.pos:])
 	}
 	return v, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zen-dev/zen"
 	"github.com/zen-dev/zen/apply"
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/plan/render"
@@ -64,7 +65,7 @@ or a '/' is a plan file: pipeline names have neither.)`,
   zen apply --stack hpc --detach && zen runs watch
   zen plan -o plan.zen && zen apply plan.zen`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f.forApply, f.stderr = true, g.stderr
+			f.g, f.forApply, f.stderr = g, true, g.stderr
 			var pl *planned
 			var err error
 			if len(args) > 0 && strings.ContainsAny(args[0], "./") {
@@ -146,12 +147,12 @@ func applyPlan(ctx context.Context, g *globals, pl *planned, jobs int, detach bo
 	var verifier *signature.Verifier
 	if sum := p.Summary(); sum.Run > 0 || sum.Versions > 0 || sum.Promotions > 0 || sum.Repairs > 0 {
 		var err error
-		if signer, keyID, verifier, err = pl.sess.checkedSigner(pl.stack); err != nil {
+		if signer, keyID, verifier, err = pl.sess.Signer(pl.stack); err != nil {
 			return err
 		}
 	}
 	if pl.checker == nil && verifier != nil {
-		pl.checker = pl.sess.checker(pl.store, verifier, keyID, pl.recs)
+		pl.checker = pl.sess.Checker(pl.store, verifier, keyID, pl.recs)
 	}
 	env := &apply.Env{
 		Signer:   signer,
@@ -170,7 +171,7 @@ func applyPlan(ctx context.Context, g *globals, pl *planned, jobs int, detach bo
 		env.Verify = pl.checker.Verify
 	}
 	if pl.stack.Orchestrator.Flavor == "slurm" {
-		env.StoreRef = storeRef(pl.store)
+		env.StoreRef = zen.StoreRef(pl.store)
 		if st := pl.stack.ArtifactStore; st.Flavor == "oci-layout" {
 			// The nodes are given the folder by its full path.
 			abs, _ := filepath.Abs(st.String("path"))
@@ -285,7 +286,7 @@ func applySaved(ctx context.Context, f *planFlags, args []string) (*planned, err
 		return nil, fmt.Errorf("%s carries the stack, pipelines, --no-cache and --set it was made with: apply it without them", name)
 	}
 	// Not blocking on a FIFO: a plan file is a regular file.
-	file, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	file, err := os.OpenFile(f.g.path(name), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("plan file: %w", err)
 	}
@@ -299,7 +300,7 @@ func applySaved(ctx context.Context, f *planFlags, args []string) (*planned, err
 		return nil, err
 	}
 	req := saved.Request
-	pl, err := makePlan(ctx, &planFlags{stack: req.Stack, noCache: req.NoCache, sets: req.Sets, forApply: true}, req.Pipelines)
+	pl, err := makePlan(ctx, &planFlags{g: f.g, stack: req.Stack, noCache: req.NoCache, sets: req.Sets, forApply: true}, req.Pipelines)
 	if err != nil {
 		return nil, err
 	}

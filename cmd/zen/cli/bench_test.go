@@ -21,9 +21,9 @@ import (
 	"github.com/zen-dev/zen/state"
 )
 
-// zen runs one zen command in-process in dir and fails the benchmark on an
+// zenCmd runs one zen command in-process in dir and fails the benchmark on an
 // error.
-func zen(b *testing.B, dir string, args ...string) string {
+func zenCmd(b *testing.B, dir string, args ...string) string {
 	b.Helper()
 	var out bytes.Buffer
 	root := newRoot(&out, io.Discard)
@@ -55,8 +55,8 @@ func generated(b *testing.B, pipelines, steps int) string {
 	if err := benchgen.Generate(dir, pipelines, steps); err != nil {
 		b.Fatal(err)
 	}
-	zen(b, dir, "apply")
-	if out := zen(b, dir, "plan"); !strings.Contains(out, "No changes") {
+	zenCmd(b, dir, "apply")
+	if out := zenCmd(b, dir, "plan"); !strings.Contains(out, "No changes") {
 		b.Fatalf("after apply, plan still has changes:\n%s", out)
 	}
 	return dir
@@ -73,13 +73,13 @@ func BenchmarkPlanQuickstart(b *testing.B) {
 	if err := exec.Command("git", "init", "-q", dir).Run(); err != nil {
 		b.Fatal(err)
 	}
-	zen(b, dir, "init")
+	zenCmd(b, dir, "init")
 	gitRun(b, dir, "add", "-A")
 	gitRun(b, dir, "commit", "-qm", "init")
-	zen(b, dir, "apply")
+	zenCmd(b, dir, "apply")
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		zen(b, dir, "plan")
+		zenCmd(b, dir, "plan")
 	}
 }
 
@@ -89,7 +89,7 @@ func BenchmarkApplyCached1000(b *testing.B) {
 	dir := generated(b, 100, 10)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if out := zen(b, dir, "apply"); !strings.Contains(out, "No changes. 1000 steps cached") {
+		if out := zenCmd(b, dir, "apply"); !strings.Contains(out, "No changes. 1000 steps cached") {
 			b.Fatalf("apply: %s", out)
 		}
 	}
@@ -104,7 +104,7 @@ func BenchmarkPlanLarge(b *testing.B) {
 	dir := generated(b, 1000, 10)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		zen(b, dir, "plan")
+		zenCmd(b, dir, "plan")
 	}
 }
 
@@ -114,7 +114,7 @@ func BenchmarkApplyTrivialSteps(b *testing.B) {
 	dir := generated(b, 10, 10)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		zen(b, dir, "apply", "--no-cache")
+		zenCmd(b, dir, "apply", "--no-cache")
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*100)/1000, "ms/step")
 }
@@ -153,12 +153,12 @@ func BenchmarkLineage10000Runs(b *testing.B) {
 	if _, err := st.Commit(context.Background(), "", state.Change{Files: files, Message: "bench"}); err != nil {
 		b.Fatal(err)
 	}
-	if out := zen(b, dir, "lineage", "m:1.0.0"); !strings.Contains(out, "step train") {
+	if out := zenCmd(b, dir, "lineage", "m:1.0.0"); !strings.Contains(out, "step train") {
 		b.Fatalf("lineage: %s", out)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		zen(b, dir, "lineage", "m:1.0.0")
+		zenCmd(b, dir, "lineage", "m:1.0.0")
 	}
 }
 
@@ -203,12 +203,12 @@ func BenchmarkPlanHistory(b *testing.B) {
 			}
 			gitRun(b, dir, "add", "-A")
 			gitRun(b, dir, "commit", "-qm", "models")
-			if out := zen(b, dir, "plan"); !strings.Contains(out, "No changes") {
+			if out := zenCmd(b, dir, "plan"); !strings.Contains(out, "No changes") {
 				b.Fatalf("plan has changes:\n%s", out)
 			}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				zen(b, dir, "plan")
+				zenCmd(b, dir, "plan")
 			}
 		})
 	}

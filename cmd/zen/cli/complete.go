@@ -87,7 +87,7 @@ func nothing([]string) []string { return nil }
 
 // completionConfig loads the repository's CUE, or nil.
 func completionConfig() *schema.Config {
-	cfg, err := loadConfig()
+	cfg, err := loadConfig(nil)
 	if err != nil {
 		return nil
 	}
@@ -96,7 +96,7 @@ func completionConfig() *schema.Config {
 
 // completionRecords reads the local state ref, or gives false.
 func completionRecords() (state.Records, bool) {
-	sess, err := open(false)
+	sess, err := open(nil, false)
 	if err != nil {
 		return state.Records{}, false
 	}
@@ -170,7 +170,7 @@ func completionRun(args []string) *state.Run {
 	if len(args) == 0 {
 		return nil
 	}
-	sess, err := open(false)
+	sess, err := open(nil, false)
 	if err != nil {
 		return nil
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/zen-dev/zen"
 	"github.com/zen-dev/zen/apply"
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/schema"
@@ -34,7 +35,7 @@ func collect(ctx context.Context, stderr io.Writer, sess *session, recs state.Re
 	if _, err := exec.LookPath("squeue"); err != nil {
 		return nil, fmt.Errorf("run %s: Slurm's squeue is not on PATH here: collect it where Slurm is (zen runs watch %s)", sub.Runs[0], sub.Runs[0])
 	}
-	store, err := openStoreRef(sub.Store)
+	store, err := zen.OpenStoreRef(sub.Store)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", state.SubmissionPath(sub.ID), err)
 	}
@@ -69,7 +70,7 @@ func collect(ctx context.Context, stderr io.Writer, sess *session, recs state.Re
 	if st == nil {
 		return nil, fmt.Errorf("run %s: stack %s is not in the CUE it was submitted with", sub.Runs[0], sub.Stack)
 	}
-	signer, keyID, verifier, err := sess.checkedSigner(st)
+	signer, keyID, verifier, err := sess.Signer(st)
 	if err != nil {
 		return nil, err
 	}

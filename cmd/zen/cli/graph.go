@@ -24,7 +24,7 @@ Graphviz and Mermaid.`,
   zen graph --format mermaid`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig()
+			cfg, err := loadConfig(g)
 			if err != nil {
 				return err
 			}

@@ -59,10 +59,7 @@ each secret the steps read.`,
   zen init --ci gitlab --stack shared   # .gitlab-ci.yml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			wd, err := os.Getwd()
-			if err != nil {
-				return err
-			}
+			wd := g.workDir()
 			if ci != "" {
 				return scaffoldCI(g, wd, ci, stack)
 			}

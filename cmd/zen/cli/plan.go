@@ -24,6 +24,7 @@ import (
 
 // planFlags are shared by plan and apply.
 type planFlags struct {
+	g       *globals
 	stack   string
 	noCache bool
 	sets    []string
@@ -75,7 +76,7 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (_ *planned
 	if err != nil {
 		return nil, err
 	}
-	sess, err := open(true, overrides...)
+	sess, err := open(f.g, true, overrides...)
 	if err != nil {
 		return nil, err
 	}
@@ -155,14 +156,14 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (_ *planned
 	if err != nil {
 		return nil, err
 	}
-	pl.checker = sess.checker(store, pl.verifier, pl.keyID, recs)
+	pl.checker = sess.Checker(store, pl.verifier, pl.keyID, recs)
 	opts := plan.Options{
 		Stack:       st.Name,
 		Pipelines:   pipelines,
 		NoCache:     f.noCache,
 		Source:      plan.Source{Commit: head, Dirty: dirtyID != "", DirtyDigest: dirtyID, Changed: changed},
 		StateCommit: snap.Commit(),
-		Signing:     sess.signing(st),
+		Signing:     sess.Signing(st),
 	}
 	for _, set := range sess.cfg.Sets {
 		opts.Overrides = append(opts.Overrides, plan.Override{Path: set.Path, Value: set.Value})
@@ -253,6 +254,7 @@ make, stages or baselines to move).`,
   zen plan -o plan.zen     # then: zen apply plan.zen
   zen plan --output markdown > comment.md`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f.g = g
 			pl, err := makePlan(cmd.Context(), &f, args)
 			if err != nil {
 				return err
@@ -273,7 +275,7 @@ make, stages or baselines to move).`,
 					return fmt.Errorf("-o %s saves the plan to a file named %q: for the format, use --output %s", out, out, out)
 				}
 				req := plan.Request{Stack: pl.stack.Name, Pipelines: args, NoCache: f.noCache, Sets: f.sets}
-				if err := saveFile(out, func(w io.Writer) error { return plan.WriteSaved(w, version, req, pl.plan) }); err != nil {
+				if err := saveFile(g.path(out), func(w io.Writer) error { return plan.WriteSaved(w, version, req, pl.plan) }); err != nil {
 					return fmt.Errorf("save the plan: %w", err)
 				}
 				if g.output == "text" {
@@ -281,7 +283,7 @@ make, stages or baselines to move).`,
 				}
 				// A plan file in the work tree, not ignored, makes the
 				// tree dirty: the plan it holds is stale at once.
-				if abs, err := filepath.Abs(out); err == nil {
+				if abs, err := filepath.Abs(g.path(out)); err == nil {
 					if rel, err := filepath.Rel(pl.sess.ws.Root, abs); err == nil && filepath.IsLocal(rel) {
 						if changed, _, err := pl.sess.ws.Changes(); err == nil && slices.Contains(changed, filepath.ToSlash(rel)) {
 							fmt.Fprintf(g.stderr, "zen: %s is in the work tree and not ignored by git: it makes the tree dirty, so the plan it holds no longer applies. Add it to .gitignore (zen init ignores *.zen), or save the plan outside the work tree.\n", out)

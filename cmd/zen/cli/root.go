@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/zen-dev/zen/apply"
 )
@@ -120,7 +122,10 @@ zen artifacts get, or plain git log refs/zen/state.`,
 			return fmt.Errorf("--output %q: want text or json (zen plan: also markdown)", g.output)
 		}
 		if g.dir != "" {
-			if err := os.Chdir(g.dir); err != nil {
+			// zen does not change its directory: the library is given
+			// -C's, and paths the user gives resolve against it (see
+			// globals.path). The folder is checked as chdir would.
+			if err := checkDir(g.dir); err != nil {
 				return fmt.Errorf("-C: %w", err)
 			}
 		}
@@ -134,6 +139,23 @@ zen artifacts get, or plain git log refs/zen/state.`,
 	groups(root)
 	completions(root)
 	return root
+}
+
+// checkDir fails as chdir(2) would for dir: a folder that is missing, not
+// a folder, or not searchable.
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err == nil && !fi.IsDir() {
+		err = syscall.ENOTDIR
+	} else if err == nil {
+		err = unix.Access(dir, unix.X_OK)
+	} else if pe, ok := err.(*fs.PathError); ok {
+		err = pe.Err
+	}
+	if err != nil {
+		return &fs.PathError{Op: "chdir", Path: dir, Err: err}
+	}
+	return nil
 }
 
 // groups makes every command that only holds subcommands (zen runs, zen

@@ -116,7 +116,7 @@ exit status says how it ended: 0 succeeded, 1 otherwise.`,
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			sess, err := open(false)
+			sess, err := open(g, false)
 			if err != nil {
 				return err
 			}
@@ -204,7 +204,7 @@ exit status says how it ended: 0 succeeded, 1 otherwise.`,
 // without fetching refs/zen/* by hand. Offline, or without a remote, it
 // reads the local state, and says why on stderr.
 func openRead(cmd *cobra.Command, g *globals, load bool) (*session, error) {
-	sess, err := open(load)
+	sess, err := open(g, load)
 	if err != nil {
 		return nil, err
 	}
@@ -443,10 +443,10 @@ func newArtifacts(g *globals) *cobra.Command {
 			if dest == "" {
 				dest = args[2]
 			}
-			if _, err := os.Lstat(dest); err == nil {
+			if _, err := os.Lstat(g.path(dest)); err == nil {
 				return fmt.Errorf("%s exists: choose another path with -o", dest)
 			}
-			if err := pullArtifact(cmd, sess, r, stack, a.Digest, dest); err != nil {
+			if err := pullArtifact(cmd, sess, r, stack, a.Digest, g.path(dest)); err != nil {
 				return err
 			}
 			if g.output == "json" {

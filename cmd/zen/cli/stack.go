@@ -26,7 +26,7 @@ the clone's choice made with zen stack use, the repository's default_stack.`,
 		Example: "  zen stack list",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, err := open(true)
+			sess, err := open(g, true)
 			if err != nil {
 				return err
 			}
@@ -59,7 +59,7 @@ the clone's choice made with zen stack use, the repository's default_stack.`,
 		Example: "  zen stack show\n  zen stack show shared --output json",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, err := open(true)
+			sess, err := open(g, true)
 			if err != nil {
 				return err
 			}
@@ -92,7 +92,7 @@ committed, so each clone and CI job chooses its own.`,
 		Example: "  zen stack use shared\n  zen stack use local",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, err := open(true)
+			sess, err := open(g, true)
 			if err != nil {
 				return err
 			}

@@ -6,104 +6,20 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/zen-dev/zen/internal/wait"
 	"github.com/zen-dev/zen/state"
 )
 
-// stateRemote is the git remote the state ref is shared through:
-// $ZEN_REMOTE, else the git config zen.remote, else origin if the
-// repository has one; "" when there is none (ZEN_REMOTE=none turns sharing
-// off).
-func (s *session) stateRemote() string {
-	name := os.Getenv("ZEN_REMOTE")
-	if name == "" {
-		if cfg, err := s.ws.Repo.Config(); err == nil {
-			name = cfg.Raw.Section("zen").Option("remote")
-		}
-	}
-	explicit := name != ""
-	if name == "" {
-		name = "origin"
-	}
-	if name == "none" {
-		return ""
-	}
-	if _, err := s.ws.Repo.Remote(name); err != nil {
-		if explicit {
-			return name // named on purpose: let the fetch say what is wrong
-		}
-		return ""
-	}
-	return name
-}
-
-// pullState brings the state ref up to the remote's before a plan. It
-// returns the remote's commit, for the push after an apply, and notes for
-// the user.
+// pullState brings the state ref up to the remote's (see zen.Project.Pull).
 func (s *session) pullState(ctx context.Context, remote string) (*state.Sync, []string, error) {
-	sync, err := s.state.Pull(ctx, remote)
-	if err != nil {
-		return nil, nil, err
-	}
-	var notes []string
-	if sync.Replayed > 0 {
-		notes = append(notes, fmt.Sprintf("the state on %s moved: %d local state commits were written again on top of it", remote, sync.Replayed))
-	}
-	if len(sync.Dropped) > 0 {
-		notes = append(notes, fmt.Sprintf("%s changed these records meanwhile; its version is kept: %s", remote, strings.Join(sync.Dropped, ", ")))
-	}
-	if sync.Ahead > 0 {
-		notes = append(notes, fmt.Sprintf("%d local state commits are not on %s yet: zen apply or zen state push sends them", sync.Ahead, remote))
-	}
-	return sync, notes, nil
+	return s.Pull(ctx, remote)
 }
 
-// pushRetry is the first pause before pushing the state again after a
-// network error (then 2×); a variable so that tests can make it small.
-var pushRetry = time.Second
-
-// pushPause is how pushState pauses; tests see the pause through it.
-var pushPause = wait.Sleep
-
-// pushState pushes the state ref after an apply recorded runs, pulling
-// and replaying when another apply pushed first. A record the other apply
-// changed too (the same pipeline's baseline, the same model's stage) is
-// theirs to keep, and the error then says to plan again.
+// pushState pushes the state ref (see zen.Project.Push).
 func (s *session) pushState(ctx context.Context, remote, expected string) error {
-	for attempt := range 3 {
-		err := s.state.Push(ctx, remote, expected)
-		if err != nil && ctx.Err() != nil {
-			return fmt.Errorf("%w; stopped: %w", err, ctx.Err())
-		}
-		if errors.Is(err, state.ErrRemote) && attempt < 2 {
-			// A network hiccup: a CI job's clone is thrown away, with
-			// the records only it holds.
-			if werr := pushPause(ctx, time.Duration(attempt+1)*pushRetry); werr != nil {
-				return fmt.Errorf("%w; stopped before pushing again: %w", err, werr)
-			}
-			continue
-		}
-		if !errors.Is(err, state.ErrStateMoved) {
-			return err
-		}
-		sync, err := s.state.Pull(ctx, remote)
-		if err != nil {
-			return err
-		}
-		if len(sync.Dropped) > 0 {
-			if perr := s.state.Push(ctx, remote, sync.RemoteHead); perr != nil {
-				return perr
-			}
-			return fmt.Errorf("another apply pushed to %s first and changed %s: %w (the runs were recorded and pushed; their versions of those records are kept)",
-				remote, strings.Join(sync.Dropped, ", "), state.ErrStateMoved)
-		}
-		expected = sync.RemoteHead
-	}
-	return fmt.Errorf("the state on %s keeps moving: %w", remote, state.ErrStateMoved)
+	return s.Push(ctx, remote, expected)
 }
 
 func newState(g *globals) *cobra.Command {
@@ -122,7 +38,7 @@ work as they do for git. ZEN_REMOTE=none keeps the state local.`,
 		Example: "  zen state pull\n  zen state push\n  zen state log -n 5",
 	}
 	remoteOf := func() (*session, string, error) {
-		sess, err := open(false)
+		sess, err := open(g, false)
 		if err != nil {
 			return nil, "", err
 		}
@@ -201,7 +117,7 @@ work as they do for git. ZEN_REMOTE=none keeps the state local.`,
 		Short: "List the state ref's commits, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, err := open(false)
+			sess, err := open(g, false)
 			if err != nil {
 				return err
 			}
@@ -229,7 +145,7 @@ reports each that does not parse, with its commit and path. It exits 1 when
 one does not. It changes nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, err := open(false)
+			sess, err := open(g, false)
 			if err != nil {
 				return err
 			}

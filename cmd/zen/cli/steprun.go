@@ -2,12 +2,11 @@ package cli
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/zen-dev/zen"
 	"github.com/zen-dev/zen/apply"
-	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/state"
 )
 
@@ -21,7 +20,7 @@ func newStepRun(g *globals) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := openStoreRef(storeRef)
+			store, err := zen.OpenStoreRef(storeRef)
 			if err != nil {
 				apply.NoteJob(err.Error())
 				return &codeError{code: 2, err: err}
@@ -40,22 +39,4 @@ func newStepRun(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&storeRef, "store", "", "the artifact store: oci:REPOSITORY or oci-layout:PATH")
 	return cmd
-}
-
-// storeRef names a stack's store for zen on another machine.
-func storeRef(store registry.Store) string {
-	flavor, name, _ := strings.Cut(store.String(), " ")
-	return flavor + ":" + name
-}
-
-func openStoreRef(ref string) (registry.Store, error) {
-	flavor, name, ok := strings.Cut(ref, ":")
-	switch {
-	case !ok || name == "":
-	case flavor == "oci":
-		return registry.OpenRemote(name)
-	case flavor == "oci-layout":
-		return registry.OpenLayout(name)
-	}
-	return nil, fmt.Errorf("--store %q: want oci:REPOSITORY or oci-layout:PATH", ref)
 }

@@ -28,7 +28,7 @@ write instead; zen checks names before anything else.`,
   zen validate --output json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig()
+			cfg, err := loadConfig(g)
 			if err != nil {
 				return err
 			}

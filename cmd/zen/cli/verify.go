@@ -26,7 +26,7 @@ type verifyFlags struct {
 // key (see publicKey), and how to name it.
 func (f *verifyFlags) verifyKey(sess *session, st *schema.Stack) (*signature.Verifier, string, error) {
 	if f.key != "" {
-		v, _, _, err := loadPublicKey(f.key)
+		v, _, _, err := loadPublicKey(sess.g.path(f.key))
 		return v, f.key, err
 	}
 	v, id, warning, err := sess.publicKey(st)
@@ -38,7 +38,7 @@ func (f *verifyFlags) verifyKey(sess *session, st *schema.Stack) (*signature.Ver
 	case v == nil && signerFlavor(st) == signerNone:
 		return nil, "", fmt.Errorf("stack %s signs nothing (signer: flavor: \"none\"): use --key", st.Name)
 	case v == nil:
-		_, pub := keyFiles(sess.ws)
+		_, pub := sess.KeyFiles()
 		return nil, "", fmt.Errorf("stack %s signs with the repository's key pair, and %s does not exist: nothing was signed yet; use --key", st.Name, relTo(sess.ws.Root, pub))
 	}
 	return v, "key " + id, nil

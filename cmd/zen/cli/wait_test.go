@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zen-dev/zen/internal/wait"
 	"github.com/zen-dev/zen/state"
 )
 
@@ -142,53 +141,5 @@ func TestApplyLockInterrupt(t *testing.T) {
 	// It recorded nothing, and the holder still holds the lock.
 	if _, err := st.LockApply(context.Background(), "probe", 0, nil); !errors.Is(err, state.ErrApplyLocked) {
 		t.Errorf("the holder's lock: %v", err)
-	}
-}
-
-// Cancelling ends pushState's pause between pushes at once.
-func TestPushStateCancel(t *testing.T) {
-	dir, env := testRepo(t)
-	for _, kv := range env[len(os.Environ()):] {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	cmd := exec.Command("git", "remote", "add", "origin", filepath.Join(t.TempDir(), "gone"))
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("git remote add: %v: %s", err, out)
-	}
-	st, err := state.Open(dir, state.DefaultRef)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Commit(context.Background(), "", state.Change{Files: map[string][]byte{"pipelines/p.json": []byte("{}")}}); err != nil {
-		t.Fatal(err)
-	}
-	defer func(d time.Duration, p func(context.Context, time.Duration) error) { pushRetry, pushPause = d, p }(pushRetry, pushPause)
-	pushRetry = time.Hour
-	paused := make(chan time.Duration, 3)
-	pushPause = func(ctx context.Context, d time.Duration) error {
-		paused <- d
-		return wait.Sleep(ctx, d)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- (&session{state: st}).pushState(ctx, "origin", "") }()
-	// The push failed and it pauses an hour before the next.
-	if d := <-paused; d != time.Hour {
-		t.Fatalf("paused %s, want pushRetry", d)
-	}
-	cancel()
-	start := time.Now()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) || !errors.Is(err, state.ErrRemote) {
-			t.Fatalf("err = %v, want the push's error and context.Canceled", err)
-		}
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("returned %s after the cancel", d)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("pushState ignored the cancelled context")
 	}
 }

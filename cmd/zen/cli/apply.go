@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -15,7 +14,6 @@ import (
 	"github.com/zen-dev/zen/apply"
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/plan/render"
-	"github.com/zen-dev/zen/registry/signature"
 	"github.com/zen-dev/zen/state"
 )
 
@@ -66,32 +64,35 @@ or a '/' is a plan file: pipeline names have neither.)`,
   zen plan -o plan.zen && zen apply plan.zen`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.g, f.forApply, f.stderr = g, true, g.stderr
-			var pl *planned
+			var sess *session
+			var pl *zen.Planned
 			var err error
 			if len(args) > 0 && strings.ContainsAny(args[0], "./") {
-				pl, err = applySaved(cmd.Context(), &f, args)
+				sess, pl, err = applySaved(cmd.Context(), &f, args)
 			} else {
-				pl, err = makePlan(cmd.Context(), &f, args)
+				sess, pl, err = makePlan(cmd.Context(), &f, args)
 			}
 			if err != nil {
 				return err
 			}
-			defer pl.lock.Release()
+			defer pl.Release()
 			// Runs collected from an earlier detached apply: reported
 			// first, and a failed one fails this apply too.
 			var collectedErr error
-			for _, c := range pl.collected {
-				if c.res != nil && g.output == "text" {
-					printApplied(g, c.res, pl.sess.state.Ref())
+			for _, c := range pl.Collected {
+				if c.Result != nil && g.output == "text" {
+					printApplied(g, c.Result, sess.state.Ref())
 				}
-				if c.res != nil && c.err != nil {
-					collectedErr = errors.Join(collectedErr, c.err)
+				if c.Result != nil && c.Err != nil {
+					collectedErr = errors.Join(collectedErr, c.Err)
 				}
 			}
-			if detach && pl.stack.Orchestrator.Flavor != "slurm" {
-				return fmt.Errorf("--detach: stack %s runs its steps in this process (orchestrator %s); only a slurm stack's jobs run on without zen", pl.stack.Name, pl.stack.Orchestrator.Flavor)
+			if detach {
+				if err := pl.Detachable(); err != nil {
+					return err
+				}
 			}
-			err = applyPlan(cmd.Context(), g, pl, jobs, detach)
+			err = applyPlan(cmd.Context(), g, sess, pl, zen.ApplyOptions{Jobs: jobs, Detach: detach, Log: g.stderr})
 			return errors.Join(collectedErr, err)
 		},
 	}
@@ -103,106 +104,29 @@ or a '/' is a plan file: pipeline names have neither.)`,
 }
 
 // applyPlan carries out a computed plan and reports what it did.
-func applyPlan(ctx context.Context, g *globals, pl *planned, jobs int, detach bool) error {
-	p := pl.plan
+func applyPlan(ctx context.Context, g *globals, sess *session, pl *zen.Planned, opts zen.ApplyOptions) error {
+	p := pl.Plan
 	if !p.Changes() {
-		var refused []string
-		for _, c := range p.Models {
-			if c.Refused != "" {
-				refused = append(refused, render.ModelLine(c, render.Style{}))
-			}
-		}
 		if g.output == "json" {
+			refused := zen.Refused(pl)
 			if err := writeJSON(g.stdout, map[string]any{"changes": false, "runs": []any{}, "refused": refused}); err != nil {
 				return err
 			}
 		} else {
 			fmt.Fprintln(g.stdout, render.Summary(p))
 		}
-		if pl.remote != "" && pl.ahead {
-			// Records an earlier apply could not push.
-			if err := pl.sess.pushState(ctx, pl.remote, pl.remoteHead); err != nil {
-				return err
-			}
-		}
-		if len(refused) > 0 {
-			// Nothing to do, but a declared change cannot be made:
-			// that is worth a failing CI job.
-			return &apply.RefusedError{Reasons: refused}
-		}
-		return nil
+		// Pushes what an earlier apply could not; fails on a
+		// declared change that cannot be made.
+		_, err := sess.Apply(ctx, pl, opts)
+		return err
 	}
 	if g.output == "text" {
 		render.Text(g.stderr, p, styleFor(g.stderr))
 		fmt.Fprintln(g.stderr)
 	}
-	// The signing key is loaded only when there is something to
-	// do (decrypting a cosign key takes a third of a second), and
-	// before anything runs, so that a missing key or a wrong
-	// password fails with nothing done. The local stack's key pair
-	// is made here, on first use.
-	// An apply that only moves baselines signs and checks nothing.
-	var signer *signature.Signer
-	var keyID string
-	var verifier *signature.Verifier
-	if sum := p.Summary(); sum.Run > 0 || sum.Versions > 0 || sum.Promotions > 0 || sum.Repairs > 0 {
-		var err error
-		if signer, keyID, verifier, err = pl.sess.Signer(pl.stack); err != nil {
-			return err
-		}
-	}
-	if pl.checker == nil && verifier != nil {
-		pl.checker = pl.sess.Checker(pl.store, verifier, keyID, pl.recs)
-	}
-	env := &apply.Env{
-		Signer:   signer,
-		KeyID:    keyID,
-		Verifier: verifier,
-		Config:   pl.sess.cfg,
-		Stack:    pl.stack,
-		Store:    pl.store,
-		Sources:  pl.sess.ws,
-		Records:  pl.recs,
-		State:    pl.sess.state,
-		Jobs:     jobs,
-		Stream:   g.stderr,
-	}
-	if pl.checker != nil {
-		env.Verify = pl.checker.Verify
-	}
-	if pl.stack.Orchestrator.Flavor == "slurm" {
-		env.StoreRef = zen.StoreRef(pl.store)
-		if st := pl.stack.ArtifactStore; st.Flavor == "oci-layout" {
-			// The nodes are given the folder by its full path.
-			abs, _ := filepath.Abs(st.String("path"))
-			if !filepath.IsAbs(st.String("path")) {
-				abs = filepath.Join(pl.sess.ws.Root, st.String("path"))
-			}
-			env.StoreRef = "oci-layout:" + abs
-		}
-		env.SourceTree = pl.sess.ws.Snapshot
-		env.Detach = detach
-	}
-	res, err := apply.Apply(ctx, env, p)
-	if pl.checker != nil {
-		_ = pl.checker.Save()
-	}
-	var re *apply.RunError
-	var refused *apply.RefusedError
-	if err != nil && !errors.As(err, &re) && !errors.As(err, &refused) && !errors.Is(err, state.ErrStateMoved) {
-		return err
-	}
-	if pl.remote != "" && res != nil && (res.StateCommit != "" || pl.ahead) {
-		if perr := pl.sess.pushState(ctx, pl.remote, pl.remoteHead); perr != nil {
-			err = errors.Join(err, perr)
-		} else if g.output == "text" && res.StateCommit != "" {
-			defer fmt.Fprintf(g.stdout, "pushed %s to %s\n", pl.sess.state.Ref(), pl.remote)
-		}
-		// A push after another apply's writes the records again on
-		// top of theirs: report the commit that holds them now.
-		if head, herr := pl.sess.state.Head(); herr == nil && res.StateCommit != "" {
-			res.StateCommit = head.Commit()
-		}
+	res, err := sess.Apply(ctx, pl, opts)
+	if pl.Pushed && g.output == "text" && res.StateCommit != "" {
+		defer fmt.Fprintf(g.stdout, "pushed %s to %s\n", sess.state.Ref(), pl.Remote)
 	}
 	if res != nil {
 		if g.output == "json" {
@@ -210,7 +134,7 @@ func applyPlan(ctx context.Context, g *globals, pl *planned, jobs int, detach bo
 				return jerr
 			}
 		} else {
-			printApplied(g, res, pl.sess.state.Ref())
+			printApplied(g, res, sess.state.Ref())
 		}
 	}
 	return err
@@ -277,35 +201,36 @@ func short(s string) string {
 
 // applySaved reads the plan file args[0] and plans again with its request,
 // failing unless the plan it gives is the one saved.
-func applySaved(ctx context.Context, f *planFlags, args []string) (*planned, error) {
+func applySaved(ctx context.Context, f *planFlags, args []string) (*session, *zen.Planned, error) {
 	name := args[0]
 	if len(args) > 1 {
-		return nil, fmt.Errorf("a plan file is applied alone: %s was given with %s", name, strings.Join(args[1:], " "))
+		return nil, nil, fmt.Errorf("a plan file is applied alone: %s was given with %s", name, strings.Join(args[1:], " "))
 	}
 	if f.stack != "" || f.noCache || len(f.sets) > 0 {
-		return nil, fmt.Errorf("%s carries the stack, pipelines, --no-cache and --set it was made with: apply it without them", name)
+		return nil, nil, fmt.Errorf("%s carries the stack, pipelines, --no-cache and --set it was made with: apply it without them", name)
 	}
 	// Not blocking on a FIFO: a plan file is a regular file.
 	file, err := os.OpenFile(f.g.path(name), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, fmt.Errorf("plan file: %w", err)
+		return nil, nil, fmt.Errorf("plan file: %w", err)
 	}
 	if fi, err := file.Stat(); err != nil || !fi.Mode().IsRegular() {
 		file.Close()
-		return nil, fmt.Errorf("plan file %s: not a regular file", name)
+		return nil, nil, fmt.Errorf("plan file %s: not a regular file", name)
 	}
 	saved, err := plan.ReadSaved(file, name)
 	file.Close()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req := saved.Request
-	pl, err := makePlan(ctx, &planFlags{g: f.g, stack: req.Stack, noCache: req.NoCache, sets: req.Sets, forApply: true}, req.Pipelines)
+	sess, pl, err := makePlan(ctx, &planFlags{g: f.g, stack: req.Stack, noCache: req.NoCache, sets: req.Sets, forApply: true, stderr: f.stderr, lockTimeout: f.lockTimeout}, req.Pipelines)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if why := saved.Stale(pl.plan); why != "" {
-		return nil, &codeError{code: exitError, err: fmt.Errorf("%s is stale: %s; nothing was applied: run zen plan -o %s again", name, why, name)}
+	if why := saved.Stale(pl.Plan); why != "" {
+		pl.Release()
+		return nil, nil, &codeError{code: exitError, err: fmt.Errorf("%s is stale: %s; nothing was applied: run zen plan -o %s again", name, why, name)}
 	}
-	return pl, nil
+	return sess, pl, nil
 }

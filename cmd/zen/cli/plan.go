@@ -13,13 +13,11 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"github.com/zen-dev/zen/internal/trust"
+	"github.com/zen-dev/zen"
+	"github.com/zen-dev/zen/apply"
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/plan/render"
-	"github.com/zen-dev/zen/registry"
-	"github.com/zen-dev/zen/registry/signature"
 	"github.com/zen-dev/zen/schema"
-	"github.com/zen-dev/zen/state"
 )
 
 // planFlags are shared by plan and apply.
@@ -43,169 +41,31 @@ func (f *planFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&f.sets, "set", nil, "override a parameter for one experiment: `PIPELINE.PARAM=VALUE`, a field of a struct parameter (PIPELINE.PARAM.FIELD=VALUE), or a step's own (PIPELINE.STEP.PARAM=VALUE); repeatable")
 }
 
-// planned is a computed plan with what it was computed against.
-type planned struct {
-	sess  *session
-	stack *schema.Stack
-	store registry.Store
-	plan  *plan.Plan
-	recs  state.Records
-
-	// The git remote the state ref was pulled from ("" for none), its
-	// commit then, and whether local commits are not on it yet.
-	remote     string
-	remoteHead string
-	ahead      bool
-
-	// The stack's public key, its id, and what checks cached artifacts
-	// against it (nil for a stack that does not sign).
-	keyID    string
-	verifier *signature.Verifier
-	checker  *trust.Checker
-
-	// Detached runs collected before the plan, and the clone's apply
-	// lock (apply only).
-	collected []collected
-	lock      *state.ApplyLock
-}
-
-// makePlan loads the repository and computes the plan for pipelines,
-// checking cached outputs' signatures with the stack's public key.
-func makePlan(ctx context.Context, f *planFlags, pipelines []string) (_ *planned, err error) {
-	overrides, err := schema.ParseOverrides(f.sets)
+// makePlan opens the project and computes the plan for pipelines (see
+// zen.Project.Plan).
+func makePlan(ctx context.Context, f *planFlags, pipelines []string) (*session, *zen.Planned, error) {
+	// A bad --set is named before anything is opened.
+	if _, err := schema.ParseOverrides(f.sets); err != nil {
+		return nil, nil, err
+	}
+	sess, err := open(f.g, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	sess, err := open(f.g, true, overrides...)
-	if err != nil {
-		return nil, err
-	}
-	st, err := sess.selectStack(f.stack)
-	if err != nil {
-		return nil, err
-	}
-	store, err := sess.openStore(st)
-	if err != nil {
-		return nil, err
-	}
-	pl := &planned{sess: sess, stack: st, store: store}
-	if f.forApply {
-		// From the pull to the push: released by the caller.
-		if pl.lock, err = sess.state.LockApply(ctx, "zen apply", f.lockTimeout, lockWaiting(f.stderr, f.lockTimeout)); err != nil {
-			return nil, err
-		}
-		defer func() {
-			if err != nil {
-				pl.lock.Release()
-			}
-		}()
-	}
-	var notes []string
-	if remote := sess.stateRemote(); remote != "" {
-		sync, n, err := sess.pullState(ctx, remote)
-		switch {
-		case err != nil && f.forApply:
-			return nil, fmt.Errorf("%w (ZEN_REMOTE=none applies against the local state alone)", err)
-		case err != nil:
-			notes = append(notes, fmt.Sprintf("planned against the local state: %v", err))
-		default:
-			pl.remote, pl.remoteHead, pl.ahead = remote, sync.RemoteHead, sync.Ahead > 0
-			notes = n
-		}
-	}
-	if f.forApply {
-		// What an apply stopped on the way (killed) had finished is
-		// recorded first: those steps are cached for this plan.
-		recovered, err := recoverJournals(ctx, sess, f.stderr)
-		if err != nil {
-			return nil, err
-		}
-		if recovered && pl.remote != "" {
-			pl.ahead = true
-		}
-		// Runs a detached apply left on the cluster are recorded first:
-		// what they produced is then cached for this plan.
-		if pl.collected, err = collectPending(ctx, f.stderr, sess); err != nil {
-			return nil, err
-		}
-		for _, c := range pl.collected {
-			if c.res != nil && c.res.StateCommit != "" && pl.remote != "" {
-				pl.ahead = true
-			}
-		}
-	}
-	snap, err := sess.state.Head()
-	if err != nil {
-		return nil, err
-	}
-	recs := state.Records{Snapshot: snap, Ref: sess.state.Ref()}
-	if err := recs.CheckLayout(); err != nil {
-		return nil, err
-	}
-
-	head, err := sess.ws.Head()
-	if err != nil {
-		return nil, err
-	}
-	changed, dirtyID, err := sess.ws.Changes()
-	if err != nil {
-		return nil, err
-	}
-	var warning string
-	pl.verifier, pl.keyID, warning, err = sess.publicKey(st)
-	if err != nil {
-		return nil, err
-	}
-	pl.checker = sess.Checker(store, pl.verifier, pl.keyID, recs)
-	opts := plan.Options{
-		Stack:       st.Name,
+	pl, err := sess.Plan(ctx, zen.PlanOptions{
+		Stack:       f.stack,
 		Pipelines:   pipelines,
 		NoCache:     f.noCache,
-		Source:      plan.Source{Commit: head, Dirty: dirtyID != "", DirtyDigest: dirtyID, Changed: changed},
-		StateCommit: snap.Commit(),
-		Signing:     sess.Signing(st),
+		Sets:        f.sets,
+		ForApply:    f.forApply,
+		LockTimeout: f.lockTimeout,
+		Log:         f.stderr,
+	})
+	if errors.Is(err, apply.ErrStopped) {
+		// Ctrl-C while a detached run was collected.
+		err = &codeError{code: exitCancelled, err: err}
 	}
-	for _, set := range sess.cfg.Sets {
-		opts.Overrides = append(opts.Overrides, plan.Override{Path: set.Path, Value: set.Value})
-	}
-	if pl.checker != nil {
-		opts.Verify = pl.checker.Verify
-	}
-	if ms, ok := store.(registry.ModelStore); ok {
-		opts.Tags = func(ctx context.Context, model, tag string) (string, bool, error) {
-			d, err := ms.Resolve(ctx, model, tag)
-			if errors.Is(err, registry.ErrNotFound) {
-				return "", false, nil
-			}
-			return d, err == nil, err
-		}
-	}
-	p, err := plan.Compute(ctx, sess.cfg, recs, sess.ws, store, opts)
-	if err != nil {
-		return nil, err
-	}
-	// Runs still on a cluster, and what stopped applies left.
-	subs, err := recs.Submissions()
-	if err != nil {
-		return nil, err
-	}
-	for _, sub := range subs {
-		notes = append(notes, pendingNote(sub))
-	}
-	if !f.forApply {
-		notes = append(notes, journalNotes(ctx, sess)...)
-	}
-	p.Warnings = append(p.Warnings, notes...)
-	if warning != "" {
-		p.Warnings = append(p.Warnings, warning)
-	}
-	// Caches only: losing them costs a re-read.
-	_ = sess.ws.Hasher.Save()
-	if pl.checker != nil {
-		_ = pl.checker.Save()
-	}
-	pl.plan, pl.recs = p, recs
-	return pl, nil
+	return sess, pl, err
 }
 
 func newPlan(g *globals) *cobra.Command {
@@ -255,17 +115,17 @@ make, stages or baselines to move).`,
   zen plan --output markdown > comment.md`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.g = g
-			pl, err := makePlan(cmd.Context(), &f, args)
+			sess, pl, err := makePlan(cmd.Context(), &f, args)
 			if err != nil {
 				return err
 			}
 			switch g.output {
 			case "json":
-				err = render.JSON(g.stdout, pl.plan)
+				err = render.JSON(g.stdout, pl.Plan)
 			case "markdown":
-				render.Markdown(g.stdout, pl.plan)
+				render.Markdown(g.stdout, pl.Plan)
 			default:
-				render.Text(g.stdout, pl.plan, styleFor(g.stdout))
+				render.Text(g.stdout, pl.Plan, styleFor(g.stdout))
 			}
 			if err != nil {
 				return err
@@ -274,8 +134,8 @@ make, stages or baselines to move).`,
 				if out == "text" || out == "json" || out == "markdown" {
 					return fmt.Errorf("-o %s saves the plan to a file named %q: for the format, use --output %s", out, out, out)
 				}
-				req := plan.Request{Stack: pl.stack.Name, Pipelines: args, NoCache: f.noCache, Sets: f.sets}
-				if err := saveFile(g.path(out), func(w io.Writer) error { return plan.WriteSaved(w, version, req, pl.plan) }); err != nil {
+				req := plan.Request{Stack: pl.Stack.Name, Pipelines: args, NoCache: f.noCache, Sets: f.sets}
+				if err := saveFile(g.path(out), func(w io.Writer) error { return plan.WriteSaved(w, version, req, pl.Plan) }); err != nil {
 					return fmt.Errorf("save the plan: %w", err)
 				}
 				if g.output == "text" {
@@ -284,14 +144,14 @@ make, stages or baselines to move).`,
 				// A plan file in the work tree, not ignored, makes the
 				// tree dirty: the plan it holds is stale at once.
 				if abs, err := filepath.Abs(g.path(out)); err == nil {
-					if rel, err := filepath.Rel(pl.sess.ws.Root, abs); err == nil && filepath.IsLocal(rel) {
-						if changed, _, err := pl.sess.ws.Changes(); err == nil && slices.Contains(changed, filepath.ToSlash(rel)) {
+					if rel, err := filepath.Rel(sess.ws.Root, abs); err == nil && filepath.IsLocal(rel) {
+						if changed, _, err := sess.ws.Changes(); err == nil && slices.Contains(changed, filepath.ToSlash(rel)) {
 							fmt.Fprintf(g.stderr, "zen: %s is in the work tree and not ignored by git: it makes the tree dirty, so the plan it holds no longer applies. Add it to .gitignore (zen init ignores *.zen), or save the plan outside the work tree.\n", out)
 						}
 					}
 				}
 			}
-			if detailed && pl.plan.Changes() {
+			if detailed && pl.Plan.Changes() {
 				return &codeError{code: exitChanges}
 			}
 			return nil

@@ -96,17 +96,8 @@ committed, so each clone and CI job chooses its own.`,
 			if err != nil {
 				return err
 			}
-			all := stacks(sess.cfg)
-			if _, ok := all[args[0]]; !ok {
-				return fmt.Errorf("unknown stack %q; stacks: %s", args[0], strings.Join(slices.Sorted(maps.Keys(all)), ", "))
-			}
-			cfg, err := sess.ws.Repo.Config()
-			if err != nil {
+			if err := sess.UseStack(args[0]); err != nil {
 				return err
-			}
-			cfg.Raw.Section("zen").SetOption("stack", args[0])
-			if err := sess.ws.Repo.SetConfig(cfg); err != nil {
-				return fmt.Errorf("write git config: %w", err)
 			}
 			fmt.Fprintf(g.stdout, "using stack %s in this clone\n", args[0])
 			if env := os.Getenv("ZEN_STACK"); env != "" && env != args[0] {

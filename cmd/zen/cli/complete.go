@@ -174,7 +174,7 @@ func completionRun(args []string) *state.Run {
 	if err != nil {
 		return nil
 	}
-	r, err := findRun(sess, args[0])
+	r, err := sess.Run(args[0])
 	if err != nil {
 		return nil
 	}

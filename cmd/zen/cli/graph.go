@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zen-dev/zen"
 	"github.com/zen-dev/zen/schema"
 )
 
@@ -28,23 +29,20 @@ Graphviz and Mermaid.`,
 			if err != nil {
 				return err
 			}
-			names := cfg.PipelineNames()
-			if len(args) == 1 {
-				if _, ok := cfg.Pipelines[args[0]]; !ok {
-					return fmt.Errorf("no pipeline %q (pipelines: %s)", args[0], strings.Join(names, ", "))
-				}
-				names = args
+			graphs, err := zen.Graph(cfg, args...)
+			if err != nil {
+				return err
 			}
 			if g.output == "json" {
-				return writeJSON(g.stdout, graphJSON(cfg, names))
+				return writeJSON(g.stdout, graphs)
 			}
 			switch format {
 			case "text":
-				graphText(g.stdout, cfg, names)
+				graphText(g.stdout, cfg, graphs)
 			case "dot":
-				graphDot(g.stdout, cfg, names)
+				graphDot(g.stdout, graphs)
 			case "mermaid":
-				graphMermaid(g.stdout, cfg, names)
+				graphMermaid(g.stdout, graphs)
 			default:
 				return fmt.Errorf("--format %q: want text, dot or mermaid", format)
 			}
@@ -55,33 +53,18 @@ Graphviz and Mermaid.`,
 	return cmd
 }
 
-type edge struct{ from, output, to, input string }
-
-func edges(p *schema.Pipeline) []edge {
-	var out []edge
-	for _, name := range p.Order {
-		s := p.Steps[name]
-		for _, in := range s.InputNames() {
-			if i := s.Inputs[in]; i.Kind == schema.InputStep {
-				out = append(out, edge{i.Step, i.Output, name, in})
-			}
-		}
-	}
-	return out
-}
-
-func graphText(w io.Writer, cfg *schema.Config, names []string) {
-	for i, pn := range names {
+func graphText(w io.Writer, cfg *schema.Config, graphs []zen.PipelineGraph) {
+	for i, pg := range graphs {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		p := cfg.Pipelines[pn]
-		fmt.Fprintf(w, "pipeline %s\n", pn)
+		p := cfg.Pipelines[pg.Name]
+		fmt.Fprintf(w, "pipeline %s\n", pg.Name)
 		width := 0
-		for _, s := range p.Order {
+		for _, s := range pg.Steps {
 			width = max(width, len(s))
 		}
-		for _, sn := range p.Order {
+		for _, sn := range pg.Steps {
 			s := p.Steps[sn]
 			var ins []string
 			for _, in := range s.InputNames() {
@@ -99,18 +82,18 @@ func graphText(w io.Writer, cfg *schema.Config, names []string) {
 	}
 }
 
-func graphDot(w io.Writer, cfg *schema.Config, names []string) {
+func graphDot(w io.Writer, graphs []zen.PipelineGraph) {
 	fmt.Fprintln(w, "digraph zen {")
 	fmt.Fprintln(w, "  rankdir=LR;")
-	for _, pn := range names {
-		p := cfg.Pipelines[pn]
+	for _, pg := range graphs {
+		pn := pg.Name
 		fmt.Fprintf(w, "  subgraph \"cluster_%s\" {\n    label=%q;\n", pn, pn)
-		for _, sn := range p.Order {
+		for _, sn := range pg.Steps {
 			fmt.Fprintf(w, "    %q [label=%q];\n", pn+"."+sn, sn)
 		}
 		fmt.Fprintln(w, "  }")
-		for _, e := range edges(p) {
-			fmt.Fprintf(w, "  %q -> %q [label=%q];\n", pn+"."+e.from, pn+"."+e.to, e.output)
+		for _, e := range pg.Edges {
+			fmt.Fprintf(w, "  %q -> %q [label=%q];\n", pn+"."+e.From, pn+"."+e.To, e.Output)
 		}
 	}
 	fmt.Fprintln(w, "}")
@@ -119,45 +102,20 @@ func graphDot(w io.Writer, cfg *schema.Config, names []string) {
 // graphMermaid draws the graph for Mermaid. Node ids are made up (p0s1):
 // Mermaid reads '-' in an id as part of an arrow, and joining names with
 // '_' would give pipeline a's step b_c and pipeline a_b's step c one id.
-func graphMermaid(w io.Writer, cfg *schema.Config, names []string) {
+func graphMermaid(w io.Writer, graphs []zen.PipelineGraph) {
 	fmt.Fprintln(w, "flowchart LR")
-	for i, pn := range names {
-		p := cfg.Pipelines[pn]
+	for i, pg := range graphs {
 		id := map[string]string{}
-		for j, sn := range p.Order {
+		for j, sn := range pg.Steps {
 			id[sn] = fmt.Sprintf("p%ds%d", i, j)
 		}
-		fmt.Fprintf(w, "  subgraph p%d [\"%s\"]\n", i, pn)
-		for _, sn := range p.Order {
+		fmt.Fprintf(w, "  subgraph p%d [\"%s\"]\n", i, pg.Name)
+		for _, sn := range pg.Steps {
 			fmt.Fprintf(w, "    %s[\"%s\"]\n", id[sn], sn)
 		}
 		fmt.Fprintln(w, "  end")
-		for _, e := range edges(p) {
-			fmt.Fprintf(w, "  %s -->|%s| %s\n", id[e.from], e.output, id[e.to])
+		for _, e := range pg.Edges {
+			fmt.Fprintf(w, "  %s -->|%s| %s\n", id[e.From], e.Output, id[e.To])
 		}
 	}
-}
-
-func graphJSON(cfg *schema.Config, names []string) any {
-	type jsonEdge struct {
-		From   string `json:"from"`
-		Output string `json:"output"`
-		To     string `json:"to"`
-		Input  string `json:"input"`
-	}
-	type jsonPipeline struct {
-		Name  string     `json:"name"`
-		Steps []string   `json:"steps"`
-		Edges []jsonEdge `json:"edges"`
-	}
-	var out []jsonPipeline
-	for _, pn := range names {
-		p := cfg.Pipelines[pn]
-		jp := jsonPipeline{Name: pn, Steps: p.Order, Edges: []jsonEdge{}}
-		for _, e := range edges(p) {
-			jp.Edges = append(jp.Edges, jsonEdge{e.from, e.output, e.to, e.input})
-		}
-		out = append(out, jp)
-	}
-	return out
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -9,146 +8,22 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/spf13/cobra"
 
+	"github.com/zen-dev/zen"
 	"github.com/zen-dev/zen/schema"
-	"github.com/zen-dev/zen/state"
 )
 
-// lineage is where a model version came from, all of it read from the
-// state ref and the repository's history.
-type lineage struct {
-	Model      string     `json:"model"`
-	Version    string     `json:"version"`
-	Digest     string     `json:"digest"`
-	Repository string     `json:"repository"`
-	SignedBy   string     `json:"signed_by,omitempty"`
-	Output     string     `json:"output"`
-	Run        lineageRun `json:"run"`
-	// Source is the commit that declares the version, whose apply made it.
-	Source sourceCommit `json:"source"`
-	Steps  []lineageStp `json:"steps"`
-}
+// lineage is where a model version came from, as zen lineage shows it.
+type lineage struct{ *zen.Lineage }
 
-type lineageRun struct {
-	ID       string    `json:"id"`
-	Pipeline string    `json:"pipeline"`
-	Status   string    `json:"status"`
-	Stack    string    `json:"stack"`
-	Started  time.Time `json:"started"`
-	// Source is the commit the run ran from, which may be another than
-	// the one that declares the version (Source of the lineage), with
-	// its uncommitted changes and its experiment's overrides.
-	Source      sourceCommit   `json:"source"`
-	DirtyDigest string         `json:"dirty_digest,omitempty"`
-	Overrides   map[string]any `json:"overrides,omitempty"`
-}
-
-type sourceCommit struct {
-	Commit  string    `json:"commit"`
-	Subject string    `json:"subject,omitempty"`
-	Author  string    `json:"author,omitempty"`
-	When    time.Time `json:"when,omitzero"`
-	Missing bool      `json:"missing_from_clone,omitempty"`
-}
-
-type lineageStp struct {
-	Name       string                     `json:"name"`
-	CacheKey   string                     `json:"cache_key,omitempty"`
-	RunID      string                     `json:"run_id,omitempty"` // the run that produced its outputs, when reused
-	Command    []string                   `json:"command,omitempty"`
-	Parameters map[string]json.RawMessage `json:"parameters,omitempty"`
-	Code       map[string]string          `json:"code,omitempty"`
-	Inputs     []lineageInput             `json:"inputs,omitempty"`
-	Outputs    map[string]state.Artifact  `json:"outputs,omitempty"`
-}
-
-type lineageInput struct {
-	Name   string `json:"name"`
-	Source string `json:"source"`
-	Digest string `json:"digest"`
-	Step   string `json:"step,omitempty"` // the upstream step, when the input is another step's output
-}
-
-// traceLineage follows a version back to its run, its source commit and
-// every step upstream of the output it came from.
-func traceLineage(sess *session, recs state.Records, mv *state.ModelVersion) (*lineage, error) {
-	run, ok, err := recs.Run(mv.RunID)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, fmt.Errorf("model %s %s: run %s is not on %s", mv.Model, mv.ModelVersion, mv.RunID, sess.state.Ref())
-	}
-	runCommit, runDirty := mv.RunCommit, mv.RunDirty
-	if runCommit == "" && runDirty == "" {
-		// Recorded before the version named it: the run's record does.
-		runCommit, runDirty = run.SourceCommit, run.DirtyDigest
-	}
-	l := &lineage{
-		Model: mv.Model, Version: mv.ModelVersion, Digest: mv.Digest, Repository: mv.Repository, SignedBy: mv.SignedBy,
-		Output: mv.Pipeline + "." + mv.Step + "." + mv.Output,
-		Run: lineageRun{ID: run.ID, Pipeline: run.Pipeline, Status: run.Status, Stack: run.Stack, Started: run.Started,
-			Source: sess.commitInfo(runCommit), DirtyDigest: runDirty, Overrides: run.Overrides},
-		Source: sess.commitInfo(mv.SourceCommit),
-	}
-	queue, seen := []string{mv.Step}, map[string]bool{}
-	for len(queue) > 0 {
-		name := queue[0]
-		queue = queue[1:]
-		if seen[name] {
-			continue
-		}
-		seen[name] = true
-		res, ok := run.Steps[name]
-		if !ok {
-			return nil, fmt.Errorf("run %s has no step %s", run.ID, name)
-		}
-		st := lineageStp{Name: name, CacheKey: res.CacheKey, RunID: res.CachedFrom, Outputs: res.Outputs}
-		if fp := res.Fingerprint; fp != nil {
-			st.Command, st.Parameters, st.Code = fp.Command, fp.Parameters, fp.Code
-			for _, in := range slices.Sorted(maps.Keys(fp.Inputs)) {
-				li := lineageInput{Name: in, Source: res.Sources[in], Digest: fp.Inputs[in]}
-				if up, _, ok := strings.Cut(li.Source, "."); ok && !strings.Contains(li.Source, "/") && run.Steps[up] != nil {
-					li.Step = up
-					queue = append(queue, up)
-				}
-				st.Inputs = append(st.Inputs, li)
-			}
-		}
-		l.Steps = append(l.Steps, st)
-	}
-	return l, nil
-}
-
-// commitInfo is a commit with its subject, author and time from this
-// clone's history, or marked missing when the clone lacks it.
-func (s *session) commitInfo(commit string) sourceCommit {
-	sc := sourceCommit{Commit: commit}
-	if c, err := s.ws.Repo.CommitObject(plumbing.NewHash(commit)); err == nil && commit != "" {
-		sc.Subject = strings.SplitN(c.Message, "\n", 2)[0]
-		sc.Author = c.Author.Name + " <" + c.Author.Email + ">"
-		sc.When = c.Author.When
-	} else {
-		sc.Missing = true
-	}
-	return sc
-}
-
-// text is the commit as lineage prints it: its hash, subject, author and
+// commitText is the commit as lineage prints it: its hash, subject, author and
 // time, or that this clone lacks it.
-func (sc sourceCommit) text() string {
-	if sc.Missing {
-		return sc.Commit + " (not in this clone: git fetch it)"
+func commitText(c zen.Commit) string {
+	if c.Missing {
+		return c.Commit + " (not in this clone: git fetch it)"
 	}
-	return fmt.Sprintf("%s %q by %s, %s", sc.Commit, sc.Subject, sc.Author, sc.When.Local().Format(time.DateTime))
-}
-
-// sameAsVersion reports whether the run ran from the commit that declares
-// the version, clean and with no overrides: then one line says both.
-func (l *lineage) sameAsVersion() bool {
-	return l.Run.Source.Commit == l.Source.Commit && l.Run.DirtyDigest == "" && len(l.Run.Overrides) == 0
+	return fmt.Sprintf("%s %q by %s, %s", c.Commit, c.Subject, c.Author, c.When.Local().Format(time.DateTime))
 }
 
 func newLineage(g *globals) *cobra.Command {
@@ -166,21 +41,18 @@ clone after git fetch origin 'refs/zen/*:refs/zen/*'.`,
 		Example: "  zen lineage iris-classifier:1.0.0\n  zen lineage iris-classifier@production --output json\n  zen lineage iris-classifier@production --format dot | dot -Tsvg > lineage.svg",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, recs, err := openRecords(cmd, g, false)
+			sess, err := openRead(cmd, g, false)
 			if err != nil {
 				return err
 			}
-			mv, err := resolveVersion(recs, parseModelRef(args[0]))
-			if err != nil {
-				return err
-			}
-			l, err := traceLineage(sess, recs, mv)
+			found, err := sess.Lineage(zen.ParseModelRef(args[0]))
 			if err != nil {
 				return err
 			}
 			if g.output == "json" {
-				return writeJSON(g.stdout, l)
+				return writeJSON(g.stdout, found)
 			}
+			l := lineage{found}
 			switch format {
 			case "text":
 				l.text(g.stdout)
@@ -198,7 +70,7 @@ clone after git fetch origin 'refs/zen/*:refs/zen/*'.`,
 	return cmd
 }
 
-func (l *lineage) text(w io.Writer) {
+func (l lineage) text(w io.Writer) {
 	fmt.Fprintf(w, "model %s %s %s\n", l.Model, l.Version, l.Digest)
 	signed := "unsigned"
 	if l.SignedBy != "" {
@@ -206,11 +78,11 @@ func (l *lineage) text(w io.Writer) {
 	}
 	fmt.Fprintf(w, "├─ %s\n", signed)
 	fmt.Fprintf(w, "├─ from %s in run %s (%s, stack %s, %s)\n", l.Output, l.Run.ID, l.Run.Status, l.Run.Stack, l.Run.Started.Local().Format(time.DateTime))
-	if !l.sameAsVersion() {
+	if !l.SameSource() {
 		// The output was reused from a run of another commit, an
 		// experiment or a dirty tree, with the keys the version's commit
 		// gives.
-		from := "run " + l.Run.ID + " ran from commit " + l.Run.Source.text()
+		from := "run " + l.Run.ID + " ran from commit " + commitText(l.Run.Source)
 		if l.Run.DirtyDigest != "" {
 			from += ", with uncommitted changes " + l.Run.DirtyDigest
 		}
@@ -219,7 +91,7 @@ func (l *lineage) text(w io.Writer) {
 		}
 		fmt.Fprintf(w, "├─ %s\n", from)
 	}
-	fmt.Fprintf(w, "├─ source commit %s (declares the version)\n", l.Source.text())
+	fmt.Fprintf(w, "├─ source commit %s (declares the version)\n", commitText(l.Source))
 	for i, st := range l.Steps {
 		branch, indent := "├─", "│  "
 		if i == len(l.Steps)-1 {
@@ -257,7 +129,7 @@ func (l *lineage) text(w io.Writer) {
 }
 
 // edges lists the lineage graph: from → to, with a label.
-func (l *lineage) edges() [][3]string {
+func (l lineage) edges() [][3]string {
 	model := "model " + l.Model + " " + l.Version
 	var out [][3]string
 	out = append(out, [3]string{"step " + strings.SplitN(strings.TrimPrefix(l.Output, l.Run.Pipeline+"."), ".", 2)[0], model, strings.SplitN(l.Output, ".", 3)[2]})
@@ -277,7 +149,7 @@ func (l *lineage) edges() [][3]string {
 	return out
 }
 
-func (l *lineage) dot(w io.Writer) {
+func (l lineage) dot(w io.Writer) {
 	fmt.Fprintln(w, "digraph lineage {")
 	fmt.Fprintln(w, "  rankdir=LR;")
 	for _, e := range l.edges() {
@@ -286,7 +158,7 @@ func (l *lineage) dot(w io.Writer) {
 	fmt.Fprintln(w, "}")
 }
 
-func (l *lineage) mermaid(w io.Writer) {
+func (l lineage) mermaid(w io.Writer) {
 	fmt.Fprintln(w, "flowchart LR")
 	ids := map[string]string{}
 	id := func(n string) string {

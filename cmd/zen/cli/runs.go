@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zen-dev/zen"
 	"github.com/zen-dev/zen/apply"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
@@ -34,23 +34,13 @@ prefix of one, or "latest".`,
 		Example: "  zen runs list\n  zen runs list --pipeline training --limit 5",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, recs, err := openRecords(cmd, g, false)
+			sess, err := openRead(cmd, g, false)
 			if err != nil {
 				return err
 			}
-			ids, err := recs.RunIDs()
+			runs, err := sess.Runs(zen.RunsQuery{Pipeline: pipeline, Limit: limit})
 			if err != nil {
 				return err
-			}
-			var runs []*state.Run
-			for i := len(ids) - 1; i >= 0 && (limit <= 0 || len(runs) < limit); i-- {
-				r, _, err := recs.Run(ids[i])
-				if err != nil {
-					return err
-				}
-				if pipeline == "" || r.Pipeline == pipeline {
-					runs = append(runs, r)
-				}
 			}
 			if g.output == "json" {
 				if runs == nil {
@@ -82,7 +72,7 @@ prefix of one, or "latest".`,
 			if err != nil {
 				return err
 			}
-			r, err := findRun(sess, args[0])
+			r, err := sess.Run(args[0])
 			if err != nil {
 				return err
 			}
@@ -137,19 +127,13 @@ exit status says how it ended: 0 succeeded, 1 otherwise.`,
 					fmt.Fprintln(g.stderr, "zen: "+n)
 				}
 			}
-			recs, err := records(sess)
+			var run string
+			if len(args) > 0 {
+				run = args[0]
+			}
+			todo, err := sess.Submitted(run)
 			if err != nil {
 				return err
-			}
-			subs, err := recs.Submissions()
-			if err != nil {
-				return err
-			}
-			var todo []*state.Submission
-			for _, sub := range subs {
-				if len(args) == 0 || slices.ContainsFunc(sub.Runs, func(id string) bool { return strings.HasPrefix(id, args[0]) }) {
-					todo = append(todo, sub)
-				}
 			}
 			if len(todo) == 0 {
 				if len(args) == 0 {
@@ -157,7 +141,7 @@ exit status says how it ended: 0 succeeded, 1 otherwise.`,
 					return nil
 				}
 				// Collected already: say how it ended.
-				r, err := findRun(sess, args[0])
+				r, err := sess.Run(args[0])
 				if err != nil {
 					return err
 				}
@@ -170,11 +154,7 @@ exit status says how it ended: 0 succeeded, 1 otherwise.`,
 			var errs []error
 			recorded := false
 			for _, sub := range todo {
-				recs, err := records(sess)
-				if err != nil {
-					return err
-				}
-				res, err := collect(ctx, g.stderr, sess, recs, sub)
+				res, err := sess.Collect(ctx, sub, g.stderr)
 				if errors.Is(err, apply.ErrStopped) {
 					return &codeError{code: exitCancelled, err: fmt.Errorf("%w: zen runs watch %s again to record run %s", err, sub.Runs[0], sub.Runs[0])}
 				}
@@ -200,77 +180,21 @@ exit status says how it ended: 0 succeeded, 1 otherwise.`,
 
 // openRead opens the session for a command that reads the state ref
 // (loading the CUE with load), after bringing the ref up to the
-// remote's, as zen plan does: a fresh clone reads what was applied
-// without fetching refs/zen/* by hand. Offline, or without a remote, it
+// remote's (see zen.Project.Refresh). Offline, or without a remote, it
 // reads the local state, and says why on stderr.
 func openRead(cmd *cobra.Command, g *globals, load bool) (*session, error) {
 	sess, err := open(g, load)
 	if err != nil {
 		return nil, err
 	}
-	if remote := sess.stateRemote(); remote != "" {
-		if _, _, err := sess.pullState(cmd.Context(), remote); err != nil {
-			fmt.Fprintf(g.stderr, "zen: reading the local state: %v\n", err)
-		}
+	if err := sess.Refresh(cmd.Context()); err != nil {
+		fmt.Fprintf(g.stderr, "zen: reading the local state: %v\n", err)
 	}
 	return sess, nil
 }
 
-// openRecords opens the session with openRead and the records of the
-// state ref's current commit.
-func openRecords(cmd *cobra.Command, g *globals, load bool) (*session, state.Records, error) {
-	sess, err := openRead(cmd, g, load)
-	if err != nil {
-		return nil, state.Records{}, err
-	}
-	recs, err := records(sess)
-	return sess, recs, err
-}
-
-func records(sess *session) (state.Records, error) {
-	snap, err := sess.state.Head()
-	if err != nil {
-		return state.Records{}, err
-	}
-	return state.Records{Snapshot: snap, Ref: sess.state.Ref()}, nil
-}
-
-// findRun resolves a run id, a unique prefix of one, or "latest".
-func findRun(sess *session, id string) (*state.Run, error) {
-	recs, err := records(sess)
-	if err != nil {
-		return nil, err
-	}
-	ids, err := recs.RunIDs()
-	if err != nil {
-		return nil, err
-	}
-	if len(ids) == 0 {
-		return nil, fmt.Errorf("no runs recorded on %s yet: zen apply records one", sess.state.Ref())
-	}
-	var match []string
-	if id == "latest" {
-		match = ids[len(ids)-1:]
-	} else {
-		for _, x := range ids {
-			if x == id {
-				match = []string{x}
-				break
-			}
-			if strings.HasPrefix(x, id) {
-				match = append(match, x)
-			}
-		}
-	}
-	switch {
-	case len(match) == 0:
-		return nil, fmt.Errorf("no run %q on %s (see zen runs list)", id, sess.state.Ref())
-	case len(match) > 1:
-		return nil, fmt.Errorf("run %q is ambiguous: %s", id, strings.Join(match, ", "))
-	}
-	r, _, err := recs.Run(match[0])
-	return r, err
-}
+// records are the records of the state ref's current commit.
+func records(sess *session) (state.Records, error) { return sess.Records() }
 
 func stepCounts(r *state.Run) string {
 	counts := map[string]int{}
@@ -388,23 +312,11 @@ the log of the run that produced its outputs.`,
 		Example: "  zen logs latest train",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, r, step, err := runStep(cmd, g, args[0], args[1])
+			sess, err := openRead(cmd, g, true)
 			if err != nil {
 				return err
 			}
-			if step.Log == nil {
-				return fmt.Errorf("run %s: step %s has no log (%s)", r.ID, args[1], step.Status)
-			}
-			dir, err := os.MkdirTemp("", "zen-logs-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(dir)
-			p := filepath.Join(dir, "log")
-			if err := pullArtifact(cmd, sess, r, stack, step.Log.Digest, p); err != nil {
-				return err
-			}
-			b, err := os.ReadFile(p)
+			b, err := sess.StepLog(cmd.Context(), args[0], args[1], stack)
 			if err != nil {
 				return err
 			}
@@ -431,13 +343,13 @@ func newArtifacts(g *globals) *cobra.Command {
 		Example: "  zen artifacts get latest train model -o model.json",
 		Args:    cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, r, step, err := runStep(cmd, g, args[0], args[1])
+			sess, err := openRead(cmd, g, true)
 			if err != nil {
 				return err
 			}
-			a, ok := step.Outputs[args[2]]
-			if !ok {
-				return fmt.Errorf("run %s: step %s has no output %q (outputs: %s)", r.ID, args[1], args[2], strings.Join(slices.Sorted(maps.Keys(step.Outputs)), ", "))
+			r, a, err := sess.StepOutput(args[0], args[1], args[2])
+			if err != nil {
+				return err
 			}
 			dest := out
 			if dest == "" {
@@ -446,7 +358,7 @@ func newArtifacts(g *globals) *cobra.Command {
 			if _, err := os.Lstat(g.path(dest)); err == nil {
 				return fmt.Errorf("%s exists: choose another path with -o", dest)
 			}
-			if err := pullArtifact(cmd, sess, r, stack, a.Digest, g.path(dest)); err != nil {
+			if err := sess.PullArtifact(cmd.Context(), r, stack, a.Digest, g.path(dest)); err != nil {
 				return err
 			}
 			if g.output == "json" {
@@ -460,44 +372,6 @@ func newArtifacts(g *globals) *cobra.Command {
 	get.Flags().StringVar(&stack, "stack", "", "read from this stack's artifact store (default: the run's stack)")
 	cmd.AddCommand(get)
 	return cmd
-}
-
-// runStep finds a run and one of its steps.
-func runStep(cmd *cobra.Command, g *globals, runID, stepName string) (*session, *state.Run, *state.StepResult, error) {
-	sess, err := openRead(cmd, g, true)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	r, err := findRun(sess, runID)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	s, ok := r.Steps[stepName]
-	if !ok {
-		return nil, nil, nil, fmt.Errorf("run %s of %s has no step %q (steps: %s)", r.ID, r.Pipeline, stepName, strings.Join(slices.Sorted(maps.Keys(r.Steps)), ", "))
-	}
-	return sess, r, s, nil
-}
-
-// pullArtifact fetches an artifact from the store of the run's stack, or
-// of --stack.
-func pullArtifact(cmd *cobra.Command, sess *session, r *state.Run, stackFlag, digest, dest string) error {
-	name := stackFlag
-	if name == "" {
-		if _, ok := stacks(sess.cfg)[r.Stack]; ok {
-			name = r.Stack
-		}
-	}
-	st, err := sess.selectStack(name)
-	if err != nil {
-		return err
-	}
-	store, err := sess.openStore(st)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	return store.Pull(cmd.Context(), digest, dest)
 }
 
 // showParam shows a parameter's value: a string as it is, anything else

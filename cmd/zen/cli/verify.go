@@ -2,18 +2,24 @@ package cli
 
 import (
 	"cmp"
-	"context"
+	"errors"
 	"fmt"
-	"maps"
-	"slices"
 
 	"github.com/spf13/cobra"
 
-	"github.com/zen-dev/zen/registry"
-	"github.com/zen-dev/zen/registry/signature"
+	"github.com/zen-dev/zen"
 	"github.com/zen-dev/zen/registry/verify"
-	"github.com/zen-dev/zen/schema"
-	"github.com/zen-dev/zen/state"
+)
+
+// Exit codes of zen verify, one per way a model can fail to verify.
+const (
+	exitUnsigned     = 10 // no signature
+	exitBadSignature = 11 // a signature or attestation does not verify
+	exitOtherKey     = 12 // signed, but not by this key
+	exitDigest       = 13 // the registry's digest differs from the record
+	exitContent      = 14 // stored content does not match its digest
+	exitMissing      = 15 // not in the store at all
+	exitProvenance   = 16 // the attestation names another run, commit, entry point or inputs
 )
 
 // verifyFlags are shared by zen verify and zen verify run.
@@ -22,43 +28,13 @@ type verifyFlags struct {
 	stack string
 }
 
-// verifyKey returns the key to verify with: --key, else the stack's public
-// key (see publicKey), and how to name it.
-func (f *verifyFlags) verifyKey(sess *session, st *schema.Stack) (*signature.Verifier, string, error) {
+// options are the library's verify options from the flags.
+func (f *verifyFlags) options(g *globals) zen.VerifyOptions {
+	o := zen.VerifyOptions{Stack: f.stack}
 	if f.key != "" {
-		v, _, _, err := loadPublicKey(sess.g.path(f.key))
-		return v, f.key, err
+		o.Key, o.KeyName = g.path(f.key), f.key
 	}
-	v, id, warning, err := sess.publicKey(st)
-	switch {
-	case err != nil:
-		return nil, "", err
-	case v == nil && warning != "":
-		return nil, "", fmt.Errorf("stack %s: no public key to verify with: declare signer.public_key, or use --key", st.Name)
-	case v == nil && signerFlavor(st) == signerNone:
-		return nil, "", fmt.Errorf("stack %s signs nothing (signer: flavor: \"none\"): use --key", st.Name)
-	case v == nil:
-		_, pub := sess.KeyFiles()
-		return nil, "", fmt.Errorf("stack %s signs with the repository's key pair, and %s does not exist: nothing was signed yet; use --key", st.Name, relTo(sess.ws.Root, pub))
-	}
-	return v, "key " + id, nil
-}
-
-// open selects the stack, the key to verify with and the stack's store.
-func (f *verifyFlags) open(sess *session, stack string) (*signature.Verifier, string, registry.Store, error) {
-	st, err := sess.selectStack(stack)
-	if err != nil {
-		return nil, "", nil, err
-	}
-	v, keyName, err := f.verifyKey(sess, st)
-	if err != nil {
-		return nil, "", nil, err
-	}
-	store, err := sess.openStore(st)
-	if err != nil {
-		return nil, "", nil, err
-	}
-	return v, keyName, store, nil
+	return o
 }
 
 func newVerify(g *globals) *cobra.Command {
@@ -92,41 +68,17 @@ when everything holds, 1 on any other error.`,
 		Example: "  zen verify fraud-detector@production\n  zen verify fraud-detector:1.0.0 --key release.pub\n  zen verify run latest",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, recs, err := openRecords(cmd, g, true)
+			sess, err := openRead(cmd, g, true)
 			if err != nil {
 				return err
 			}
-			ref := parseModelRef(args[0])
-			mv, err := resolveVersion(recs, ref)
+			res, err := sess.VerifyModel(cmd.Context(), zen.ParseModelRef(args[0]), f.options(g))
 			if err != nil {
-				return err
+				return verifyError(err)
 			}
-			stack, err := f.versionStack(sess, mv)
-			if err != nil {
-				return err
-			}
-			v, keyName, store, err := f.open(sess, stack)
-			if err != nil {
-				return err
-			}
-			ms, ok := store.(registry.ModelStore)
-			if !ok {
-				return fmt.Errorf("artifact store %s holds no models", store)
-			}
-			tag := mv.ModelVersion
-			if ref.stage != "" {
-				tag = ref.stage
-			}
-			want, err := verify.ModelBuild(recs, mv)
-			if err == nil {
-				err = (&verify.Verifier{Key: v}).Model(cmd.Context(), ms, mv.Model, tag, mv.Digest, want, true)
-			}
-			if err != nil {
-				return &codeError{code: verifyCode(err), err: fmt.Errorf("model %s %s (%s): %w", mv.Model, mv.ModelVersion, mv.Digest, err)}
-			}
+			mv := res.Version
 			if g.output == "json" {
-				pem, _ := v.PEM()
-				out := map[string]any{"verified": true, "model": mv.Model, "version": mv.ModelVersion, "digest": mv.Digest, "key": keyID(pem), "run": mv.RunID, "source_commit": mv.SourceCommit}
+				out := map[string]any{"verified": true, "model": mv.Model, "version": mv.ModelVersion, "digest": mv.Digest, "key": res.KeyID, "run": mv.RunID, "source_commit": mv.SourceCommit}
 				if mv.RunCommit != "" || mv.RunDirty != "" {
 					out["run_source_commit"] = mv.RunCommit
 					if mv.RunDirty != "" {
@@ -146,7 +98,7 @@ when everything holds, 1 on any other error.`,
 				}
 				made = fmt.Sprintf("run %s from commit %s, declared by commit %s", mv.RunID, from, short(mv.SourceCommit))
 			}
-			fmt.Fprintf(g.stdout, "verified model %s %s %s: signature and provenance (%s) by %s\n", mv.Model, mv.ModelVersion, mv.Digest, made, keyName)
+			fmt.Fprintf(g.stdout, "verified model %s %s %s: signature and provenance (%s) by %s\n", mv.Model, mv.ModelVersion, mv.Digest, made, res.Key)
 			return nil
 		},
 	}
@@ -154,52 +106,6 @@ when everything holds, 1 on any other error.`,
 	cmd.PersistentFlags().StringVar(&f.stack, "stack", "", "read from this stack's artifact store (default: the stack the version or run was recorded in)")
 	cmd.AddCommand(newVerifyRun(g, &f))
 	return cmd
-}
-
-// versionStack names the stack whose store holds a recorded version:
-// --stack, else the stack the record names, else (records made before
-// they named it) a declared stack whose store holds the recorded
-// repository, else the stack zen would use.
-func (f *verifyFlags) versionStack(sess *session, mv *state.ModelVersion) (string, error) {
-	if f.stack != "" {
-		return f.stack, nil
-	}
-	all := stacks(sess.cfg)
-	if mv.Stack != "" {
-		if _, ok := all[mv.Stack]; !ok {
-			return "", fmt.Errorf("model %s %s was recorded in stack %s, which is not declared any more: name its store with --stack", mv.Model, mv.ModelVersion, mv.Stack)
-		}
-		return mv.Stack, nil
-	}
-	for _, name := range slices.Sorted(maps.Keys(all)) {
-		store, err := sess.openStore(all[name])
-		if err != nil {
-			continue
-		}
-		ms, ok := store.(registry.ModelStore)
-		held := ok && ms.ModelRepository(mv.Model).Reference() == mv.Repository
-		store.Close()
-		if held {
-			return name, nil
-		}
-	}
-	return "", nil
-}
-
-// artifactCheck is what zen verify run found of one artifact.
-type artifactCheck struct {
-	Step     string `json:"step"`
-	Artifact string `json:"artifact"` // an output's name, or "log"
-	Digest   string `json:"digest"`
-	// Run is the run that made the artifact: the run itself, or for a
-	// cached step the run it was reused from.
-	Run string `json:"run"`
-	// SameAs names, when the provenance attestation is another step's or
-	// run's that stored the same bytes first, that step and run.
-	SameAs string `json:"same_as,omitempty"`
-	OK     bool   `json:"ok"`
-	Error  string `json:"error,omitempty"`
-	code   int
 }
 
 func newVerifyRun(g *globals, f *verifyFlags) *cobra.Command {
@@ -221,35 +127,17 @@ reported; the exit code is the first failure's.`,
 		Example: "  zen verify run latest\n  zen verify run 20261123-101500 --key release.pub --output json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, recs, err := openRecords(cmd, g, true)
+			sess, err := openRead(cmd, g, true)
 			if err != nil {
 				return err
 			}
-			run, err := findRun(sess, args[0])
+			res, err := sess.VerifyRun(cmd.Context(), args[0], f.options(g))
 			if err != nil {
 				return err
 			}
-			stack := f.stack
-			if stack == "" {
-				stack = run.Stack
-			}
-			v, keyName, store, err := f.open(sess, stack)
-			if err != nil {
-				return err
-			}
-			checks := verifyRun(cmd.Context(), store, recs, run, v)
-			failed := 0
-			code := 0
-			for _, c := range checks {
-				if !c.OK {
-					failed++
-					if code == 0 {
-						code = c.code
-					}
-				}
-			}
+			run, checks := res.Run, res.Artifacts
 			if g.output == "json" {
-				if err := writeJSON(g.stdout, map[string]any{"run": run.ID, "verified": failed == 0, "artifacts": checks}); err != nil {
+				if err := writeJSON(g.stdout, map[string]any{"run": run.ID, "verified": res.Failed() == 0, "artifacts": checks}); err != nil {
 					return err
 				}
 			} else {
@@ -271,59 +159,30 @@ reported; the exit code is the first failure's.`,
 					}
 				}
 			}
-			if failed > 0 {
-				return &codeError{code: code, err: fmt.Errorf("run %s: %d of %d artifacts do not verify", run.ID, failed, len(checks))}
+			if err := res.Err(); err != nil {
+				return verifyError(err)
 			}
 			if g.output == "text" {
-				fmt.Fprintf(g.stdout, "verified run %s of %s: %d artifacts, signature and provenance by %s\n", run.ID, run.Pipeline, len(checks), keyName)
+				fmt.Fprintf(g.stdout, "verified run %s of %s: %d artifacts, signature and provenance by %s\n", run.ID, run.Pipeline, len(checks), res.Key)
 			}
 			return nil
 		},
 	}
 }
 
-// verifyRun checks every artifact of run, steps in the run's order.
-func verifyRun(ctx context.Context, store registry.Store, recs state.Records, run *state.Run, key *signature.Verifier) []*artifactCheck {
-	order := run.Order
-	if len(order) == 0 {
-		order = slices.Sorted(maps.Keys(run.Steps))
+// verifyError gives a verification failure (a *zen.VerifyError) its
+// exit code; other errors are zen verify's exit 1.
+func verifyError(err error) error {
+	var ve *zen.VerifyError
+	if !errors.As(err, &ve) {
+		return err
 	}
-	var checks []*artifactCheck
-	for _, step := range order {
-		res := run.Steps[step]
-		if res == nil {
-			continue
-		}
-		from := run.ID
-		if res.CachedFrom != "" {
-			from = res.CachedFrom
-		}
-		for _, name := range slices.Sorted(maps.Keys(res.Outputs)) {
-			checks = append(checks, &artifactCheck{Step: step, Artifact: name, Digest: res.Outputs[name].Digest, Run: from})
-		}
-		if res.Log != nil {
-			checks = append(checks, &artifactCheck{Step: step, Artifact: "log", Digest: res.Log.Digest, Run: from})
-		}
-	}
-	v := &verify.Verifier{Key: key, Made: verify.MadeBy(recs)}
-	for _, c := range checks {
-		want, err := verify.ArtifactBuild(recs, run, c.Step, c.Artifact)
-		if err == nil {
-			var res verify.Result
-			res, err = v.Artifact(ctx, store, c.Digest, want, true)
-			c.SameAs = res.SameAs
-		}
-		if err != nil {
-			c.code, c.Error = verifyCode(err), err.Error()
-		}
-		c.OK = c.code == 0
-	}
-	return checks
+	return &codeError{code: verifyCode(ve.Kind), err: err}
 }
 
 // verifyCode is zen verify's exit code for a verification failure.
-func verifyCode(err error) int {
-	switch verify.KindOf(err) {
+func verifyCode(kind verify.Kind) int {
+	switch kind {
 	case verify.Missing:
 		return exitMissing
 	case verify.Unsigned:

@@ -1,0 +1,58 @@
+package zen
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/zen-dev/zen/schema"
+)
+
+// PipelineGraph is a pipeline's step graph.
+type PipelineGraph struct {
+	Name  string      `json:"name"`
+	Steps []string    `json:"steps"` // in the order they can run
+	Edges []GraphEdge `json:"edges"`
+}
+
+// GraphEdge is an input of step To that reads step From's output.
+type GraphEdge struct {
+	From   string `json:"from"`
+	Output string `json:"output"`
+	To     string `json:"to"`
+	Input  string `json:"input"`
+}
+
+// Graph gives the step graphs of the pipelines named, or of all of cfg's
+// pipelines, by name.
+func Graph(cfg *schema.Config, pipelines ...string) ([]PipelineGraph, error) {
+	names := cfg.PipelineNames()
+	for _, pn := range pipelines {
+		if _, ok := cfg.Pipelines[pn]; !ok {
+			return nil, fmt.Errorf("no pipeline %q (pipelines: %s)", pn, strings.Join(names, ", "))
+		}
+	}
+	if len(pipelines) > 0 {
+		names = pipelines
+	}
+	var out []PipelineGraph
+	for _, pn := range names {
+		p := cfg.Pipelines[pn]
+		out = append(out, PipelineGraph{Name: pn, Steps: p.Order, Edges: Edges(p)})
+	}
+	return out, nil
+}
+
+// Edges lists the edges of a pipeline's step graph, by step in run order
+// then input name; empty, not nil, for none.
+func Edges(p *schema.Pipeline) []GraphEdge {
+	out := []GraphEdge{}
+	for _, name := range p.Order {
+		s := p.Steps[name]
+		for _, in := range s.InputNames() {
+			if i := s.Inputs[in]; i.Kind == schema.InputStep {
+				out = append(out, GraphEdge{From: i.Step, Output: i.Output, To: name, Input: in})
+			}
+		}
+	}
+	return out
+}

@@ -105,73 +105,44 @@ exit status says how it ended: 0 succeeded, 1 otherwise.`,
 		Example: "  zen apply --stack hpc --detach\n  zen runs watch 20261123-101500.123-3fa2c1",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
 			sess, err := open(g, false)
 			if err != nil {
 				return err
-			}
-			lock, err := sess.state.LockApply(ctx, "zen runs watch", lockTimeout, lockWaiting(g.stderr, lockTimeout))
-			if err != nil {
-				return err
-			}
-			defer lock.Release()
-			remote := sess.stateRemote()
-			var remoteHead string
-			if remote != "" {
-				sync, notes, err := sess.pullState(ctx, remote)
-				if err != nil {
-					return fmt.Errorf("%w (ZEN_REMOTE=none watches against the local state alone)", err)
-				}
-				remoteHead = sync.RemoteHead
-				for _, n := range notes {
-					fmt.Fprintln(g.stderr, "zen: "+n)
-				}
 			}
 			var run string
 			if len(args) > 0 {
 				run = args[0]
 			}
-			todo, err := sess.Submitted(run)
+			w, err := sess.Watch(cmd.Context(), zen.WatchOptions{
+				Run: run, LockTimeout: lockTimeout, Log: g.stderr,
+				Recorded: func(res *apply.Result) { printApplied(g, res, sess.state.Ref()) },
+			})
+			if errors.Is(err, apply.ErrStopped) {
+				return &codeError{code: exitCancelled, err: err}
+			}
+			if w == nil {
+				return err
+			}
+			if w.Pushed {
+				fmt.Fprintf(g.stdout, "pushed %s to %s\n", sess.state.Ref(), w.Remote)
+			}
+			if err != nil || w.Pending > 0 {
+				return err
+			}
+			if run == "" {
+				fmt.Fprintln(g.stderr, "no submitted runs to watch: zen apply --detach leaves some")
+				return nil
+			}
+			// Collected already: say how it ended.
+			r, err := sess.Run(run)
 			if err != nil {
 				return err
 			}
-			if len(todo) == 0 {
-				if len(args) == 0 {
-					fmt.Fprintln(g.stderr, "no submitted runs to watch: zen apply --detach leaves some")
-					return nil
-				}
-				// Collected already: say how it ended.
-				r, err := sess.Run(args[0])
-				if err != nil {
-					return err
-				}
-				printRun(g, r)
-				if r.Status != state.StatusSucceeded {
-					return &codeError{code: exitError}
-				}
-				return nil
+			printRun(g, r)
+			if r.Status != state.StatusSucceeded {
+				return &codeError{code: exitError}
 			}
-			var errs []error
-			recorded := false
-			for _, sub := range todo {
-				res, err := sess.Collect(ctx, sub, g.stderr)
-				if errors.Is(err, apply.ErrStopped) {
-					return &codeError{code: exitCancelled, err: fmt.Errorf("%w: zen runs watch %s again to record run %s", err, sub.Runs[0], sub.Runs[0])}
-				}
-				if res != nil {
-					printApplied(g, res, sess.state.Ref())
-					recorded = recorded || res.StateCommit != ""
-				}
-				errs = append(errs, err)
-			}
-			if recorded && remote != "" {
-				if err := sess.pushState(ctx, remote, remoteHead); err != nil {
-					errs = append(errs, err)
-				} else {
-					fmt.Fprintf(g.stdout, "pushed %s to %s\n", sess.state.Ref(), remote)
-				}
-			}
-			return errors.Join(errs...)
+			return nil
 		},
 	}
 	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", 0, "wait up to `DURATION` for a zen apply in this clone to finish (default: refuse at once)")

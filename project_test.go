@@ -126,7 +126,7 @@ func TestStateRemote(t *testing.T) {
 	if got := remote(Options{Remote: "elsewhere"}); got != "elsewhere" {
 		t.Errorf("named: %q, want it kept for the fetch to fail on", got)
 	}
-	git(t, dir, "remote", "add", "origin", t.TempDir())
+	runGit(t, dir, "remote", "add", "origin", t.TempDir())
 	if got := remote(Options{}); got != "origin" {
 		t.Errorf("origin: %q", got)
 	}

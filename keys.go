@@ -74,18 +74,23 @@ type signed struct {
 // A stack without a signer uses the repository's key pair, which zen
 // makes on first use. Only signer: flavor: "none" signs nothing.
 func (p *Project) signer(st *schema.Stack) (*signature.Signer, string, *signature.Verifier, error) {
-	if p.signed == nil {
-		p.signed = &signed{}
-		p.signed.s, p.signed.id, p.signed.v, p.signed.err = p.loadSigner(st)
+	sg := p.signed[st.Name]
+	if sg == nil {
+		sg = &signed{}
+		sg.s, sg.id, sg.v, sg.err = p.loadSigner(st)
+		if p.signed == nil {
+			p.signed = map[string]*signed{}
+		}
+		p.signed[st.Name] = sg
 	}
-	return p.signed.s, p.signed.id, p.signed.v, p.signed.err
+	return sg.s, sg.id, sg.v, sg.err
 }
 
 // Signer returns what the stack signs with: the signer, its key id, and
 // the verifier stage moves check against; all nil for a stack whose
 // signer is "none". A declared signer.public_key is checked against the
 // private key's public half. The repository's key pair is made here on
-// first use. A project loads one stack's signer, once.
+// first use. A project loads each stack's signer once.
 func (p *Project) Signer(st *schema.Stack) (*signature.Signer, string, *signature.Verifier, error) {
 	signer, keyID, verifier, err := p.signer(st)
 	if err == nil && signer != nil {

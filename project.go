@@ -3,18 +3,29 @@
 //
 // A Project is one git work tree that declares pipelines in CUE, with its
 // state ref (refs/zen/state) and its stacks. The package owns what the
-// commands decide, as opposed to how they show it: choosing the stack and
-// opening its artifact store, sharing the state ref through a git remote
-// (pull, push with replay), the clone's apply lock, recording what a
-// stopped apply had finished (journal recovery), collecting the runs a
-// detached apply left on a cluster, the signing keys and the checks of
-// cached artifacts' signatures, and the plan and apply built on them.
+// commands decide, as opposed to how they show it:
 //
-// Nothing here reads the environment, changes the working directory or
-// keeps package-level state: a Project is given its directory and its
-// options (the zen command fills them from its flags and from ZEN_STACK,
-// ZEN_REMOTE, ZEN_STATE_REF and COSIGN_PASSWORD), and notes for people go
-// to the io.Writer its options name.
+//   - project.go: opening a work tree, choosing the stack, opening its
+//     artifact store;
+//   - state.go: sharing the state ref through a git remote (pull, push
+//     with replay and retry);
+//   - keys.go: the signing keys (the repository's pair, made on first
+//     use, or a declared signer's) and the checks of cached artifacts'
+//     signatures;
+//   - plan.go and apply.go: the clone's apply lock, the plan and the
+//     apply built on all of the above;
+//   - journal.go and collect.go: recording what a stopped apply had
+//     finished, and the runs a detached apply left on a cluster;
+//   - init.go: the quickstart and the CI workflows zen init writes.
+//
+// This package reads no environment variable, never changes the working
+// directory and keeps no package-level state: a Project is given its
+// directory and its Options (the zen command fills them from its flags and
+// from ZEN_STACK, ZEN_REMOTE, ZEN_STATE_REF, COSIGN_PASSWORD and the
+// ZEN_SECRET_* secrets), and notes for people go to the io.Writers the
+// options name. The packages it calls keep their own rules: a step's
+// environment starts from the process's (package apply), and a state
+// commit's author from git's (package state).
 package zen
 
 import (
@@ -61,7 +72,9 @@ type Options struct {
 }
 
 // Project is a git work tree that declares pipelines in CUE, and its state
-// ref. It is not safe for concurrent use.
+// ref. It reads the CUE once (Config; a plan with Sets reads it again)
+// and each stack's signing key once: open a new Project to see edits to
+// them made meanwhile. It is not safe for concurrent use.
 type Project struct {
 	opts  Options
 	ws    *workspace.Workspace
@@ -71,7 +84,7 @@ type Project struct {
 	cfgErr error
 	loaded bool
 
-	signed *signed // the stack's signer, once loaded (one stack a project)
+	signed map[string]*signed // the stacks' signers, by name, once loaded
 }
 
 // Open opens the git work tree around dir and its state ref. It makes
@@ -125,19 +138,16 @@ func (p *Project) Records() (state.Records, error) {
 	return state.Records{Snapshot: snap, Ref: p.state.Ref()}, nil
 }
 
-// ImplicitLocal is the stack a repository that declares no stacks gets:
-// steps run here, artifacts go to .zen/store.
-var ImplicitLocal = schema.Stack{
-	Name:          "local",
-	Orchestrator:  schema.Component{Flavor: "local"},
-	ArtifactStore: schema.Component{Flavor: "oci-layout", Settings: map[string]any{"path": ".zen/store"}},
-}
-
-// Stacks returns the stacks cfg declares, or the implicit local one.
+// Stacks returns the stacks cfg declares, or, for a repository that
+// declares none, the implicit local one: steps run here, artifacts go to
+// .zen/store.
 func Stacks(cfg *schema.Config) map[string]*schema.Stack {
 	if len(cfg.Stacks) == 0 {
-		local := ImplicitLocal
-		return map[string]*schema.Stack{"local": &local}
+		return map[string]*schema.Stack{"local": {
+			Name:          "local",
+			Orchestrator:  schema.Component{Flavor: "local"},
+			ArtifactStore: schema.Component{Flavor: "oci-layout", Settings: map[string]any{"path": ".zen/store"}},
+		}}
 	}
 	return cfg.Stacks
 }

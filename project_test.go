@@ -123,10 +123,22 @@ func TestStateRemote(t *testing.T) {
 	if got := remote(Options{}); got != "" {
 		t.Errorf("no remote: %q", got)
 	}
+	for _, c := range []struct{ remote, want string }{
+		{"", "no git remote to share the state through"},
+		{"none", "ZEN_REMOTE=none keeps the state local"},
+	} {
+		p, err := Open(dir, Options{Remote: c.remote})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.SharingRemote(); err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("SharingRemote with Remote %q: %v, want %q", c.remote, err, c.want)
+		}
+	}
 	if got := remote(Options{Remote: "elsewhere"}); got != "elsewhere" {
 		t.Errorf("named: %q, want it kept for the fetch to fail on", got)
 	}
-	git(t, dir, "remote", "add", "origin", t.TempDir())
+	runGit(t, dir, "remote", "add", "origin", t.TempDir())
 	if got := remote(Options{}); got != "origin" {
 		t.Errorf("origin: %q", got)
 	}

@@ -38,6 +38,36 @@ func (p *Project) StateRemote() string {
 	return name
 }
 
+// SharingRemote is StateRemote, or an error saying why the state ref is
+// not shared: Options.Remote is "none", or there is no remote.
+func (p *Project) SharingRemote() (string, error) {
+	r := p.StateRemote()
+	if r == "" && p.opts.Remote == "none" {
+		return "", errors.New("ZEN_REMOTE=none keeps the state local: unset it, or set it to the name of a git remote, to share the state")
+	}
+	if r == "" {
+		return "", errors.New("no git remote to share the state through: add one (git remote add origin URL), or set ZEN_REMOTE to a remote's name")
+	}
+	return r, nil
+}
+
+// PushState brings the state ref up to the remote's (see Pull) and pushes
+// it (see Push), and returns the commit it is at then, "" for none.
+func (p *Project) PushState(ctx context.Context, remote string) (string, error) {
+	sync, _, err := p.Pull(ctx, remote)
+	if err != nil {
+		return "", err
+	}
+	if err := p.Push(ctx, remote, sync.RemoteHead); err != nil {
+		return "", err
+	}
+	head, err := p.state.Head()
+	if err != nil {
+		return "", err
+	}
+	return head.Commit(), nil
+}
+
 // Pull brings the state ref up to the remote's. It returns the remote's
 // commit, for the push after an apply, and notes for people.
 func (p *Project) Pull(ctx context.Context, remote string) (*state.Sync, []string, error) {

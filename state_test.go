@@ -35,12 +35,12 @@ func testRepo(t *testing.T) string {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{{"init", "-q"}, {"add", "-A"}, {"commit", "-q", "-m", "p"}} {
-		git(t, dir, args...)
+		runGit(t, dir, args...)
 	}
 	return dir
 }
 
-func git(t *testing.T, dir string, args ...string) {
+func runGit(t *testing.T, dir string, args ...string) {
 	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
@@ -52,7 +52,7 @@ func git(t *testing.T, dir string, args ...string) {
 // Cancelling ends Push's pause between pushes at once.
 func TestPushCancel(t *testing.T) {
 	dir := testRepo(t)
-	git(t, dir, "remote", "add", "origin", filepath.Join(t.TempDir(), "gone"))
+	runGit(t, dir, "remote", "add", "origin", filepath.Join(t.TempDir(), "gone"))
 	p, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -3,22 +3,15 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"maps"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"slices"
 	"strings"
 
-	"github.com/go-git/go-git/v5"
 	gitconfig "github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/spf13/cobra"
 
-	"github.com/zen-dev/zen/examples"
-	"github.com/zen-dev/zen/internal/workspace"
-	"github.com/zen-dev/zen/schema"
+	"github.com/zen-dev/zen"
 )
 
 func newInit(g *globals) *cobra.Command {
@@ -61,41 +54,39 @@ each secret the steps read.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			wd := g.workDir()
 			if ci != "" {
-				return scaffoldCI(g, wd, ci, stack)
+				return initCI(g, wd, ci, stack)
 			}
 			if stack != "" {
 				return errors.New("--stack is for --ci: it names the stack the CI workflow uses")
 			}
-			root := wd
-			ws, err := workspace.Open(wd)
-			switch {
-			case errors.Is(err, workspace.ErrNotRepository):
-				branch, err := gitInit(wd)
-				if err != nil {
-					return fmt.Errorf("git init: %w", err)
-				}
-				fmt.Fprintf(g.stdout, "initialized a git repository in %s (branch %s)\n", wd, branch)
-			case err != nil:
+			done, err := zen.Init(wd, defaultBranch())
+			if done == nil {
 				return err
-			default:
-				root = ws.Root
 			}
-			return scaffold(g, root)
+			if done.Branch != "" {
+				fmt.Fprintf(g.stdout, "initialized a git repository in %s (branch %s)\n", done.Root, done.Branch)
+			}
+			if err != nil {
+				return err
+			}
+			for _, c := range done.Created {
+				fmt.Fprintf(g.stdout, "created %s\n", c)
+			}
+			for _, k := range done.Kept {
+				fmt.Fprintf(g.stdout, "kept    %s (exists)\n", k)
+			}
+			fmt.Fprint(g.stdout, `
+Next:
+  git add -A && git commit -m "zen init"
+  zen plan     # what would run, and why
+  zen apply    # run it; the runs are recorded on refs/zen/state
+`)
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&ci, "ci", "", "write a CI workflow for `SYSTEM` instead of the quickstart: github or gitlab")
 	cmd.Flags().StringVar(&stack, "stack", "", "with --ci, the `NAME` of the stack CI plans and applies on (default: $ZEN_STACK, then default_stack)")
 	return cmd
-}
-
-// gitInit makes a git repository in dir on the branch git's
-// init.defaultBranch names, else main, and returns the branch.
-func gitInit(dir string) (string, error) {
-	branch := defaultBranch()
-	_, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{
-		InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName(branch)},
-	})
-	return branch, err
 }
 
 // defaultBranch is git's init.defaultBranch, as git config reads it (the
@@ -123,66 +114,23 @@ func defaultBranch() string {
 	return "main"
 }
 
-// scaffoldCI writes the CI workflow of system for a stack into the
-// repository around dir, unless a file is there already. It refuses a
-// stack that cannot plan and apply in CI, and writes nothing then.
-func scaffoldCI(g *globals, dir, system, stackFlag string) error {
-	dest := examples.CIPath(system)
-	if dest == "" {
-		return fmt.Errorf("--ci %q: want %s", system, strings.Join(examples.CISystems, " or "))
-	}
-	ws, err := workspace.Open(dir)
-	if errors.Is(err, workspace.ErrNotRepository) {
-		return fmt.Errorf("zen init --ci writes a workflow for a zen repository, and %s is in no git repository: run zen init first", dir)
-	}
+// initCI writes the CI workflow of system for a stack (see zen.InitCI)
+// and says what to do next.
+func initCI(g *globals, dir, system, stack string) error {
+	wf, err := zen.InitCI(dir, system, stack, os.Getenv("ZEN_STACK"))
 	if err != nil {
 		return err
 	}
-	// Loading caches the evaluated CUE in zen's folder, which ignores
-	// itself: a refused stack leaves the work tree as it was.
-	if err := ws.EnsureDataDir(); err != nil {
-		return err
-	}
-	cfg, err := schema.Load(ws.Root)
-	if err != nil {
-		return err
-	}
-	name, from := stackFlag, "--stack"
-	if name == "" {
-		name, from = os.Getenv("ZEN_STACK"), "ZEN_STACK"
-	}
-	if name == "" {
-		name, from = cfg.DefaultStack, "default_stack"
-	}
-	all := stacks(cfg)
-	st, ok := all[name]
-	if !ok {
-		return fmt.Errorf("unknown stack %q (from %s); stacks: %s", name, from, strings.Join(slices.Sorted(maps.Keys(all)), ", "))
-	}
-	cs, err := examples.NewCIStack(system, cfg, st)
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(ws.Root, filepath.FromSlash(dest))
-	if _, err := os.Stat(path); err == nil {
-		fmt.Fprintf(g.stdout, "kept    %s (exists)\n", dest)
+	if wf.Kept {
+		fmt.Fprintf(g.stdout, "kept    %s (exists)\n", wf.Path)
 		return nil
 	}
-	data, err := examples.RenderCI(system, cs)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(g.stdout, "created %s for stack %s\n", dest, st.Name)
+	cs := wf.Stack
+	fmt.Fprintf(g.stdout, "created %s for stack %s\n", wf.Path, cs.Name)
 	if !cs.Signed {
-		fmt.Fprintf(g.stdout, "\nStack %s has signer none: the versions CI makes are UNSIGNED.\n", st.Name)
+		fmt.Fprintf(g.stdout, "\nStack %s has signer none: the versions CI makes are UNSIGNED.\n", cs.Name)
 	} else if cs.PublicKey == "" {
-		fmt.Fprintf(g.stderr, "note: stack %s declares no signer.public_key, so plans on pull requests, which have no private key, check no signatures of cached artifacts\n", st.Name)
+		fmt.Fprintf(g.stderr, "note: stack %s declares no signer.public_key, so plans on pull requests, which have no private key, check no signatures of cached artifacts\n", cs.Name)
 	}
 	var secrets []string
 	for _, s := range cs.Secrets {
@@ -192,84 +140,6 @@ func scaffoldCI(g *globals, dir, system, stackFlag string) error {
 	if system == "gitlab" {
 		where = "as CI/CD variables"
 	}
-	fmt.Fprintf(g.stdout, "\nAdd %s %s (its head says what each is), then commit it:\n  git add %s && git commit -m \"zen in CI\"\n", strings.Join(secrets, ", "), where, dest)
+	fmt.Fprintf(g.stdout, "\nAdd %s %s (its head says what each is), then commit it:\n  git add %s && git commit -m \"zen in CI\"\n", strings.Join(secrets, ", "), where, wf.Path)
 	return nil
-}
-
-// scaffold copies the quickstart into root without overwriting anything.
-func scaffold(g *globals, root string) error {
-	src := examples.Quickstart
-	var created, kept []string
-	err := fs.WalkDir(src, "quickstart", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == "quickstart" {
-			return err
-		}
-		rel := strings.TrimPrefix(p, "quickstart/")
-		dest := filepath.Join(root, filepath.FromSlash(rel))
-		if d.IsDir() {
-			return os.MkdirAll(dest, 0o755)
-		}
-		data, err := fs.ReadFile(src, p)
-		if err != nil {
-			return err
-		}
-		existing, err := os.ReadFile(dest)
-		switch {
-		case err == nil && rel == ".gitignore":
-			if add := missingLines(string(existing), string(data)); add != "" {
-				if !strings.HasSuffix(string(existing), "\n") && len(existing) > 0 {
-					add = "\n" + add
-				}
-				if err := os.WriteFile(dest, append(existing, add...), 0o644); err != nil {
-					return err
-				}
-				created = append(created, rel+" (appended)")
-				return nil
-			}
-			kept = append(kept, rel)
-			return nil
-		case err == nil:
-			kept = append(kept, rel)
-			return nil
-		case !errors.Is(err, fs.ErrNotExist):
-			return err
-		}
-		mode := fs.FileMode(0o644)
-		if strings.HasSuffix(rel, ".sh") {
-			mode = 0o755
-		}
-		created = append(created, rel)
-		return os.WriteFile(dest, data, mode)
-	})
-	if err != nil {
-		return fmt.Errorf("init: %w", err)
-	}
-	for _, c := range created {
-		fmt.Fprintf(g.stdout, "created %s\n", c)
-	}
-	for _, k := range kept {
-		fmt.Fprintf(g.stdout, "kept    %s (exists)\n", k)
-	}
-	fmt.Fprint(g.stdout, `
-Next:
-  git add -A && git commit -m "zen init"
-  zen plan     # what would run, and why
-  zen apply    # run it; the runs are recorded on refs/zen/state
-`)
-	return nil
-}
-
-// missingLines returns the lines of want not in have, one per line.
-func missingLines(have, want string) string {
-	present := map[string]bool{}
-	for _, l := range strings.Split(have, "\n") {
-		present[strings.TrimSpace(l)] = true
-	}
-	var b strings.Builder
-	for _, l := range strings.Split(want, "\n") {
-		if t := strings.TrimSpace(l); t != "" && !present[t] {
-			b.WriteString(l + "\n")
-		}
-	}
-	return b.String()
 }

@@ -83,21 +83,15 @@ func loadConfig(g *globals) (*schema.Config, error) {
 	return schema.Load(ws.Root)
 }
 
-// open opens the project zen runs in; with load, it loads the CUE too,
-// with overrides.
-func open(g *globals, load bool, overrides ...schema.Override) (*session, error) {
+// open opens the project zen runs in; with load, it loads the CUE too.
+func open(g *globals, load bool) (*session, error) {
 	p, err := zen.Open(g.root(), g.options())
 	if err != nil {
 		return nil, err
 	}
 	s := &session{Project: p, g: g, ws: p.Workspace(), state: p.State()}
 	if load {
-		if len(overrides) > 0 {
-			s.cfg, err = schema.Load(p.Root(), overrides...)
-		} else {
-			s.cfg, err = p.Config()
-		}
-		if err != nil {
+		if s.cfg, err = p.Config(); err != nil {
 			return nil, err
 		}
 	}
@@ -114,6 +108,7 @@ func (s *session) selectStack(flag string) (*schema.Stack, error) { return s.Sel
 // openStore opens the stack's artifact store.
 func (s *session) openStore(st *schema.Stack) (registry.Store, error) { return s.OpenStore(st) }
 
+// stateRemote is the git remote the state ref is shared through.
 func (s *session) stateRemote() string { return s.StateRemote() }
 
 func writeJSON(w io.Writer, v any) error {

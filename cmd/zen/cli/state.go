@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -42,14 +40,8 @@ work as they do for git. ZEN_REMOTE=none keeps the state local.`,
 		if err != nil {
 			return nil, "", err
 		}
-		r := sess.stateRemote()
-		if r == "" && os.Getenv("ZEN_REMOTE") == "none" {
-			return nil, "", errors.New("ZEN_REMOTE=none keeps the state local: unset it, or set it to the name of a git remote, to share the state")
-		}
-		if r == "" {
-			return nil, "", errors.New("no git remote to share the state through: add one (git remote add origin URL), or set ZEN_REMOTE to a remote's name")
-		}
-		return sess, r, nil
+		r, err := sess.SharingRemote()
+		return sess, r, err
 	}
 	pull := &cobra.Command{
 		Use:   "pull",
@@ -96,18 +88,11 @@ work as they do for git. ZEN_REMOTE=none keeps the state local.`,
 			if err != nil {
 				return err
 			}
-			sync, _, err := sess.pullState(cmd.Context(), remote)
+			head, err := sess.PushState(cmd.Context(), remote)
 			if err != nil {
 				return err
 			}
-			if err := sess.pushState(cmd.Context(), remote, sync.RemoteHead); err != nil {
-				return err
-			}
-			head, err := sess.state.Head()
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(g.stdout, "%s on %s is at %s\n", sess.state.Ref(), remote, shortOr(head.Commit()))
+			fmt.Fprintf(g.stdout, "%s on %s is at %s\n", sess.state.Ref(), remote, shortOr(head))
 			return nil
 		},
 	}

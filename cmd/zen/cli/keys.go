@@ -4,38 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zen-dev/zen"
-	"github.com/zen-dev/zen/registry/signature"
-	"github.com/zen-dev/zen/schema"
 )
-
-// The names the commands use for the project's keys (see package zen).
-const signerNone = zen.SignerNone
-
-// relTo names p relative to root when it is inside it.
-func relTo(root, p string) string {
-	if r, err := filepath.Rel(root, p); err == nil && filepath.IsLocal(r) {
-		return r
-	}
-	return p
-}
-
-func keyID(pub []byte) string { return zen.KeyID(pub) }
-
-func signerFlavor(st *schema.Stack) string { return zen.SignerFlavor(st) }
-
-func loadPublicKey(path string) (*signature.Verifier, string, string, error) {
-	v, id, err := zen.LoadPublicKey(path)
-	return v, id, "", err
-}
-
-func (s *session) publicKey(st *schema.Stack) (*signature.Verifier, string, string, error) {
-	return s.PublicKey(st)
-}
 
 func newKeys(g *globals) *cobra.Command {
 	cmd := &cobra.Command{

@@ -10,7 +10,6 @@ import (
 	"github.com/zen-dev/zen"
 	"github.com/zen-dev/zen/apply"
 	"github.com/zen-dev/zen/internal/workspace"
-	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
 )
@@ -104,12 +103,6 @@ func stacks(cfg *schema.Config) map[string]*schema.Stack { return zen.Stacks(cfg
 // selectStack picks the stack: --stack, else ZEN_STACK, else the clone's
 // `zen stack use`, else the repository's default_stack.
 func (s *session) selectStack(flag string) (*schema.Stack, error) { return s.SelectStack(flag) }
-
-// openStore opens the stack's artifact store.
-func (s *session) openStore(st *schema.Stack) (registry.Store, error) { return s.OpenStore(st) }
-
-// stateRemote is the git remote the state ref is shared through.
-func (s *session) stateRemote() string { return s.StateRemote() }
 
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

@@ -15,11 +15,6 @@ func (s *session) pullState(ctx context.Context, remote string) (*state.Sync, []
 	return s.Pull(ctx, remote)
 }
 
-// pushState pushes the state ref (see zen.Project.Push).
-func (s *session) pushState(ctx context.Context, remote, expected string) error {
-	return s.Push(ctx, remote, expected)
-}
-
 func newState(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "state",

@@ -16,7 +16,16 @@
 //     apply built on all of the above;
 //   - journal.go and collect.go: recording what a stopped apply had
 //     finished, and the runs a detached apply left on a cluster;
-//   - init.go: the quickstart and the CI workflows zen init writes.
+//   - init.go: the quickstart and the CI workflows zen init writes;
+//   - runs.go and watch.go: reading recorded runs (by id, unique prefix
+//     or "latest") and their steps' logs and outputs from the store, and
+//     waiting for detached runs to record them (zen runs watch);
+//   - models.go, lineage.go and history.go: recorded model versions and
+//     stages, where a version came from, and a model's changes through
+//     the state ref's history;
+//   - verify.go: checking a model version, or every artifact of a run,
+//     against a key, each failure typed by the check that failed;
+//   - graph.go: pipelines' step graphs.
 //
 // This package reads no environment variable, never changes the working
 // directory and keeps no package-level state: a Project is given its

@@ -127,7 +127,7 @@ func (a *applier) schedule(ctx context.Context, n *node, sem chan struct{}) {
 	started := time.Now()
 	j, err := a.orch.Submit(ctx, t)
 	if err != nil {
-		a.collected(ctx, n, &state.StepResult{Status: state.StatusFailed, CacheKey: n.key, Reason: Redact(err.Error(), a.secrets)}, started)
+		a.collected(ctx, n, &state.StepResult{Status: state.StatusFailed, CacheKey: n.key, Reason: err.Error()}, started)
 		return
 	}
 	n.job = j
@@ -342,10 +342,11 @@ func (a *applier) collected(ctx context.Context, n *node, res *state.StepResult,
 	if res.Status == state.StatusSucceeded {
 		a.journalStep(n, res)
 	}
+	res.Reason = Redact(res.Reason, a.secrets)
 	n.res = res
 	// A process of this zen is timed here; a job is named by its id
 	// and node.
-	reason := Redact(res.Reason, a.secrets)
+	reason := res.Reason
 	switch {
 	case res.Job == "" && res.Status == state.StatusSucceeded:
 		a.progress(n, "✓ %s succeeded in %s", stepLabel(n), time.Since(started).Round(time.Millisecond))

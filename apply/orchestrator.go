@@ -38,9 +38,9 @@ type Orchestrator interface {
 	// Cancel stops the jobs, as far as it can, without waiting for them.
 	Cancel(jobs ...Job)
 	// Collect returns what became of a job that ended or was cancelled:
-	// the step's result, its outputs and log stored (not signed) and its
-	// reason redacted. It never fails: a job that left no result is
-	// reported, as failed or cancelled, from what the orchestrator knows.
+	// the step's result, its outputs and log stored (not signed). It
+	// never fails: a job that left no result is reported, as failed or
+	// cancelled, from what the orchestrator knows.
 	Collect(ctx context.Context, j Job) *state.StepResult
 	// Close is called once every job is collected.
 	Close()

@@ -363,8 +363,9 @@ func (a *applier) collected(ctx context.Context, n *node, res *state.StepResult,
 	}
 }
 
-// The apply's steps, as nodes of each pipeline's graph.
-
+// applier is one apply (or the collection of a detached one): its steps,
+// as nodes of each pipeline's graph, and what the executor, the step
+// runner and recording share.
 type applier struct {
 	env     *Env
 	plan    *plan.Plan
@@ -384,9 +385,9 @@ type applier struct {
 
 	signer signer
 
-	// On a Slurm stack: the source tree's digest; keepJobs leaves the
-	// jobs running when the wait is interrupted (collecting a detached
-	// run); sub is the submission being collected.
+	// For steps that run elsewhere: the source tree's digest. keepJobs
+	// leaves the jobs running when the wait is interrupted (collecting a
+	// detached run); sub is the submission being collected.
 	source   string
 	keepJobs bool
 	sub      *state.Submission

@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/zen-dev/zen/registry/errdef"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -55,11 +57,12 @@ type Store interface {
 
 var (
 	// ErrNotFound is wrapped by the errors for an artifact, or a blob of
-	// one, that the store does not hold.
-	ErrNotFound = errors.New("not found")
+	// one, that the store does not hold. It is signature.ErrNotFound too:
+	// a store's RawRepository is a signature.Repository as it is.
+	ErrNotFound = errdef.ErrNotFound
 	// ErrDigestMismatch is wrapped by the errors for stored content that
 	// does not match its digest.
-	ErrDigestMismatch = errors.New("content does not match its digest")
+	ErrDigestMismatch = errdef.ErrDigestMismatch
 )
 
 const (

@@ -10,7 +10,6 @@ import (
 	"github.com/zen-dev/zen/internal/workspace"
 	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/registry/signature"
-	"github.com/zen-dev/zen/registry/verify"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
 )
@@ -79,7 +78,7 @@ func (s *session) checker(store registry.Store, v *signature.Verifier, id string
 	if v == nil {
 		return nil
 	}
-	return trust.New(verify.Repository(store.ArtifactRepository()), v, id, verifiedFile(s.ws), recs)
+	return trust.New(store.ArtifactRepository(), v, id, verifiedFile(s.ws), recs)
 }
 
 // checkPublicKey makes sure a declared signer.public_key is the public half

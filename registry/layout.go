@@ -39,16 +39,17 @@ type layoutStore struct {
 	refs    map[string]v1.Descriptor  // ref names moved, not yet in index.json
 
 	index indexCache
+	opts  options
 }
 
 // OpenLayout opens the OCI image layout directory dir. Nothing is written
 // until Check or Push, which create the layout if it is missing.
-func OpenLayout(dir string) (Store, error) {
+func OpenLayout(dir string, opts ...Option) (Store, error) {
 	root, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("artifact store oci-layout %s: %w", dir, err)
 	}
-	return &layoutStore{name: filepath.ToSlash(dir), root: root, pending: map[v1.Hash]v1.Descriptor{}, refs: map[string]v1.Descriptor{}}, nil
+	return &layoutStore{name: filepath.ToSlash(dir), root: root, pending: map[v1.Hash]v1.Descriptor{}, refs: map[string]v1.Descriptor{}, opts: newOptions(opts)}, nil
 }
 
 func (s *layoutStore) String() string { return "oci-layout " + s.name }

@@ -21,7 +21,7 @@ import (
 
 func openLayout(t testing.TB, dir string) *layoutStore {
 	t.Helper()
-	s, err := OpenLayout(dir)
+	s, err := OpenLayout(dir, testOptions...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,10 +83,11 @@ type ModelMeta struct {
 //     layers, other *.json, *.yaml, *.yml, *.txt and tokenizer* files to
 //     MediaTypeModelWeightConfig layers, everything else to
 //     MediaTypeModelWeight layers;
-//   - a file of 64 MiB or more gets a tar layer of its own, annotated with
-//     its path under AnnotationFilepath (and no title: the layer is a tar,
-//     not that file); the smaller files (and symlinks) of
-//     each kind share one tar; empty directories go with the small weights;
+//   - a file of 64 MiB or more (see WithLargeFile) gets a tar layer of its
+//     own, annotated with its path under AnnotationFilepath (and no title:
+//     the layer is a tar, not that file); the smaller files (and symlinks)
+//     of each kind share one tar; empty directories go with the small
+//     weights;
 //   - layers are ordered weights, weight configs, docs, and by path within.
 //
 // Tars are written as Push writes a directory's (no times, owners or user
@@ -167,9 +168,6 @@ var (
 )
 
 const (
-	// largeModelFile is the size from which a file of a model directory
-	// gets a layer of its own, uploaded and stored apart from the others.
-	largeModelFile = 64 << 20
 	// maxRawBlob bounds what RawRepository.Blob reads whole.
 	maxRawBlob = 64 << 20
 	// uploadConcurrency bounds the blobs a remote PushModel uploads at once.
@@ -266,8 +264,9 @@ type packedModel struct {
 // packModel hashes the file or directory at p as a model's layers, and
 // builds its config and manifest. A tar layer (gzipped if meta.Compress)
 // is written to a temporary file in spoolDir if spoolDir is not "", else
-// hashed only, to be written again, the same, when uploaded.
-func packModel(p string, meta ModelMeta, spoolDir string) (_ *packedModel, err error) {
+// hashed only, to be written again, the same, when uploaded. A file of
+// large bytes or more gets a tar layer of its own.
+func packModel(p string, meta ModelMeta, spoolDir string, large int64) (_ *packedModel, err error) {
 	fi, err := os.Stat(p)
 	if err != nil {
 		return nil, err
@@ -317,7 +316,7 @@ func packModel(p string, meta ModelMeta, spoolDir string) (_ *packedModel, err e
 			a.folder = true
 			break
 		}
-		a.layers = tarLayers(entries)
+		a.layers = tarLayers(entries, large)
 		for _, l := range a.layers {
 			if meta.Compress {
 				l.gzipped = true
@@ -482,8 +481,8 @@ func rawLayers(all []modelEntry) ([]*modelLayer, error) {
 }
 
 // tarLayers sorts the entries of a model directory into tar layers, not
-// yet hashed; see ModelStore.
-func tarLayers(all []modelEntry) []*modelLayer {
+// yet hashed, each file of large bytes or more alone; see ModelStore.
+func tarLayers(all []modelEntry, large int64) []*modelLayer {
 	parents := map[string]bool{} // directories that hold something
 	for _, e := range all {
 		parents[path.Dir(e.rel)] = true
@@ -497,7 +496,7 @@ func tarLayers(all []modelEntry) []*modelLayer {
 			if parents[e.rel] {
 				continue // made when its content is unpacked
 			}
-		case e.hdr.Typeflag == tar.TypeReg && e.hdr.Size >= largeModelFile:
+		case e.hdr.Typeflag == tar.TypeReg && e.hdr.Size >= large:
 			kind = modelKind(e.rel)
 			byKind[kind] = append(byKind[kind], &modelLayer{
 				d:       descriptor{MediaType: kind, Annotations: map[string]string{AnnotationFilepath: e.rel}},

@@ -96,7 +96,7 @@ func TestModelGzipRoundTrip(t *testing.T) {
 			src := filepath.Join(t.TempDir(), "model")
 			writeTree(t, src, compressibleTree)
 			// A large file gets a layer of its own, compressed too.
-			sparseFile(t, filepath.Join(src, "weights", "big.bin"), largeModelFile)
+			sparseFile(t, filepath.Join(src, "weights", "big.bin"), testLargeFile)
 
 			dz, err := s.PushModel(ctx, src, gzipMeta)
 			if err != nil {
@@ -299,7 +299,7 @@ func TestPullModelGzipCorrupt(t *testing.T) {
 func TestModelGzipChanged(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "model")
 	writeTree(t, dir, compressibleTree)
-	a, err := packModel(dir, gzipMeta, "")
+	a, err := packModel(dir, gzipMeta, "", testLargeFile)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func (s *layoutStore) PushModel(ctx context.Context, p string, meta ModelMeta) (
 	if err := s.init(); err != nil {
 		return fail(err)
 	}
-	a, err := packModel(p, meta, s.blobDir())
+	a, err := packModel(p, meta, s.blobDir(), s.opts.largeFile)
 	if err != nil {
 		return fail(err)
 	}

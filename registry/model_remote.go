@@ -31,7 +31,7 @@ func (s *remoteStore) PushModel(ctx context.Context, p string, meta ModelMeta) (
 	if err != nil {
 		return Descriptor{}, s.fail(doing, err)
 	}
-	a, err := packModel(p, meta, "")
+	a, err := packModel(p, meta, "", s.opts.largeFile)
 	if err != nil {
 		return Descriptor{}, s.fail(doing, err)
 	}
@@ -109,7 +109,7 @@ func (s *remoteStore) Tag(ctx context.Context, model, tag, digest string) error 
 // ErrNotFound.
 func (s *remoteStore) getManifest(ctx context.Context, ref name.Reference) ([]byte, error) {
 	var d *remote.Descriptor
-	err := reread(ctx, func() (err error) {
+	err := s.reread(ctx, func() (err error) {
 		d, err = remote.Get(ref, s.options(ctx)...)
 		return err
 	})
@@ -182,7 +182,7 @@ func (s *remoteStore) PullModel(ctx context.Context, digest, model, dest string)
 		if err != nil {
 			return err
 		}
-		return reread(ctx, func() error { return pullModel(ctx, remoteBlobs{repo: repo, p: p}, h, dest) })
+		return s.reread(ctx, func() error { return pullModel(ctx, remoteBlobs{repo: repo, p: p}, h, dest) })
 	}()
 	if err != nil {
 		return s.fail(fmt.Sprintf("pull model %s %s", model, digest), err)
@@ -291,7 +291,7 @@ func (r *remoteRepo) Blob(ctx context.Context, digest string) ([]byte, error) {
 			return nil, err
 		}
 		var b []byte
-		err = reread(ctx, func() (err error) {
+		err = r.s.reread(ctx, func() (err error) {
 			b, err = fetchBlob(ctx, rb, descriptor{Digest: h, Size: n})
 			return err
 		})

@@ -299,7 +299,7 @@ func TestModelLayers(t *testing.T) {
 	s := newLayout(t).(*layoutStore)
 	dir := filepath.Join(t.TempDir(), "model")
 	writeTree(t, dir, modelTree)
-	sparseFile(t, filepath.Join(dir, "weights", "big.safetensors"), largeModelFile)
+	sparseFile(t, filepath.Join(dir, "weights", "big.safetensors"), testLargeFile)
 	d, err := s.PushModel(ctx, dir, meta)
 	if err != nil {
 		t.Fatal(err)
@@ -393,7 +393,7 @@ func TestRemoteModelNoDuplicateUpload(t *testing.T) {
 	writeTree(t, dir, modelTree)
 	f, err := os.Create(filepath.Join(dir, "big.bin"))
 	if err == nil {
-		err = f.Truncate(largeModelFile)
+		err = f.Truncate(testLargeFile)
 	}
 	if err == nil {
 		err = f.Close()
@@ -405,7 +405,7 @@ func TestRemoteModelNoDuplicateUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, b := c.reset(); n == 0 || b < largeModelFile {
+	if n, b := c.reset(); n == 0 || b < testLargeFile {
 		t.Fatalf("the first push made %d upload requests of %d bytes: the counter is broken", n, b)
 	}
 	second, err := s.PushModel(ctx, dir, meta)

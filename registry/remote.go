@@ -26,16 +26,8 @@ import (
 const checkTimeout = 30 * time.Second
 
 // checkBackoff retries Check's requests briefly: a registry that is down
-// should be reported now, not after retryBackoff's 7.5 s.
+// should be reported now, not after defaultBackoff's 7.5 s.
 var checkBackoff = remote.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 2}
-
-// retryBackoff is how a request that failed in a way that may pass is
-// tried again: a connection closed or reset before the answer, an answer
-// 408, 429, 500, 502, 503 or 504 (go-containerregistry's choice of what
-// to retry; Retry-After is not read), or an answer's body that broke off
-// (see reread). Five tries in all, 0.5, 1, 2 and 4 s apart, give or take
-// a tenth: a registry still failing after 7.5 s is reported.
-var retryBackoff = remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 5}
 
 // remoteStore is a repository in an OCI registry. Artifacts go to
 // <repository>/artifacts, tagged with their digest's hex so that the
@@ -44,19 +36,20 @@ type remoteStore struct {
 	name string // as given, for messages
 	base string // the repository, without a trailing slash
 	repo name.Repository
+	opts options
 }
 
 // OpenRemote opens the registry repository named like
 // "registry.example.com/ml". Credentials come from authn.DefaultKeychain (the
 // docker config); loopback and private registries are spoken to over plain
 // HTTP, as go-containerregistry does.
-func OpenRemote(repository string) (Store, error) {
+func OpenRemote(repository string, opts ...Option) (Store, error) {
 	base := strings.TrimSuffix(repository, "/")
 	repo, err := name.NewRepository(base + "/artifacts")
 	if err != nil {
 		return nil, fmt.Errorf("artifact store oci %s: %w", repository, err)
 	}
-	return &remoteStore{name: repository, base: base, repo: repo}, nil
+	return &remoteStore{name: repository, base: base, repo: repo, opts: newOptions(opts)}, nil
 }
 
 func (s *remoteStore) String() string { return "oci " + s.name }
@@ -67,7 +60,7 @@ func (s *remoteStore) options(ctx context.Context) []remote.Option {
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
 		remote.WithUserAgent("zen"),
 		remote.WithTransport(markBreaks{remote.DefaultTransport}),
-		remote.WithRetryBackoff(retryBackoff),
+		remote.WithRetryBackoff(s.opts.backoff),
 	}
 }
 
@@ -98,11 +91,11 @@ func (b breakingBody) Read(p []byte) (int, error) {
 }
 
 // reread runs read, and again while it fails because an answer broke off,
-// as retryBackoff says: go-containerregistry retries requests that failed,
-// not the reading of what they answered. What read writes must not be
-// there when it fails (a pull writes its destination last).
-func reread(ctx context.Context, read func() error) error {
-	b := retryBackoff
+// as the store's backoff says: go-containerregistry retries requests that
+// failed, not the reading of what they answered. What read writes must not
+// be there when it fails (a pull writes its destination last).
+func (s *remoteStore) reread(ctx context.Context, read func() error) error {
+	b := s.opts.backoff
 	for {
 		err := read()
 		if err == nil || !errors.Is(err, errBrokenOff) || ctx.Err() != nil || b.Steps <= 1 {
@@ -213,7 +206,7 @@ func (s *remoteStore) Has(ctx context.Context, digest string) (bool, error) {
 	b, err := s.blobs(ctx)
 	if err == nil {
 		var ok bool
-		err = reread(ctx, func() (err error) {
+		err = s.reread(ctx, func() (err error) {
 			ok, err = has(ctx, b, digest)
 			return err
 		})
@@ -227,7 +220,7 @@ func (s *remoteStore) Has(ctx context.Context, digest string) (bool, error) {
 func (s *remoteStore) Pull(ctx context.Context, digest, dest string) error {
 	b, err := s.blobs(ctx)
 	if err == nil {
-		err = reread(ctx, func() error { return pull(ctx, b, digest, dest) })
+		err = s.reread(ctx, func() error { return pull(ctx, b, digest, dest) })
 	}
 	if err != nil {
 		return s.fail("", err)

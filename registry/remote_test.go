@@ -119,7 +119,7 @@ func TestRemoteUnreachable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	s, err := OpenRemote(addr + "/ml")
+	s, err := OpenRemote(addr+"/ml", testOptions...)
 	if err != nil {
 		t.Fatal(err)
 	}

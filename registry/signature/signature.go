@@ -33,7 +33,7 @@ import (
 )
 
 // Repository is where an artifact and its signatures live: one OCI
-// repository. zen's artifact stores implement it; so does Remote.
+// repository. zen's artifact stores implement it.
 type Repository interface {
 	// Reference names the repository as cosign writes it in a signed
 	// payload's docker-reference, e.g. "127.0.0.1:5000/ml/models/fraud".

@@ -162,11 +162,6 @@ type RawRepository interface {
 	PutBlob(ctx context.Context, digest string, content []byte) error
 }
 
-var (
-	_ ModelStore = (*layoutStore)(nil)
-	_ ModelStore = (*remoteStore)(nil)
-)
-
 const (
 	// maxRawBlob bounds what RawRepository.Blob reads whole.
 	maxRawBlob = 64 << 20

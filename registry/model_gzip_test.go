@@ -201,7 +201,7 @@ func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
 func TestPullModelGzipCorrupt(t *testing.T) {
 	ctx := context.Background()
 	t.Run("layout", func(t *testing.T) {
-		s := newLayout(t).(*layoutStore)
+		s := asLayout(newLayout(t))
 		d, err := s.PushModel(ctx, makeModel(t, t.TempDir(), 2), gzipMeta)
 		if err != nil {
 			t.Fatal(err)
@@ -399,7 +399,7 @@ func TestModelGzipGGCR(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, cfg := readModel(t, ms, meta.Name, d.Digest)
-		img, err := remote.Image(must(name.NewDigest(s.(*remoteStore).base + "/models/fraud@" + d.Digest)))
+		img, err := remote.Image(must(name.NewDigest(remoteOf(s).base + "/models/fraud@" + d.Digest)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/zen-dev/zen/registry/errdef"
 
@@ -86,17 +85,6 @@ func parseDigest(digest string) (v1.Hash, error) {
 		return v1.Hash{}, fmt.Errorf("invalid artifact digest %q: %w", digest, err)
 	}
 	return h, nil
-}
-
-// blobs is what Has and Pull need from a store.
-type blobs interface {
-	// manifest returns the raw manifest stored under h, or an error
-	// wrapping ErrNotFound.
-	manifest(ctx context.Context, h v1.Hash) ([]byte, error)
-	// open opens the blob d, or returns an error wrapping ErrNotFound.
-	open(ctx context.Context, d descriptor) (io.ReadCloser, error)
-	// has reports whether the blob d is stored whole.
-	has(ctx context.Context, d descriptor) (bool, error)
 }
 
 // readManifest fetches the manifest h and checks it against its digest.

@@ -34,6 +34,24 @@ var testOptions = []Option{
 	WithLargeFile(testLargeFile),
 }
 
+// layoutStore is a layout store and its backend, for tests that look at
+// the files.
+type layoutStore struct {
+	*store
+	*layoutBackend
+}
+
+func (s layoutStore) String() string { return s.store.String() }
+
+// asLayout returns the layout store s with its backend.
+func asLayout(s Store) layoutStore {
+	st := s.(*store)
+	return layoutStore{st, st.b.(*layoutBackend)}
+}
+
+// remoteOf returns the backend of the remote store s.
+func remoteOf(s Store) *remoteBackend { return s.(*store).b.(*remoteBackend) }
+
 // newLayout opens a layout store in a new temporary directory.
 func newLayout(t testing.TB) Store {
 	t.Helper()

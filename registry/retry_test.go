@@ -19,7 +19,7 @@ import (
 
 // newFaultyRemote opens a remote store on an in-process registry behind a
 // fault-injecting proxy.
-func newFaultyRemote(t *testing.T) (*remoteStore, *faultproxy.Proxy) {
+func newFaultyRemote(t *testing.T) (*store, *faultproxy.Proxy) {
 	t.Helper()
 	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
@@ -32,7 +32,7 @@ func newFaultyRemote(t *testing.T) (*remoteStore, *faultproxy.Proxy) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.(*remoteStore), p
+	return s.(*store), p
 }
 
 // TestRemoteRetries checks that a push and a pull, of an artifact and of a

@@ -11,10 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sys/unix"
 )
 
 // A layout holds every repository's blobs together, in blobs/sha256. A tag
@@ -212,4 +215,147 @@ func (s *layoutBackend) writeModelLayouts(index v1.IndexManifest) error {
 		}
 	}
 	return nil
+}
+
+// close adds the manifests and tags put since the last close to
+// index.json, under a lock that other zen processes honour too, keeping
+// what is listed there.
+func (s *layoutBackend) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) == 0 && len(s.refs) == 0 {
+		return nil
+	}
+	if err := s.writeIndex(nil); err != nil {
+		return fmt.Errorf("update index.json: %w", err)
+	}
+	return nil
+}
+
+// writeIndex adds the pending artifacts and ref moves to index.json and, if
+// edit is not nil, has it change the index too, under the lock other
+// processes honour; the caller holds s.mu. index.json is replaced whole,
+// never half written. Once it is, nothing is pending.
+func (s *layoutBackend) writeIndex(edit func(*v1.IndexManifest)) error {
+	lock, err := os.OpenFile(filepath.Join(s.root, "index.json.lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	defer lock.Close() // releases the lock
+	for {
+		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+
+	name := filepath.Join(s.root, "index.json")
+	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
+	switch b, err := readRegular(name); {
+	case err == nil:
+		if err := json.Unmarshal(b, &index); err != nil {
+			return err
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	type key struct{ digest, ref string }
+	seen := map[key]bool{}
+	for _, d := range index.Manifests {
+		seen[key{d.Digest.String(), d.Annotations[refNameAnnotation]}] = true
+		seen[key{d.Digest.String(), ""}] = true // listed: no need to list it untagged
+	}
+	for _, d := range s.pending {
+		if k := (key{d.Digest.String(), d.Annotations[refNameAnnotation]}); !seen[k] {
+			seen[k] = true
+			seen[key{d.Digest.String(), ""}] = true
+			index.Manifests = append(index.Manifests, d)
+		}
+	}
+	if len(s.refs) > 0 {
+		index.Manifests = slices.DeleteFunc(index.Manifests, func(d v1.Descriptor) bool {
+			_, moved := s.refs[d.Annotations[refNameAnnotation]]
+			return moved
+		})
+		for _, ref := range slices.Sorted(maps.Keys(s.refs)) {
+			index.Manifests = append(index.Manifests, s.refs[ref])
+		}
+	}
+	if edit != nil {
+		edit(&index)
+	}
+	sort.SliceStable(index.Manifests, func(i, j int) bool {
+		a, b := index.Manifests[i], index.Manifests[j]
+		if ra, rb := a.Annotations[refNameAnnotation], b.Annotations[refNameAnnotation]; ra != rb {
+			return ra < rb
+		}
+		return a.Digest.String() < b.Digest.String()
+	})
+	b, err := json.MarshalIndent(index, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(s.root, ".zen-tmp-*")
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := commit(f, name); err != nil {
+		return err
+	}
+	clear(s.pending)
+	clear(s.refs)
+	if err := s.writeModelLayouts(index); err != nil {
+		return fmt.Errorf("model layouts: %w", err)
+	}
+	return nil
+}
+
+// indexCache keeps index.json's ref names while the file is unchanged: a
+// plan looks up a signature tag for each cached artifact, and a big layout's
+// index.json is megabytes.
+type indexCache struct {
+	mu    sync.Mutex
+	fi    os.FileInfo
+	names map[string]v1.Hash
+}
+
+// refs returns the ref names of the index.json at name; an index that does
+// not exist has none.
+func (c *indexCache) refs(name string) (map[string]v1.Hash, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fi, err := os.Stat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.fi != nil && os.SameFile(c.fi, fi) && c.fi.ModTime().Equal(fi.ModTime()) && c.fi.Size() == fi.Size() {
+		return c.names, nil
+	}
+	b, err := readRegular(name)
+	if err != nil {
+		return nil, fmt.Errorf("index.json: %w", err)
+	}
+	var index v1.IndexManifest
+	if err := json.Unmarshal(b, &index); err != nil {
+		return nil, fmt.Errorf("index.json: %w", err)
+	}
+	refs := make(map[string]v1.Hash, len(index.Manifests))
+	for _, d := range index.Manifests {
+		if r := d.Annotations[refNameAnnotation]; r != "" {
+			refs[r] = d.Digest
+		}
+	}
+	c.fi, c.names = fi, refs
+	return refs, nil
 }

@@ -53,9 +53,15 @@ func OpenRemote(repository string, opts ...Option) (Store, error) {
 
 func (s *remoteBackend) String() string { return "oci " + s.name }
 
-// reference is the repository's full name, registry included:
-// "127.0.0.1:5000/ml/models/fraud".
-func (s *remoteBackend) reference(path string) string { return s.base + "/" + path }
+// reference is the repository's full name, registry included, as
+// go-containerregistry names it: "127.0.0.1:5000/ml/models/fraud".
+func (s *remoteBackend) reference(path string) string {
+	repo, err := s.repository(path)
+	if err != nil {
+		return s.base + "/" + path
+	}
+	return repo.Name()
+}
 
 // repository returns the registry repository of the path.
 func (s *remoteBackend) repository(path string) (name.Repository, error) {
@@ -233,16 +239,12 @@ func (b remoteBlobs) open(ctx context.Context, d descriptor) (io.ReadCloser, err
 }
 
 func (b remoteBlobs) has(ctx context.Context, d descriptor) (bool, error) {
-	l, err := b.p.Layer(ctx, b.repo.Digest(d.Digest.String()))
-	var n int64
-	if err == nil {
-		n, err = l.Size() // a HEAD request
-	}
+	n, err := b.size(ctx, d.Digest)
 	switch {
-	case notFound(err):
+	case errors.Is(err, ErrNotFound):
 		return false, nil
 	case err != nil:
-		return false, fmt.Errorf("look up blob %s: %w", d.Digest, reach(err))
+		return false, err
 	}
 	return n < 0 || n == d.Size, nil
 }
@@ -257,7 +259,7 @@ func (b remoteBlobs) size(ctx context.Context, h v1.Hash) (int64, error) {
 	case notFound(err):
 		return 0, ErrNotFound
 	case err != nil:
-		return 0, fmt.Errorf("look up blob: %w", reach(err))
+		return 0, fmt.Errorf("look up blob %s: %w", h, reach(err))
 	}
 	return n, nil
 }

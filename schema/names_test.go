@@ -222,7 +222,8 @@ func TestSchemaVetsNames(t *testing.T) {
 // TestNameRuleFromSchema checks that zen reads the rule the schema has:
 // the pattern and length CUE evaluates #NamePattern and #NameMaxLength to.
 func TestNameRuleFromSchema(t *testing.T) {
-	v := cuecontext.New().CompileBytes(Source)
+	ctx := cuecontext.New()
+	v := ctx.CompileBytes(Source)
 	pattern, err := v.LookupPath(cue.MakePath(cue.Def("#NamePattern"))).String()
 	if err != nil {
 		t.Fatal(err)
@@ -241,13 +242,13 @@ func TestNameRuleFromSchema(t *testing.T) {
 	// #Name in CUE and ValidName agree, name by name.
 	name := v.LookupPath(cue.MakePath(cue.Def("#Name")))
 	for _, n := range []string{"get-started", "a_b", "A", "a--b", "a.b", "", strings.Repeat("a", 128), strings.Repeat("a", 129)} {
-		if inCUE := name.Unify(v.Context().Encode(n)).Err() == nil; inCUE != ValidName(n) {
+		if inCUE := name.Unify(ctx.Encode(n)).Err() == nil; inCUE != ValidName(n) {
 			t.Errorf("%q: CUE's #Name says %v, ValidName %v", n, inCUE, ValidName(n))
 		}
 	}
 	ver := v.LookupPath(cue.MakePath(cue.Def("#Version")))
 	for _, n := range []string{"1.0.0", "2024.06.1-rc1", "v1", "_x", "", ".1", "-1", "1.0/0", strings.Repeat("1", 128), strings.Repeat("1", 129)} {
-		if inCUE := ver.Unify(v.Context().Encode(n)).Err() == nil; inCUE != ValidVersion(n) {
+		if inCUE := ver.Unify(ctx.Encode(n)).Err() == nil; inCUE != ValidVersion(n) {
 			t.Errorf("%q: CUE's #Version says %v, ValidVersion %v", n, inCUE, ValidVersion(n))
 		}
 	}

@@ -1,5 +1,15 @@
 // Package schema holds zen's CUE schema, embedded in the binary, and the Go
-// types a repository's CUE package decodes into.
+// types a repository's CUE package decodes into. It owns everything between
+// the files a user writes and a checked *Config:
+//
+//   - load.go: loading the package and unifying it with the schema;
+//   - convert.go: decoding into Config, Pipeline, Step, Model and Stack,
+//     with the name rule (names.go) checked once per name;
+//   - paths.go: code globs and repository paths that must stay inside the
+//     repository and match files;
+//   - order.go: step references and the pipeline's order, cycles named;
+//   - errors.go: positions and the Error a user sees (file, line, field);
+//   - override.go: --set overrides; cache.go: the loaded-config cache.
 package schema
 
 import (
@@ -7,12 +17,13 @@ import (
 
 	_ "embed"
 	"fmt"
-	"github.com/zen-dev/zen/schema/gate"
 	"maps"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/zen-dev/zen/schema/gate"
 )
 
 // Source is the CUE schema every zen repository is unified with.

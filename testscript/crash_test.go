@@ -42,6 +42,9 @@ import (
 // (make stress: 50). ZEN_CRASH_SEED replays a sequence of kill points.
 func TestCrashSafety(t *testing.T) {
 	t.Parallel() // beside the scripts: each waits on processes as much as on the CPU
+	if testing.Short() {
+		t.Skip("kills applies at every failpoint: not in -short (make test runs it)")
+	}
 	kills := 5
 	if n, err := strconv.Atoi(os.Getenv("ZEN_STRESS_KILLS")); err == nil && n > 0 {
 		kills = n

@@ -240,8 +240,9 @@ func runTour(t *testing.T, tour []readmeBlock) {
 }
 
 // dryRun are the make targets of sh blocks that are checked with make -n
-// only: each runs for tens of minutes.
-var dryRun = map[string]bool{"make bench": true, "make stress": true}
+// only: each runs for minutes (test-fast runs this very package, and
+// .ci/run runs lint).
+var dryRun = map[string]bool{"make bench": true, "make stress": true, "make test-fast": true, "make lint": true}
 
 // runBuild runs the sh blocks in this source tree, as its developer
 // would: with their Go caches (a HOME of its own would build every

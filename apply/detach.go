@@ -109,6 +109,10 @@ func Resume(ctx context.Context, env *Env, recs state.Records, sub *state.Submis
 	head := recs.Snapshot.Commit()
 	p.StateCommit = head
 	a := &applier{env: env, plan: &p, stream: &lockedWriter{w: env.Stream}, pulled: map[string]*pull{}, keepJobs: true, sub: sub}
+	a.orch = newOrchestrator(a)
+	if !a.orch.Traits().Detaches {
+		return nil, fmt.Errorf("%s: stack %s runs its steps in this process: there are no jobs to collect", state.SubmissionPath(sub.ID), env.Stack.Name)
+	}
 	if err := a.prepare(); err != nil {
 		return nil, fmt.Errorf("%s: %w", state.SubmissionPath(sub.ID), err)
 	}
@@ -132,7 +136,7 @@ func Resume(ctx context.Context, env *Env, recs state.Records, sub *state.Submis
 		run.Steps = map[string]*state.StepResult{}
 		pr.run = &run
 	}
-	var jobs []*job
+	jobs := 0
 	for _, n := range a.nodes {
 		if !n.planned.Runs() {
 			n.useCached()
@@ -143,7 +147,12 @@ func Resume(ctx context.Context, env *Env, recs state.Records, sub *state.Submis
 			return nil, fmt.Errorf("run %s: step %s has no job id on record", n.pr.run.ID, n.step.Name)
 		}
 		n.fp = st.Fingerprint
-		jobs = append(jobs, &job{n: n, id: st.Job, state: "PENDING"})
+		j, err := a.orch.Reattach(a.task(n), st.Job)
+		if err != nil {
+			return nil, fmt.Errorf("run %s: step %s: %w", n.pr.run.ID, n.step.Name, err)
+		}
+		n.job = j
+		jobs++
 	}
 	// A pipeline recorded by another apply since the submission keeps the
 	// baseline that apply gave it.
@@ -186,8 +195,8 @@ func Resume(ctx context.Context, env *Env, recs state.Records, sub *state.Submis
 	if err := env.Store.Check(ctx); err != nil {
 		return nil, err
 	}
-	a.progress(nil, "  waiting for %d jobs of %s", len(jobs), strings.Join(sub.Runs, ", "))
-	if err := a.finishSlurm(ctx, jobs); err != nil {
+	a.progress(nil, "  waiting for %d jobs of %s", jobs, strings.Join(sub.Runs, ", "))
+	if err := a.awaitAll(ctx); err != nil {
 		return nil, err
 	}
 	return a.finish(ctx)

@@ -5,12 +5,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/registry"
@@ -234,4 +237,115 @@ func runRemote(ctx context.Context, store registry.Store, spec *StepSpec, work s
 		return nil, err
 	}
 	return a.runStep(ctx, n, ""), nil
+}
+
+// storeSpecs readies steps that zen step-run runs on another machine: it
+// stores the source tree they run from, once for the whole apply, and
+// each step's spec, and verifies the {model, stage} inputs here, since
+// the nodes hold no key. Another process sees the specs once it returns.
+func (a *applier) storeSpecs(ctx context.Context, tasks []*Task) (map[*node]*StepSpec, error) {
+	specs := map[*node]*StepSpec{}
+	src, err := os.MkdirTemp("", "zen-source-")
+	if err != nil {
+		return nil, err
+	}
+	defer removeAll(src)
+	tree := src + "/tree"
+	if err := a.env.SourceTree(tree); err != nil {
+		return nil, fmt.Errorf("source tree: %w", err)
+	}
+	sd, err := a.env.Store.Push(ctx, tree, "source")
+	if err != nil {
+		return nil, fmt.Errorf("push the source tree: %w", err)
+	}
+	sets, err := Sets(a.plan.Overrides)
+	if err != nil {
+		return nil, err
+	}
+	a.source = sd.Digest
+	// A {model, stage} input is verified here, as a local apply does before
+	// the step reads it: the nodes hold no key, and check only its content.
+	verified := map[string]bool{}
+	for _, t := range tasks {
+		n := t.n
+		for _, in := range n.step.Inputs {
+			d := n.planned.Fingerprint.Inputs[in.Name]
+			if in.Kind != schema.InputModel || verified[d] {
+				continue
+			}
+			ms, ok := a.env.Store.(registry.ModelStore)
+			if !ok {
+				return nil, fmt.Errorf("step %s.%s: input %s: artifact store %s holds no models", n.pr.pipeline.Name, n.step.Name, in.Name, a.env.Store)
+			}
+			if err := a.verifyStageInput(ctx, ms, in.Model, in.Stage, d); err != nil {
+				return nil, fmt.Errorf("step %s.%s: input %s: %w", n.pr.pipeline.Name, n.step.Name, in.Name, err)
+			}
+			verified[d] = true
+		}
+	}
+	// The specs, stored a few at once; every one is tried, and the error names
+	// each that failed.
+	for _, t := range tasks {
+		n := t.n
+		spec := &StepSpec{Version: specVersion, RunID: t.Run.ID, Pipeline: t.Pipeline.Name, Step: t.Step.Name, Source: sd.Digest, SourceCommit: t.Run.SourceCommit, Inputs: map[string]string{}, Env: t.Env, Sets: sets}
+		for _, in := range n.step.Inputs {
+			switch in.Kind {
+			case schema.InputStep:
+				if up := n.pr.nodes[in.Step]; !up.planned.Runs() {
+					spec.Inputs[in.Name] = up.res.Outputs[in.Output].Digest
+				}
+			case schema.InputModel:
+				spec.Inputs[in.Name] = n.planned.Fingerprint.Inputs[in.Name]
+			}
+		}
+		specs[n] = spec
+	}
+	errs := make([]error, len(tasks))
+	var g errgroup.Group
+	g.SetLimit(submitConcurrency)
+	for i, t := range tasks {
+		g.Go(func() error {
+			spec := specs[t.n]
+			if err := putJSON(ctx, a.env.Store, specTag(spec.RunID, spec.Pipeline, spec.Step), "step-spec", spec); err != nil {
+				errs[i] = fmt.Errorf("step %s.%s: store its spec: %w", spec.Pipeline, spec.Step, err)
+			}
+			return nil
+		})
+	}
+	g.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	// Once for all the specs: the nodes read them from the store.
+	if err := a.env.Store.Close(); err != nil {
+		return nil, fmt.Errorf("store the step specs: %w", err)
+	}
+	return specs, nil
+}
+
+// readResult reads the result zen step-run stored for n; its error wraps
+// registry.ErrNotFound when there is none.
+func (a *applier) readResult(ctx context.Context, n *node) (*remoteResult, error) {
+	var rr remoteResult
+	if err := getJSON(ctx, a.env.Store, resultTag(n.pr.run.ID, n.pr.pipeline.Name, n.step.Name), &rr); err != nil {
+		return nil, err
+	}
+	if rr.Result == nil {
+		return nil, fmt.Errorf("%s: no result", resultTag(n.pr.run.ID, n.pr.pipeline.Name, n.step.Name))
+	}
+	return &rr, nil
+}
+
+// Sets gives a plan's overrides back as --set arguments, PATH=VALUE, for
+// schema.ParseOverride.
+func Sets(overrides []plan.Override) ([]string, error) {
+	var sets []string
+	for _, o := range overrides {
+		v, err := json.Marshal(o.Value)
+		if err != nil {
+			return nil, err
+		}
+		sets = append(sets, o.Path+"="+string(v))
+	}
+	return sets, nil
 }

@@ -16,7 +16,6 @@ import (
 // time: two steps that made the same bytes append their attestations in
 // turn rather than racing for the tag.
 type signer struct {
-	s     *signature.Signer
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
 }

@@ -20,7 +20,8 @@ import (
 )
 
 // runStep runs a step on this machine, with its retries, and stores its
-// outputs and log.
+// outputs and log: the step runner of the local orchestrator and of zen
+// step-run on a node. Signing and journaling are the executor's.
 func (a *applier) runStep(ctx context.Context, n *node, key string) *state.StepResult {
 	start := time.Now().UTC()
 	res := &state.StepResult{Status: state.StatusFailed, CacheKey: key, Started: &start}
@@ -54,7 +55,7 @@ func (a *applier) runStep(ctx context.Context, n *node, key string) *state.StepR
 		res.Reason = err.Error()
 		return res
 	}
-	env := stepEnv(os.Environ())
+	env := stepEnv(os.Environ(), false)
 	env = append(env,
 		"ZEN_INPUTS="+inputs, "ZEN_OUTPUTS="+outputs, "ZEN_PARAMS="+params, "ZEN_METRICS="+metrics,
 		"ZEN_RUN_ID="+n.pr.run.ID, "ZEN_PIPELINE="+n.pr.pipeline.Name, "ZEN_STEP="+n.step.Name,
@@ -113,9 +114,6 @@ func (a *applier) runStep(ctx context.Context, n *node, key string) *state.StepR
 	store := context.WithoutCancel(ctx)
 	d, err := a.env.Store.Push(store, logPath, "log")
 	if err == nil {
-		err = a.signArtifact(store, d.Digest, n.build("log"))
-	}
-	if err == nil {
 		res.Log = &state.Artifact{Digest: d.Digest, Size: d.Size, Type: "log", MediaType: d.MediaType}
 	} else if res.Status == state.StatusSucceeded {
 		res.Status, res.Reason = state.StatusFailed, "store log: "+err.Error()
@@ -125,9 +123,6 @@ func (a *applier) runStep(ctx context.Context, n *node, key string) *state.StepR
 		for _, name := range n.step.OutputNames() {
 			o := n.step.Outputs[name]
 			d, err := a.env.Store.Push(store, filepath.Join(outputs, name), o.Type)
-			if err == nil {
-				err = a.signArtifact(store, d.Digest, n.build(name))
-			}
 			if err != nil {
 				res.Status, res.Reason, res.Outputs = state.StatusFailed, fmt.Sprintf("store output %s: %v", name, err), nil
 				break
@@ -138,16 +133,6 @@ func (a *applier) runStep(ctx context.Context, n *node, key string) *state.StepR
 	if res.Status == state.StatusSucceeded {
 		n.outDir = outputs
 		readOnly(outputs)
-		a.journalStep(n, res)
-	}
-	elapsed := time.Since(start).Round(time.Millisecond)
-	switch res.Status {
-	case state.StatusSucceeded:
-		a.progress(n, "✓ %s succeeded in %s", stepLabel(n), elapsed)
-	case state.StatusCancelled:
-		a.progress(n, "✗ %s cancelled", stepLabel(n))
-	default:
-		a.progress(n, "✗ %s failed after %s: %s", stepLabel(n), elapsed, Redact(res.Reason, a.secrets))
 	}
 	res.Reason = Redact(res.Reason, a.secrets)
 	return res
@@ -166,19 +151,6 @@ func noRetry(s *schema.Step, out outcome) bool {
 		}
 	}
 	return false
-}
-
-// stepEnv is the environment a step inherits: zen's own secrets and
-// variables, and the signing key's password, are not passed on.
-func stepEnv(environ []string) []string {
-	var out []string
-	for _, kv := range environ {
-		if strings.HasPrefix(kv, "ZEN_") || strings.HasPrefix(kv, "COSIGN_") || strings.HasPrefix(kv, "TMPDIR=") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
 }
 
 // linkInputs makes one entry per input in dir: a link to the repository

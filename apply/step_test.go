@@ -172,11 +172,7 @@ func TestLookupSecret(t *testing.T) {
 	}
 }
 
-func TestStepEnv(t *testing.T) {
-	got := stepEnv([]string{"PATH=/bin", "ZEN_SECRET_X=1", "ZEN_STACK=a", "COSIGN_PASSWORD=pw", "TMPDIR=/tmp", "HOME=/h"})
-	if strings.Join(got, " ") != "PATH=/bin HOME=/h" {
-		t.Fatalf("got %v", got)
-	}
+func TestRedact(t *testing.T) {
 	if r := Redact("token abc and abc", []string{"abc", ""}); r != "token *** and ***" {
 		t.Fatalf("redact: %q", r)
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/registry/signature"
-	"github.com/zen-dev/zen/registry/verify"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
 )
@@ -497,7 +496,7 @@ func (p *Project) Checker(store registry.Store, v *signature.Verifier, id string
 	if v == nil {
 		return nil
 	}
-	return trust.New(verify.Repository(store.ArtifactRepository()), v, id, verifiedFile(p.ws), recs)
+	return trust.New(store.ArtifactRepository(), v, id, verifiedFile(p.ws), recs)
 }
 
 // checkPublicKey makes sure a declared signer.public_key is the public half

@@ -288,7 +288,7 @@ func (a *applier) produce(ctx context.Context, ms registry.ModelStore, c *plan.M
 		Metrics: p.metrics, Declared: m.Versions[c.Version], Created: now,
 	}
 	if s := a.env.Signer; s != nil {
-		repo := verify.Repository(ms.ModelRepository(c.Model))
+		repo := ms.ModelRepository(c.Model)
 		if err := signature.Sign(ctx, repo, desc.Digest, s); err != nil {
 			return nil, fmt.Errorf("sign: %w", err)
 		}

@@ -15,7 +15,6 @@ import (
 	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/registry/provenance"
 	"github.com/zen-dev/zen/registry/signature"
-	"github.com/zen-dev/zen/registry/verify"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/schema/gate"
 	"github.com/zen-dev/zen/state"
@@ -77,7 +76,7 @@ func pushVersion(t *testing.T, ms registry.ModelStore, key *signature.Signer, di
 	if err := ms.Tag(ctx, "scorer", v, desc.Digest); err != nil {
 		t.Fatal(err)
 	}
-	repo := verify.Repository(ms.ModelRepository("scorer"))
+	repo := ms.ModelRepository("scorer")
 	if err := signature.Sign(ctx, repo, desc.Digest, key); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +99,7 @@ func TestPromoteRefusesForgeries(t *testing.T) {
 	defer store.Close()
 	ms := store.(registry.ModelStore)
 	key, other := testSigner(t), testSigner(t)
-	repo := verify.Repository(ms.ModelRepository("scorer"))
+	repo := ms.ModelRepository("scorer")
 
 	attest := func(digest string, b *provenance.Build, s *signature.Signer) { attestBuild(t, repo, digest, b, s) }
 

@@ -9,7 +9,6 @@ import (
 
 	"github.com/zen-dev/zen/registry/provenance"
 	"github.com/zen-dev/zen/registry/signature"
-	"github.com/zen-dev/zen/registry/verify"
 	"github.com/zen-dev/zen/state"
 )
 
@@ -49,7 +48,7 @@ func (a *applier) signArtifact(ctx context.Context, digest string, b *provenance
 		return err
 	}
 	defer a.signer.lock(digest)()
-	repo := verify.Repository(a.env.Store.ArtifactRepository())
+	repo := a.env.Store.ArtifactRepository()
 	if err := signature.Sign(ctx, repo, digest, a.env.Signer); err != nil {
 		return fmt.Errorf("sign: %w", err)
 	}

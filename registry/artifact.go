@@ -63,7 +63,7 @@ type packed struct {
 	m        manifest
 	config   []byte
 	file     string // holds the layer's bytes
-	temp     bool   // file is a temporary file of ours
+	spooled  string // file, if it is a temporary file of ours
 }
 
 // pack hashes the regular file or directory at p, a directory into a
@@ -82,8 +82,9 @@ func pack(p, typ, tmpDir string) (*packed, error) {
 		layer.MediaType, format = fileMediaType, "file"
 		layer.Digest, layer.Size, err = hashFile(p)
 	case fi.IsDir():
-		layer.MediaType, format, a.temp = dirMediaType, "dir", true
+		layer.MediaType, format = dirMediaType, "dir"
 		a.file, layer.Digest, layer.Size, err = tarDir(p, tmpDir)
+		a.spooled = a.file
 	default:
 		return nil, fmt.Errorf("%s is not a regular file or a directory", p)
 	}
@@ -117,10 +118,13 @@ func (a *packed) descriptor() Descriptor {
 	return Descriptor{Digest: a.digest.String(), Size: a.layer().Size, MediaType: a.layer().MediaType}
 }
 
-// cleanup removes the temporary tar, if any.
+// open reads the layer's bytes.
+func (a *packed) open() (io.ReadCloser, error) { return os.Open(a.file) }
+
+// cleanup removes the temporary tar, if any is left.
 func (a *packed) cleanup() {
-	if a.temp {
-		os.Remove(a.file)
+	if a.spooled != "" {
+		os.Remove(a.spooled)
 	}
 }
 

@@ -37,7 +37,7 @@ func TestPushRejects(t *testing.T) {
 			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), "push "+dir+": "+tt.want)):
 				t.Errorf("Push = %v, want an error with %q", err, tt.want)
 			}
-			if left, _ := filepath.Glob(filepath.Join(s.(*layoutStore).blobDir(), ".zen-tmp-*")); len(left) != 0 {
+			if left, _ := filepath.Glob(filepath.Join(asLayout(s).blobDir(), ".zen-tmp-*")); len(left) != 0 {
 				t.Errorf("temporary files left: %v", left)
 			}
 		})

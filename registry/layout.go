@@ -7,15 +7,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"os"
+	"path"
 	"path/filepath"
-	"slices"
-	"sort"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,8 +25,11 @@ const (
 	emptyIndex = `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}` + "\n"
 )
 
-// layoutStore is an OCI image layout directory.
-type layoutStore struct {
+// layoutBackend is an OCI image layout directory. Its repositories share
+// the blobs in blobs/sha256; a tag is an index.json entry whose
+// org.opencontainers.image.ref.name is "<path>:<tag>", but for an
+// artifact, listed under its digest's hex alone (see putManifest).
+type layoutBackend struct {
 	name string // as given, for messages
 	root string // absolute
 
@@ -43,26 +43,27 @@ type layoutStore struct {
 
 // OpenLayout opens the OCI image layout directory dir. Nothing is written
 // until Check or Push, which create the layout if it is missing.
-func OpenLayout(dir string) (Store, error) {
+func OpenLayout(dir string, opts ...Option) (Store, error) {
 	root, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("artifact store oci-layout %s: %w", dir, err)
 	}
-	return &layoutStore{name: filepath.ToSlash(dir), root: root, pending: map[v1.Hash]v1.Descriptor{}, refs: map[string]v1.Descriptor{}}, nil
+	b := &layoutBackend{name: filepath.ToSlash(dir), root: root, pending: map[v1.Hash]v1.Descriptor{}, refs: map[string]v1.Descriptor{}}
+	return &store{b: b, opts: newOptions(opts)}, nil
 }
 
-func (s *layoutStore) String() string { return "oci-layout " + s.name }
+func (s *layoutBackend) String() string { return "oci-layout " + s.name }
 
-func (s *layoutStore) fail(err error) error {
-	return fmt.Errorf("artifact store %s: %w", s, err)
-}
+// reference is the directory as given to OpenLayout followed by the
+// path: ".zen/store/models/fraud".
+func (s *layoutBackend) reference(p string) string { return path.Join(s.name, p) }
 
-func (s *layoutStore) blobDir() string { return filepath.Join(s.root, "blobs", "sha256") }
+func (s *layoutBackend) blobDir() string { return filepath.Join(s.root, "blobs", "sha256") }
 
-func (s *layoutStore) blobPath(h v1.Hash) string { return filepath.Join(s.blobDir(), h.Hex) }
+func (s *layoutBackend) blobPath(h v1.Hash) string { return filepath.Join(s.blobDir(), h.Hex) }
 
 // init creates the layout if it is missing, and checks it if not.
-func (s *layoutStore) init() error {
+func (s *layoutBackend) init() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ready {
@@ -90,80 +91,69 @@ func (s *layoutStore) init() error {
 	return nil
 }
 
-func (s *layoutStore) Check(ctx context.Context) error {
+func (s *layoutBackend) check(ctx context.Context) error {
 	if err := s.init(); err != nil {
-		return s.fail(err)
+		return err
 	}
 	f, err := os.CreateTemp(s.blobDir(), ".zen-tmp-*")
 	if err != nil {
-		return s.fail(fmt.Errorf("cannot write: %w", err))
+		return fmt.Errorf("cannot write: %w", err)
 	}
 	f.Close()
 	return os.Remove(f.Name())
 }
 
-func (s *layoutStore) Push(ctx context.Context, path, typ string) (Descriptor, error) {
+func (s *layoutBackend) spoolDir() (string, error) {
 	if err := s.init(); err != nil {
-		return Descriptor{}, s.fail(err)
+		return "", err
 	}
-	a, err := pack(path, typ, s.blobDir())
-	if err != nil {
-		return Descriptor{}, s.fail(fmt.Errorf("push %s: %w", path, err))
-	}
-	defer a.cleanup()
-	if err := s.store(a); err != nil {
-		return Descriptor{}, s.fail(fmt.Errorf("push %s: %w", path, err))
-	}
-	s.mu.Lock()
-	s.pending[a.digest] = v1.Descriptor{
-		MediaType:    types.OCIManifestSchema1,
-		Size:         int64(len(a.manifest)),
-		Digest:       a.digest,
-		ArtifactType: artifactType,
-		Annotations:  map[string]string{refNameAnnotation: a.digest.Hex},
-	}
-	s.mu.Unlock()
-	return a.descriptor(), nil
-}
-
-// store writes the artifact's blobs, the manifest last.
-func (s *layoutStore) store(a *packed) error {
-	layer := a.layer()
-	switch {
-	case s.stored(layer):
-	case a.temp:
-		// The tar was written in the blob directory: move it in place.
-		f, err := os.OpenFile(a.file, os.O_RDWR, 0)
-		if err != nil {
-			return err
-		}
-		if err := commit(f, s.blobPath(layer.Digest)); err != nil {
-			return err
-		}
-		a.temp = false
-	default:
-		f, err := os.Open(a.file)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := s.writeBlob(layer, f); err != nil {
-			return err
-		}
-	}
-	if err := s.writeBytes(a.m.Config, a.config); err != nil {
-		return err
-	}
-	return s.writeBytes(descriptor{Digest: a.digest, Size: int64(len(a.manifest))}, a.manifest)
+	return s.blobDir(), nil
 }
 
 // stored reports whether the blob d is in place, judging by its size.
-func (s *layoutStore) stored(d descriptor) bool {
+func (s *layoutBackend) stored(d descriptor) bool {
 	fi, err := os.Stat(s.blobPath(d.Digest))
 	return err == nil && fi.Mode().IsRegular() && fi.Size() == d.Size
 }
 
-func (s *layoutStore) writeBytes(d descriptor, b []byte) error {
+// putBlobs stores each blob not in place: a spooled one is moved in
+// place, another copied and checked.
+func (s *layoutBackend) putBlobs(_ context.Context, _ string, bs []*blobLayer, _ int) error {
+	if err := s.init(); err != nil {
+		return err
+	}
+	for _, b := range bs {
+		if err := s.putBlob(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *layoutBackend) putBlob(b *blobLayer) error {
+	switch {
+	case s.stored(b.d):
+		return nil
+	case b.spooled != nil && *b.spooled != "":
+		f, err := os.OpenFile(*b.spooled, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		if err := commit(f, s.blobPath(b.d.Digest)); err != nil {
+			return err
+		}
+		*b.spooled = ""
+		return nil
+	}
+	rc, err := b.open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return s.writeBlob(b.d, rc)
+}
+
+func (s *layoutBackend) writeBytes(d descriptor, b []byte) error {
 	if s.stored(d) {
 		return nil
 	}
@@ -187,7 +177,7 @@ func replaceFile(dir, name string, b []byte) error {
 
 // writeBlob copies the blob d from r, checking that r holds what d says: a
 // file changed since it was hashed is not stored under the old digest.
-func (s *layoutStore) writeBlob(d descriptor, r io.Reader) error {
+func (s *layoutBackend) writeBlob(d descriptor, r io.Reader) error {
 	if s.stored(d) {
 		return nil
 	}
@@ -257,22 +247,7 @@ func createFile(name string, data []byte) error {
 	return nil
 }
 
-func (s *layoutStore) Has(ctx context.Context, digest string) (bool, error) {
-	ok, err := has(ctx, s, digest)
-	if err != nil {
-		return false, s.fail(err)
-	}
-	return ok, nil
-}
-
-func (s *layoutStore) Pull(ctx context.Context, digest, dest string) error {
-	if err := pull(ctx, s, digest, dest); err != nil {
-		return s.fail(err)
-	}
-	return nil
-}
-
-func (s *layoutStore) manifest(_ context.Context, h v1.Hash) ([]byte, error) {
+func (s *layoutBackend) manifest(_ context.Context, h v1.Hash) ([]byte, error) {
 	f, err := openRegular(s.blobPath(h))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNotFound
@@ -284,7 +259,7 @@ func (s *layoutStore) manifest(_ context.Context, h v1.Hash) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, maxManifest))
 }
 
-func (s *layoutStore) open(_ context.Context, d descriptor) (io.ReadCloser, error) {
+func (s *layoutBackend) open(_ context.Context, d descriptor) (io.ReadCloser, error) {
 	f, err := openRegular(s.blobPath(d.Digest))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("blob %s: %w", d.Digest, ErrNotFound)
@@ -329,148 +304,23 @@ func readRegular(p string) ([]byte, error) {
 	return io.ReadAll(f)
 }
 
-func (s *layoutStore) has(_ context.Context, d descriptor) (bool, error) {
+func (s *layoutBackend) has(_ context.Context, d descriptor) (bool, error) {
 	return s.stored(d), nil
 }
 
-// Close adds the artifacts pushed since the last Close to index.json, under
-// a lock that other zen processes honour too, keeping what is listed there.
-func (s *layoutStore) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.pending) == 0 && len(s.refs) == 0 {
-		return nil
+func (s *layoutBackend) size(_ context.Context, h v1.Hash) (int64, error) {
+	fi, err := os.Stat(s.blobPath(h))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return 0, ErrNotFound
+	case err != nil:
+		return 0, err
 	}
-	if err := s.writeIndex(nil); err != nil {
-		return s.fail(fmt.Errorf("update index.json: %w", err))
-	}
-	return nil
+	return fi.Size(), nil
 }
 
-// writeIndex adds the pending artifacts and ref moves to index.json and, if
-// edit is not nil, has it change the index too, under the lock other
-// processes honour; the caller holds s.mu. index.json is replaced whole,
-// never half written. Once it is, nothing is pending.
-func (s *layoutStore) writeIndex(edit func(*v1.IndexManifest)) error {
-	lock, err := os.OpenFile(filepath.Join(s.root, "index.json.lock"), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return err
-	}
-	defer lock.Close() // releases the lock
-	for {
-		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("lock: %w", err)
-	}
+// reader is the layout itself: its blobs are shared by its repositories.
+func (s *layoutBackend) reader(context.Context, string) (blobs, error) { return s, nil }
 
-	name := filepath.Join(s.root, "index.json")
-	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
-	switch b, err := readRegular(name); {
-	case err == nil:
-		if err := json.Unmarshal(b, &index); err != nil {
-			return err
-		}
-	case !errors.Is(err, fs.ErrNotExist):
-		return err
-	}
-	type key struct{ digest, ref string }
-	seen := map[key]bool{}
-	for _, d := range index.Manifests {
-		seen[key{d.Digest.String(), d.Annotations[refNameAnnotation]}] = true
-		seen[key{d.Digest.String(), ""}] = true // listed: no need to list it untagged
-	}
-	for _, d := range s.pending {
-		if k := (key{d.Digest.String(), d.Annotations[refNameAnnotation]}); !seen[k] {
-			seen[k] = true
-			seen[key{d.Digest.String(), ""}] = true
-			index.Manifests = append(index.Manifests, d)
-		}
-	}
-	if len(s.refs) > 0 {
-		index.Manifests = slices.DeleteFunc(index.Manifests, func(d v1.Descriptor) bool {
-			_, moved := s.refs[d.Annotations[refNameAnnotation]]
-			return moved
-		})
-		for _, ref := range slices.Sorted(maps.Keys(s.refs)) {
-			index.Manifests = append(index.Manifests, s.refs[ref])
-		}
-	}
-	if edit != nil {
-		edit(&index)
-	}
-	sort.SliceStable(index.Manifests, func(i, j int) bool {
-		a, b := index.Manifests[i], index.Manifests[j]
-		if ra, rb := a.Annotations[refNameAnnotation], b.Annotations[refNameAnnotation]; ra != rb {
-			return ra < rb
-		}
-		return a.Digest.String() < b.Digest.String()
-	})
-	b, err := json.MarshalIndent(index, "", "  ")
-	if err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(s.root, ".zen-tmp-*")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := commit(f, name); err != nil {
-		return err
-	}
-	clear(s.pending)
-	clear(s.refs)
-	if err := s.writeModelLayouts(index); err != nil {
-		return fmt.Errorf("model layouts: %w", err)
-	}
-	return nil
-}
-
-// indexCache keeps index.json's ref names while the file is unchanged: a
-// plan looks up a signature tag for each cached artifact, and a big layout's
-// index.json is megabytes.
-type indexCache struct {
-	mu    sync.Mutex
-	fi    os.FileInfo
-	names map[string]v1.Hash
-}
-
-// refs returns the ref names of the index.json at name; an index that does
-// not exist has none.
-func (c *indexCache) refs(name string) (map[string]v1.Hash, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	fi, err := os.Stat(name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if c.fi != nil && os.SameFile(c.fi, fi) && c.fi.ModTime().Equal(fi.ModTime()) && c.fi.Size() == fi.Size() {
-		return c.names, nil
-	}
-	b, err := readRegular(name)
-	if err != nil {
-		return nil, fmt.Errorf("index.json: %w", err)
-	}
-	var index v1.IndexManifest
-	if err := json.Unmarshal(b, &index); err != nil {
-		return nil, fmt.Errorf("index.json: %w", err)
-	}
-	refs := make(map[string]v1.Hash, len(index.Manifests))
-	for _, d := range index.Manifests {
-		if r := d.Annotations[refNameAnnotation]; r != "" {
-			refs[r] = d.Digest
-		}
-	}
-	c.fi, c.names = fi, refs
-	return refs, nil
-}
+// reread runs read once: a file does not break off.
+func (s *layoutBackend) reread(_ context.Context, read func() error) error { return read() }

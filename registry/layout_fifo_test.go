@@ -39,7 +39,7 @@ func TestLayoutRefusesFIFOs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	push := func(t *testing.T) (*layoutStore, string) {
+	push := func(t *testing.T) (layoutStore, string) {
 		s := openLayout(t, filepath.Join(t.TempDir(), "store"))
 		src := filepath.Join(t.TempDir(), "f")
 		if err := os.WriteFile(src, []byte("content"), 0o644); err != nil {

@@ -19,17 +19,17 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-func openLayout(t testing.TB, dir string) *layoutStore {
+func openLayout(t testing.TB, dir string) layoutStore {
 	t.Helper()
-	s, err := OpenLayout(dir)
+	s, err := OpenLayout(dir, testOptions...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.(*layoutStore)
+	return asLayout(s)
 }
 
 // blobFiles maps the blob files of a layout to their file info.
-func blobFiles(t testing.TB, s *layoutStore) map[string]fs.FileInfo {
+func blobFiles(t testing.TB, s layoutStore) map[string]fs.FileInfo {
 	t.Helper()
 	entries, err := os.ReadDir(s.blobDir())
 	if err != nil {
@@ -133,7 +133,7 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-func readLayoutManifest(t testing.TB, s *layoutStore, digest string) *manifest {
+func readLayoutManifest(t testing.TB, s layoutStore, digest string) *manifest {
 	t.Helper()
 	raw, err := os.ReadFile(s.blobPath(must(v1.NewHash(digest))))
 	if err != nil {
@@ -210,7 +210,7 @@ func flipIn(s string) func([]byte) []byte {
 
 // putArtifact stores a layer by hand, as a crafted or foreign artifact would
 // be, and returns the artifact's digest.
-func putArtifact(t testing.TB, s *layoutStore, layer []byte, mediaType string) string {
+func putArtifact(t testing.TB, s layoutStore, layer []byte, mediaType string) string {
 	t.Helper()
 	if err := s.init(); err != nil {
 		t.Fatal(err)
@@ -330,7 +330,7 @@ func TestLayoutConcurrent(t *testing.T) {
 		p := filepath.Join(src, fmt.Sprint(i))
 		// Every content twice, pushed to either store.
 		os.WriteFile(p, []byte(fmt.Sprint(i/2)), 0o644)
-		s := []*layoutStore{a, b}[i%2]
+		s := []layoutStore{a, b}[i%2]
 		wg.Go(func() {
 			var d Descriptor
 			d, errs[i] = s.Push(ctx, p, "model")
@@ -341,7 +341,7 @@ func TestLayoutConcurrent(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	for i, s := range []*layoutStore{a, b} {
+	for i, s := range []layoutStore{a, b} {
 		wg.Go(func() { errs[i] = s.Close() })
 	}
 	wg.Wait()

@@ -96,7 +96,7 @@ func TestModelGzipRoundTrip(t *testing.T) {
 			src := filepath.Join(t.TempDir(), "model")
 			writeTree(t, src, compressibleTree)
 			// A large file gets a layer of its own, compressed too.
-			sparseFile(t, filepath.Join(src, "weights", "big.bin"), largeModelFile)
+			sparseFile(t, filepath.Join(src, "weights", "big.bin"), testLargeFile)
 
 			dz, err := s.PushModel(ctx, src, gzipMeta)
 			if err != nil {
@@ -201,7 +201,7 @@ func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
 func TestPullModelGzipCorrupt(t *testing.T) {
 	ctx := context.Background()
 	t.Run("layout", func(t *testing.T) {
-		s := newLayout(t).(*layoutStore)
+		s := asLayout(newLayout(t))
 		d, err := s.PushModel(ctx, makeModel(t, t.TempDir(), 2), gzipMeta)
 		if err != nil {
 			t.Fatal(err)
@@ -299,7 +299,7 @@ func TestPullModelGzipCorrupt(t *testing.T) {
 func TestModelGzipChanged(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "model")
 	writeTree(t, dir, compressibleTree)
-	a, err := packModel(dir, gzipMeta, "")
+	a, err := packModel(dir, gzipMeta, "", testLargeFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,7 +399,7 @@ func TestModelGzipGGCR(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, cfg := readModel(t, ms, meta.Name, d.Digest)
-		img, err := remote.Image(must(name.NewDigest(s.(*remoteStore).base + "/models/fraud@" + d.Digest)))
+		img, err := remote.Image(must(name.NewDigest(remoteOf(s).base + "/models/fraud@" + d.Digest)))
 		if err != nil {
 			t.Fatal(err)
 		}

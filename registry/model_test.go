@@ -296,10 +296,10 @@ func tarNames(t testing.TB, r io.Reader) []string {
 // alone, small files grouped by kind.
 func TestModelLayers(t *testing.T) {
 	ctx := context.Background()
-	s := newLayout(t).(*layoutStore)
+	s := asLayout(newLayout(t))
 	dir := filepath.Join(t.TempDir(), "model")
 	writeTree(t, dir, modelTree)
-	sparseFile(t, filepath.Join(dir, "weights", "big.safetensors"), largeModelFile)
+	sparseFile(t, filepath.Join(dir, "weights", "big.safetensors"), testLargeFile)
 	d, err := s.PushModel(ctx, dir, meta)
 	if err != nil {
 		t.Fatal(err)
@@ -336,7 +336,7 @@ func TestModelLayers(t *testing.T) {
 	}
 }
 
-func readLayoutModel(t testing.TB, s *layoutStore, digest string) *manifest {
+func readLayoutModel(t testing.TB, s layoutStore, digest string) *manifest {
 	t.Helper()
 	raw, err := os.ReadFile(s.blobPath(must(v1.NewHash(digest))))
 	if err != nil {
@@ -393,7 +393,7 @@ func TestRemoteModelNoDuplicateUpload(t *testing.T) {
 	writeTree(t, dir, modelTree)
 	f, err := os.Create(filepath.Join(dir, "big.bin"))
 	if err == nil {
-		err = f.Truncate(largeModelFile)
+		err = f.Truncate(testLargeFile)
 	}
 	if err == nil {
 		err = f.Close()
@@ -405,7 +405,7 @@ func TestRemoteModelNoDuplicateUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, b := c.reset(); n == 0 || b < largeModelFile {
+	if n, b := c.reset(); n == 0 || b < testLargeFile {
 		t.Fatalf("the first push made %d upload requests of %d bytes: the counter is broken", n, b)
 	}
 	second, err := s.PushModel(ctx, dir, meta)
@@ -432,7 +432,7 @@ func TestRemoteModelNoDuplicateUpload(t *testing.T) {
 // TestLayoutModelNoRewrite checks that a layout keeps the blobs it has.
 func TestLayoutModelNoRewrite(t *testing.T) {
 	ctx := context.Background()
-	s := newLayout(t).(*layoutStore)
+	s := asLayout(newLayout(t))
 	dir := filepath.Join(t.TempDir(), "model")
 	writeTree(t, dir, modelTree)
 	if _, err := s.PushModel(ctx, dir, meta); err != nil {
@@ -600,7 +600,7 @@ func TestRemoteModelSeenByCrane(t *testing.T) {
 	if err := ms.Tag(ctx, "fraud", "1.0.0", d.Digest); err != nil {
 		t.Fatal(err)
 	}
-	ref := s.(*remoteStore).base + "/models/fraud:1.0.0"
+	ref := remoteOf(s).base + "/models/fraud:1.0.0"
 	if got, err := crane.Digest(ref, crane.WithContext(ctx)); err != nil || got != d.Digest {
 		t.Errorf("crane.Digest(%s) = %s, %v; want %s", ref, got, err, d.Digest)
 	}
@@ -608,11 +608,11 @@ func TestRemoteModelSeenByCrane(t *testing.T) {
 	if err != nil || head.Digest.String() != d.Digest || head.MediaType != "application/vnd.oci.image.manifest.v1+json" {
 		t.Errorf("remote.Head(%s) = %+v, %v; want %s", ref, head, err, d.Digest)
 	}
-	if got := ms.ModelRepository("fraud").Reference(); got != s.(*remoteStore).base+"/models/fraud" {
+	if got := ms.ModelRepository("fraud").Reference(); got != remoteOf(s).base+"/models/fraud" {
 		t.Errorf("Reference() = %q", got)
 	}
 	// The artifacts' repository is left alone.
-	if tags, err := crane.ListTags(s.(*remoteStore).base+"/artifacts", crane.WithContext(ctx)); err == nil && len(tags) != 0 {
+	if tags, err := crane.ListTags(remoteOf(s).base+"/artifacts", crane.WithContext(ctx)); err == nil && len(tags) != 0 {
 		t.Errorf("artifacts repository has tags %v", tags)
 	}
 }
@@ -832,7 +832,7 @@ func TestPullModelCorrupt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newLayout(t).(*layoutStore)
+			s := asLayout(newLayout(t))
 			d, err := s.PushModel(ctx, makeModel(t, t.TempDir(), tt.model), meta)
 			if err != nil {
 				t.Fatal(err)
@@ -902,7 +902,7 @@ func TestPushModelRejects(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "artifact store "+s.String()) {
 					t.Errorf("PushModel = %v, want an error with %q", err, tt.want)
 				}
-				if ls, ok := s.(*layoutStore); ok {
+				if ls, ok := s.(*store).b.(*layoutBackend); ok {
 					if left, _ := filepath.Glob(filepath.Join(ls.blobDir(), ".zen-tmp-*")); len(left) != 0 {
 						t.Errorf("temporary files left: %v", left)
 					}
@@ -990,7 +990,7 @@ func TestModelRawOrTar(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newLayout(t).(*layoutStore)
+			s := asLayout(newLayout(t))
 			dir := filepath.Join(t.TempDir(), "model")
 			writeTree(t, dir, tt.tree)
 			m := meta

@@ -7,13 +7,24 @@
 // Nothing in it depends on the time or the run, so the manifest digest is a
 // function of the content and the type alone, and the same output is stored
 // once.
+//
+// The package owns zen's stores and what goes in them. store.go is the one
+// Store, ModelStore and RawRepository, written over a backend of blobs,
+// manifests and tags; layout.go and layout_index.go are the layout
+// directory's backend (blobs, and index.json with its tags), remote.go the
+// registry's. artifact.go packs and unpacks artifacts, model.go,
+// model_push.go, model_pull.go and modelpack.go model versions in the CNCF
+// ModelPack format, room.go the free space a pull leaves. Signing and
+// verifying what is stored are registry/signature's and registry/verify's.
 package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+
+	"github.com/zen-dev/zen/registry/errdef"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -55,11 +66,12 @@ type Store interface {
 
 var (
 	// ErrNotFound is wrapped by the errors for an artifact, or a blob of
-	// one, that the store does not hold.
-	ErrNotFound = errors.New("not found")
+	// one, that the store does not hold. It is signature.ErrNotFound too:
+	// a store's RawRepository is a signature.Repository as it is.
+	ErrNotFound = errdef.ErrNotFound
 	// ErrDigestMismatch is wrapped by the errors for stored content that
 	// does not match its digest.
-	ErrDigestMismatch = errors.New("content does not match its digest")
+	ErrDigestMismatch = errdef.ErrDigestMismatch
 )
 
 const (
@@ -83,17 +95,6 @@ func parseDigest(digest string) (v1.Hash, error) {
 		return v1.Hash{}, fmt.Errorf("invalid artifact digest %q: %w", digest, err)
 	}
 	return h, nil
-}
-
-// blobs is what Has and Pull need from a store.
-type blobs interface {
-	// manifest returns the raw manifest stored under h, or an error
-	// wrapping ErrNotFound.
-	manifest(ctx context.Context, h v1.Hash) ([]byte, error)
-	// open opens the blob d, or returns an error wrapping ErrNotFound.
-	open(ctx context.Context, d descriptor) (io.ReadCloser, error)
-	// has reports whether the blob d is stored whole.
-	has(ctx context.Context, d descriptor) (bool, error)
 }
 
 // readManifest fetches the manifest h and checks it against its digest.
@@ -157,4 +158,31 @@ func pullLayer(ctx context.Context, b blobs, h v1.Hash, dest string) error {
 	}
 	defer rc.Close()
 	return unpack(rc, m.Layers[0], dest)
+}
+
+// manifestHead is what an index entry or a registry needs of a manifest.
+type manifestHead struct {
+	MediaType    types.MediaType `json:"mediaType"`
+	ArtifactType string          `json:"artifactType"`
+}
+
+// headOf decodes the head of the manifest raw; its media type defaults to
+// the OCI image manifest's.
+func headOf(raw []byte) (manifestHead, error) {
+	var h manifestHead
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return h, fmt.Errorf("manifest is not JSON: %w", err)
+	}
+	if h.MediaType == "" {
+		h.MediaType = types.OCIManifestSchema1
+	}
+	return h, nil
+}
+
+// checkContent fails with ErrDigestMismatch unless content has digest h.
+func checkContent(h v1.Hash, content []byte) error {
+	if got := sha256Of(content); got != h {
+		return fmt.Errorf("content of %s has digest %s: %w", h, got, ErrDigestMismatch)
+	}
+	return nil
 }

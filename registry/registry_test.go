@@ -19,12 +19,43 @@ import (
 	"time"
 
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
+
+// testLargeFile is the size from which a file of a model directory gets a
+// tar layer of its own in the tests' stores: zen's 64 MiB would have the
+// tests hash, tar and upload 64 MiB for each large file.
+const testLargeFile = 1 << 20
+
+// testOptions are the options of the tests' stores: retries 1, 2, 4 and
+// 8 ms apart instead of 0.5 to 4 s, as many, and testLargeFile.
+var testOptions = []Option{
+	WithRetryBackoff(remote.Backoff{Duration: time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 5}),
+	WithLargeFile(testLargeFile),
+}
+
+// layoutStore is a layout store and its backend, for tests that look at
+// the files.
+type layoutStore struct {
+	*store
+	*layoutBackend
+}
+
+func (s layoutStore) String() string { return s.store.String() }
+
+// asLayout returns the layout store s with its backend.
+func asLayout(s Store) layoutStore {
+	st := s.(*store)
+	return layoutStore{st, st.b.(*layoutBackend)}
+}
+
+// remoteOf returns the backend of the remote store s.
+func remoteOf(s Store) *remoteBackend { return s.(*store).b.(*remoteBackend) }
 
 // newLayout opens a layout store in a new temporary directory.
 func newLayout(t testing.TB) Store {
 	t.Helper()
-	s, err := OpenLayout(filepath.Join(t.TempDir(), "store"))
+	s, err := OpenLayout(filepath.Join(t.TempDir(), "store"), testOptions...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +77,7 @@ func newRemote(t testing.TB, wrap func(http.Handler) http.Handler) Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := OpenRemote(u.Host + "/ml")
+	s, err := OpenRemote(u.Host+"/ml", testOptions...)
 	if err != nil {
 		t.Fatal(err)
 	}

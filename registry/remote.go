@@ -8,11 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
-
-	"github.com/zen-dev/zen/internal/failpoint"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -20,54 +17,67 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
 )
 
 // checkTimeout bounds Check, whatever the registry does.
 const checkTimeout = 30 * time.Second
 
 // checkBackoff retries Check's requests briefly: a registry that is down
-// should be reported now, not after retryBackoff's 7.5 s.
+// should be reported now, not after defaultBackoff's 7.5 s.
 var checkBackoff = remote.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 2}
 
-// retryBackoff is how a request that failed in a way that may pass is
-// tried again: a connection closed or reset before the answer, an answer
-// 408, 429, 500, 502, 503 or 504 (go-containerregistry's choice of what
-// to retry; Retry-After is not read), or an answer's body that broke off
-// (see reread). Five tries in all, 0.5, 1, 2 and 4 s apart, give or take
-// a tenth: a registry still failing after 7.5 s is reported.
-var retryBackoff = remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 5}
-
-// remoteStore is a repository in an OCI registry. Artifacts go to
-// <repository>/artifacts, tagged with their digest's hex so that the
-// registry's garbage collection keeps them.
-type remoteStore struct {
-	name string // as given, for messages
-	base string // the repository, without a trailing slash
-	repo name.Repository
+// remoteBackend is a repository in an OCI registry, under which a store's
+// repositories are: <repository>/artifacts and <repository>/models/<model>.
+// Tags are the registry's.
+type remoteBackend struct {
+	name    string // as given, for messages
+	base    string // the repository, without a trailing slash
+	repo    name.Repository
+	backoff remote.Backoff
 }
 
 // OpenRemote opens the registry repository named like
 // "registry.example.com/ml". Credentials come from authn.DefaultKeychain (the
 // docker config); loopback and private registries are spoken to over plain
 // HTTP, as go-containerregistry does.
-func OpenRemote(repository string) (Store, error) {
+func OpenRemote(repository string, opts ...Option) (Store, error) {
 	base := strings.TrimSuffix(repository, "/")
 	repo, err := name.NewRepository(base + "/artifacts")
 	if err != nil {
 		return nil, fmt.Errorf("artifact store oci %s: %w", repository, err)
 	}
-	return &remoteStore{name: repository, base: base, repo: repo}, nil
+	o := newOptions(opts)
+	return &store{b: &remoteBackend{name: repository, base: base, repo: repo, backoff: o.backoff}, opts: o}, nil
 }
 
-func (s *remoteStore) String() string { return "oci " + s.name }
+func (s *remoteBackend) String() string { return "oci " + s.name }
 
-func (s *remoteStore) options(ctx context.Context) []remote.Option {
+// reference is the repository's full name, registry included, as
+// go-containerregistry names it: "127.0.0.1:5000/ml/models/fraud".
+func (s *remoteBackend) reference(path string) string {
+	repo, err := s.repository(path)
+	if err != nil {
+		return s.base + "/" + path
+	}
+	return repo.Name()
+}
+
+// repository returns the registry repository of the path.
+func (s *remoteBackend) repository(path string) (name.Repository, error) {
+	if path == artifactsPath {
+		return s.repo, nil
+	}
+	return name.NewRepository(s.base + "/" + path)
+}
+
+func (s *remoteBackend) options(ctx context.Context) []remote.Option {
 	return []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
 		remote.WithUserAgent("zen"),
 		remote.WithTransport(markBreaks{remote.DefaultTransport}),
-		remote.WithRetryBackoff(retryBackoff),
+		remote.WithRetryBackoff(s.backoff),
 	}
 }
 
@@ -98,11 +108,11 @@ func (b breakingBody) Read(p []byte) (int, error) {
 }
 
 // reread runs read, and again while it fails because an answer broke off,
-// as retryBackoff says: go-containerregistry retries requests that failed,
-// not the reading of what they answered. What read writes must not be
-// there when it fails (a pull writes its destination last).
-func reread(ctx context.Context, read func() error) error {
-	b := retryBackoff
+// as the store's backoff says: go-containerregistry retries requests that
+// failed, not the reading of what they answered. What read writes must not
+// be there when it fails (a pull writes its destination last).
+func (s *remoteBackend) reread(ctx context.Context, read func() error) error {
+	b := s.backoff
 	for {
 		err := read()
 		if err == nil || !errors.Is(err, errBrokenOff) || ctx.Err() != nil || b.Steps <= 1 {
@@ -116,14 +126,6 @@ func reread(ctx context.Context, read func() error) error {
 			return err
 		}
 	}
-}
-
-// fail wraps err with the store's name and what was being done.
-func (s *remoteStore) fail(doing string, err error) error {
-	if doing == "" {
-		return fmt.Errorf("artifact store %s: %w", s, err)
-	}
-	return fmt.Errorf("artifact store %s: %s: %w", s, doing, err)
 }
 
 // reach says so when err is a failure to reach the registry at all, keeping
@@ -152,7 +154,7 @@ func unreachable(err error) bool {
 	return errors.As(err, &nerr) || errors.Is(err, context.DeadlineExceeded)
 }
 
-func (s *remoteStore) Check(ctx context.Context) error {
+func (s *remoteBackend) check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	// CheckPushPermission takes no context: bind its requests to ctx.
@@ -163,12 +165,15 @@ func (s *remoteStore) Check(ctx context.Context) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden):
-		return s.fail("", fmt.Errorf("not allowed to push to %s (docker login?): %w", s.repo, err))
+		return fmt.Errorf("not allowed to push to %s (docker login?): %w", s.repo, err)
 	case unreachable(err):
-		return s.fail("", reach(err))
+		return reach(err)
 	}
-	return s.fail("check push access to "+s.repo.String(), err)
+	return fmt.Errorf("check push access to %s: %w", s.repo, err)
 }
+
+// spoolDir is the system's: a pushed tar is uploaded from there.
+func (s *remoteBackend) spoolDir() (string, error) { return "", nil }
 
 // ctxTransport binds every request to a context.
 type ctxTransport struct {
@@ -180,70 +185,23 @@ func (t ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.rt.RoundTrip(req.WithContext(t.ctx))
 }
 
-func (s *remoteStore) Push(ctx context.Context, path, typ string) (Descriptor, error) {
-	a, err := pack(path, typ, "")
+// close does nothing: a registry holds nothing pending.
+func (s *remoteBackend) close() error { return nil }
+
+// reader reads the repository with one puller, which authenticates once.
+func (s *remoteBackend) reader(ctx context.Context, path string) (blobs, error) {
+	repo, err := s.repository(path)
 	if err != nil {
-		return Descriptor{}, s.fail("", fmt.Errorf("push %s: %w", path, err))
+		return nil, err
 	}
-	defer a.cleanup()
-	// One pusher per push: it authenticates once for all requests, and
-	// remembers the blobs it wrote only as long as it lives.
-	p, err := remote.NewPusher(s.options(ctx)...)
-	if err != nil {
-		return Descriptor{}, s.fail("", err)
-	}
-	layer := a.layer()
-	for _, l := range []*blobLayer{
-		{d: a.m.Config, open: bytesOpener(a.config)},
-		{d: layer, open: func() (io.ReadCloser, error) { return os.Open(a.file) }},
-	} {
-		// Upload does as remote.WriteLayer: nothing if the blob is there.
-		if err := p.Upload(ctx, s.repo, l); err != nil {
-			return Descriptor{}, s.fail(fmt.Sprintf("push %s: upload blob %s", path, l.d.Digest), reach(err))
-		}
-	}
-	failpoint.Hit(failpoint.BlobsUploaded)
-	if err := p.Put(ctx, s.repo.Tag(a.digest.Hex), rawManifest(a.manifest)); err != nil {
-		return Descriptor{}, s.fail(fmt.Sprintf("push %s: put manifest %s", path, a.digest), reach(err))
-	}
-	return a.descriptor(), nil
-}
-
-func (s *remoteStore) Has(ctx context.Context, digest string) (bool, error) {
-	b, err := s.blobs(ctx)
-	if err == nil {
-		var ok bool
-		err = reread(ctx, func() (err error) {
-			ok, err = has(ctx, b, digest)
-			return err
-		})
-		if err == nil {
-			return ok, nil
-		}
-	}
-	return false, s.fail("", err)
-}
-
-func (s *remoteStore) Pull(ctx context.Context, digest, dest string) error {
-	b, err := s.blobs(ctx)
-	if err == nil {
-		err = reread(ctx, func() error { return pull(ctx, b, digest, dest) })
-	}
-	if err != nil {
-		return s.fail("", err)
-	}
-	return nil
-}
-
-// Close does nothing: a registry holds nothing pending.
-func (s *remoteStore) Close() error { return nil }
-
-func (s *remoteStore) blobs(ctx context.Context) (remoteBlobs, error) {
 	p, err := remote.NewPuller(s.options(ctx)...)
-	return remoteBlobs{repo: s.repo, p: p}, err
+	if err != nil {
+		return nil, err
+	}
+	return remoteBlobs{repo: repo, p: p}, nil
 }
 
-// remoteBlobs reads a repository with one puller, which authenticates once.
+// remoteBlobs reads a repository with one puller.
 type remoteBlobs struct {
 	repo name.Repository
 	p    *remote.Puller
@@ -281,25 +239,115 @@ func (b remoteBlobs) open(ctx context.Context, d descriptor) (io.ReadCloser, err
 }
 
 func (b remoteBlobs) has(ctx context.Context, d descriptor) (bool, error) {
-	l, err := b.p.Layer(ctx, b.repo.Digest(d.Digest.String()))
+	n, err := b.size(ctx, d.Digest)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return n < 0 || n == d.Size, nil
+}
+
+func (b remoteBlobs) size(ctx context.Context, h v1.Hash) (int64, error) {
+	l, err := b.p.Layer(ctx, b.repo.Digest(h.String()))
 	var n int64
 	if err == nil {
 		n, err = l.Size() // a HEAD request
 	}
 	switch {
 	case notFound(err):
-		return false, nil
+		return 0, ErrNotFound
 	case err != nil:
-		return false, fmt.Errorf("look up blob %s: %w", d.Digest, reach(err))
+		return 0, fmt.Errorf("look up blob %s: %w", h, reach(err))
 	}
-	return n < 0 || n == d.Size, nil
+	return n, nil
 }
 
-// blobLayer is a blob of known digest and size, read when uploaded.
-type blobLayer struct {
-	d    descriptor
-	open func() (io.ReadCloser, error)
+// putBlobs uploads the blobs, n at a time, each unless the registry has it,
+// with one pusher, which authenticates once and is safe for concurrent
+// use. The first error cancels the uploads under way; those not started
+// do not start.
+func (s *remoteBackend) putBlobs(ctx context.Context, path string, bs []*blobLayer, n int) error {
+	repo, err := s.repository(path)
+	if err != nil {
+		return err
+	}
+	p, err := remote.NewPusher(s.options(ctx)...)
+	if err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(n)
+	for _, b := range bs {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			// Upload does as remote.WriteLayer: nothing if the blob is there.
+			if err := p.Upload(ctx, repo, b); err != nil {
+				return fmt.Errorf("upload blob %s: %w", b.d.Digest, reach(err))
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
+
+// tagged fetches the manifest tag points at.
+func (s *remoteBackend) tagged(ctx context.Context, path, tag string) ([]byte, error) {
+	repo, err := s.repository(path)
+	if err != nil {
+		return nil, err
+	}
+	d, err := remote.Get(repo.Tag(tag), s.options(ctx)...)
+	switch {
+	case notFound(err):
+		return nil, ErrNotFound
+	case err != nil:
+		return nil, fmt.Errorf("fetch manifest: %w", reach(err))
+	}
+	return d.Manifest, nil
+}
+
+// resolve asks the registry for the tag's digest, with a HEAD request.
+func (s *remoteBackend) resolve(ctx context.Context, path, tag string) (v1.Hash, error) {
+	repo, err := s.repository(path)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	d, err := remote.Head(repo.Tag(tag), s.options(ctx)...)
+	switch {
+	case notFound(err):
+		return v1.Hash{}, ErrNotFound
+	case err != nil:
+		return v1.Hash{}, reach(err)
+	}
+	return d.Digest, nil
+}
+
+// putManifest puts raw by tag, or by digest, with the media type raw says
+// it has; the registry has it at once.
+func (s *remoteBackend) putManifest(ctx context.Context, path, tag string, h v1.Hash, raw []byte, _ bool) error {
+	head, err := headOf(raw)
+	if err != nil {
+		return err
+	}
+	repo, err := s.repository(path)
+	if err != nil {
+		return err
+	}
+	var ref name.Reference = repo.Digest(h.String())
+	if tag != "" {
+		ref = repo.Tag(tag)
+	}
+	if err := remote.Put(ref, typedManifest{raw: raw, mediaType: head.MediaType}, s.options(ctx)...); err != nil {
+		return reach(err)
+	}
+	return nil
+}
+
+// A blobLayer is what go-containerregistry's Upload needs of a layer.
 
 func (l *blobLayer) Digest() (v1.Hash, error)             { return l.d.Digest, nil }
 func (l *blobLayer) DiffID() (v1.Hash, error)             { return l.d.Digest, nil }
@@ -308,8 +356,11 @@ func (l *blobLayer) Uncompressed() (io.ReadCloser, error) { return l.open() }
 func (l *blobLayer) Size() (int64, error)                 { return l.d.Size, nil }
 func (l *blobLayer) MediaType() (types.MediaType, error)  { return types.MediaType(l.d.MediaType), nil }
 
-// rawManifest is a manifest pushed byte for byte.
-type rawManifest []byte
+// typedManifest is a manifest pushed byte for byte, with its media type.
+type typedManifest struct {
+	raw       []byte
+	mediaType types.MediaType
+}
 
-func (m rawManifest) RawManifest() ([]byte, error)        { return m, nil }
-func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+func (m typedManifest) RawManifest() ([]byte, error)        { return m.raw, nil }
+func (m typedManifest) MediaType() (types.MediaType, error) { return m.mediaType, nil }

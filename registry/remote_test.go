@@ -61,7 +61,7 @@ func TestRemoteTag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tag := s.(*remoteStore).repo.Tag(strings.TrimPrefix(d.Digest, "sha256:"))
+	tag := remoteOf(s).repo.Tag(strings.TrimPrefix(d.Digest, "sha256:"))
 	got, err := remote.Head(tag)
 	if err != nil || got.Digest.String() != d.Digest || got.MediaType != "application/vnd.oci.image.manifest.v1+json" {
 		t.Errorf("Head(%s) = %+v, %v; want the manifest %s", tag, got, err, d.Digest)
@@ -119,7 +119,7 @@ func TestRemoteUnreachable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	s, err := OpenRemote(addr + "/ml")
+	s, err := OpenRemote(addr+"/ml", testOptions...)
 	if err != nil {
 		t.Fatal(err)
 	}

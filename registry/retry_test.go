@@ -19,7 +19,7 @@ import (
 
 // newFaultyRemote opens a remote store on an in-process registry behind a
 // fault-injecting proxy.
-func newFaultyRemote(t *testing.T) (*remoteStore, *faultproxy.Proxy) {
+func newFaultyRemote(t *testing.T) (*store, *faultproxy.Proxy) {
 	t.Helper()
 	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
@@ -28,11 +28,11 @@ func newFaultyRemote(t *testing.T) (*remoteStore, *faultproxy.Proxy) {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Close)
-	s, err := OpenRemote(p.Addr() + "/ml")
+	s, err := OpenRemote(p.Addr()+"/ml", testOptions...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.(*remoteStore), p
+	return s.(*store), p
 }
 
 // TestRemoteRetries checks that a push and a pull, of an artifact and of a
@@ -102,8 +102,9 @@ func TestRemoteRetries(t *testing.T) {
 }
 
 // TestRemoteGivesUp checks that a fault that does not pass fails the push
-// or pull after retryBackoff's 7.5 s, saying what failed, and that a pull
-// leaves nothing at its destination.
+// or pull after the store's five tries, having waited out its backoff
+// (testOptions': 15 ms), saying what failed, and that a pull leaves
+// nothing at its destination.
 func TestRemoteGivesUp(t *testing.T) {
 	type rule = faultproxy.Rule
 	for _, tt := range []struct {
@@ -161,8 +162,8 @@ func TestRemoteGivesUp(t *testing.T) {
 			if _, err := os.Lstat(dest); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("the failed pull left %s: %v", dest, err)
 			}
-			if took < 7*time.Second || took > 20*time.Second {
-				t.Errorf("gave up after %v, want 7.5 s of backoff", took)
+			if took < 13*time.Millisecond || took > 10*time.Second {
+				t.Errorf("gave up after %v, want 15 ms of backoff", took)
 			}
 			if n := p.Injected(); n != 5 {
 				t.Errorf("%d faults injected, want five tries", n)

@@ -15,7 +15,7 @@ var point = os.Getenv("ZEN_FAILPOINT")
 
 // The points zen has.
 const (
-	// BlobsUploaded: an artifact's blobs are in the registry, its
+	// BlobsUploaded: an artifact's blobs are in the store, its
 	// manifest is not.
 	BlobsUploaded = "registry.blobs-uploaded"
 	// Signed: an artifact's signature is stored, its attestation is not.

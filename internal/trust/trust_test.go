@@ -13,7 +13,6 @@ import (
 	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/registry/provenance"
 	"github.com/zen-dev/zen/registry/signature"
-	"github.com/zen-dev/zen/registry/verify"
 )
 
 // countingRepo counts the blobs read through it: verifying a signature
@@ -63,7 +62,7 @@ func TestChecker(t *testing.T) {
 	signed, unsigned := digests[0], digests[1]
 	key, v := keyPair(t)
 	other, otherV := keyPair(t)
-	repo := &countingRepo{Repository: verify.Repository(store.ArtifactRepository())}
+	repo := &countingRepo{Repository: store.ArtifactRepository()}
 	if err := signature.Sign(ctx, repo, signed, key); err != nil {
 		t.Fatal(err)
 	}

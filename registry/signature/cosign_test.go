@@ -136,10 +136,7 @@ func TestCosignInterop(t *testing.T) {
 	bPub := writeFile(t, filepath.Join(dir, "b.pub"), b.public)
 	prov := writeFile(t, filepath.Join(dir, "prov.json"), []byte(slsa))
 
-	repo, err := signature.Remote(startRegistry(t) + "/ml/models/fraud")
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo := modelRepo(t, startRegistry(t)+"/ml")
 	digest := pushImage(t, repo, "v1")
 	img := repo.Reference() + "@" + digest
 	offline := []string{"--insecure-ignore-tlog=true", "--allow-http-registry"}

@@ -10,60 +10,33 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/registry/signature"
 )
 
-// memRepo is a Repository in memory, named like a remote one.
-type memRepo struct {
-	ref       string
-	mu        sync.Mutex
-	manifests map[string][]byte
-	blobs     map[string][]byte
+// named is a repository under another name: the golden signature and
+// attestation name goldenRef.
+type named struct {
+	signature.Repository
+	ref string
 }
 
-func newMemRepo() *memRepo {
-	return &memRepo{ref: goldenRef, manifests: map[string][]byte{}, blobs: map[string][]byte{}}
-}
+func (r named) Reference() string { return r.ref }
 
-func (r *memRepo) Reference() string { return r.ref }
-
-func (r *memRepo) Manifest(_ context.Context, tag string) ([]byte, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	b, ok := r.manifests[tag]
-	if !ok {
-		return nil, fmt.Errorf("%s: %w", tag, signature.ErrNotFound)
+// goldenRepo returns the repository of the model "fraud" in a new layout
+// store, named goldenRef.
+func goldenRepo(t *testing.T) signature.Repository {
+	t.Helper()
+	s, err := registry.OpenLayout(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return b, nil
-}
-
-func (r *memRepo) PutManifest(_ context.Context, tag string, raw []byte) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.manifests[tag] = raw
-	return nil
-}
-
-func (r *memRepo) Blob(_ context.Context, digest string) ([]byte, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	b, ok := r.blobs[digest]
-	if !ok {
-		return nil, fmt.Errorf("%s: %w", digest, signature.ErrNotFound)
-	}
-	return b, nil
-}
-
-func (r *memRepo) PutBlob(_ context.Context, digest string, content []byte) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.blobs[digest] = content
-	return nil
+	t.Cleanup(func() { s.Close() })
+	return named{s.(registry.ModelStore).ModelRepository("fraud"), goldenRef}
 }
 
 // goldenRef is the repository the golden signature and attestation name.
@@ -122,7 +95,7 @@ func goldenLayer(t *testing.T, repo signature.Repository, suffix string) ([]byte
 // wrote then, but for the (randomised) ECDSA signatures.
 func TestGolden(t *testing.T) {
 	ctx := context.Background()
-	old := newMemRepo()
+	old := goldenRepo(t)
 	pubPEM, privPEM := loadGolden(t, old)
 	v, err := signature.LoadVerifier(pubPEM)
 	if err != nil {
@@ -153,7 +126,7 @@ func TestGolden(t *testing.T) {
 		t.Errorf("golden attestation replayed: %v, want ErrBadSignature", err)
 	}
 
-	now := newMemRepo()
+	now := goldenRepo(t)
 	if err := signature.Sign(ctx, now, goldenDigest, s); err != nil {
 		t.Fatal(err)
 	}
@@ -188,10 +161,7 @@ func TestGolden(t *testing.T) {
 // attestation.
 func TestGoldenCosign(t *testing.T) {
 	bin := findCosign(t)
-	repo, err := signature.Remote(startRegistry(t) + "/ml/models/fraud")
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo := modelRepo(t, startRegistry(t)+"/ml")
 	pub, _ := loadGolden(t, repo)
 	dir := t.TempDir()
 	pubFile := writeFile(t, filepath.Join(dir, "cosign.pub"), pub)
@@ -206,7 +176,7 @@ func TestGoldenCosign(t *testing.T) {
 // than cosign's is refused as a bad signature, as cosign refuses it.
 func TestVerifyWrongType(t *testing.T) {
 	ctx := context.Background()
-	repo := newMemRepo()
+	repo := goldenRepo(t)
 	pub, _ := loadGolden(t, repo)
 	v, err := signature.LoadVerifier(pub)
 	if err != nil {

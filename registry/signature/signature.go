@@ -25,13 +25,15 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/zen-dev/zen/registry/errdef"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 )
 
 // Repository is where an artifact and its signatures live: one OCI
-// repository. zen's artifact stores implement it; so does Remote.
+// repository. zen's artifact stores implement it.
 type Repository interface {
 	// Reference names the repository as cosign writes it in a signed
 	// payload's docker-reference, e.g. "127.0.0.1:5000/ml/models/fraud".
@@ -50,8 +52,9 @@ type Repository interface {
 
 var (
 	// ErrNotFound is wrapped by a Repository's errors for a tag or a blob
-	// it does not hold.
-	ErrNotFound = errors.New("not found")
+	// it does not hold. It is registry.ErrNotFound: one error, defined in
+	// errdef, so that a store's repository needs no adapter.
+	ErrNotFound = errdef.ErrNotFound
 	// ErrUnsigned is wrapped by the verification errors when there is no
 	// signature, or no attestation of the asked type, at all.
 	ErrUnsigned = errors.New("not signed")

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/registry/signature"
 )
 
@@ -67,11 +68,19 @@ func newRepo(t testing.TB) signature.Repository {
 	t.Helper()
 	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
-	repo, err := signature.Remote(strings.TrimPrefix(srv.URL, "http://") + "/ml/models/fraud")
+	return modelRepo(t, strings.TrimPrefix(srv.URL, "http://")+"/ml")
+}
+
+// modelRepo opens a registry store on repository ("host:port/ml") and
+// returns the repository of its model "fraud", "host:port/ml/models/fraud":
+// signatures go through zen's store, as zen puts them.
+func modelRepo(t testing.TB, repository string) signature.Repository {
+	t.Helper()
+	s, err := registry.OpenRemote(repository)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return repo
+	return s.(registry.ModelStore).ModelRepository("fraud")
 }
 
 // pushImage pushes a small random image to repo and returns its digest.

@@ -184,10 +184,10 @@ func (v *Verifier) Artifact(ctx context.Context, store registry.Store, digest st
 	} else if err != nil {
 		return Result{}, err
 	}
-	if err := v.Signature(ctx, Repository(repo), digest); err != nil {
+	if err := v.Signature(ctx, repo, digest); err != nil {
 		return Result{}, err
 	}
-	res, err := v.Provenance(ctx, Repository(repo), digest, want)
+	res, err := v.Provenance(ctx, repo, digest, want)
 	if err != nil {
 		return res, err
 	}
@@ -218,10 +218,10 @@ func (v *Verifier) Model(ctx context.Context, ms registry.ModelStore, model, tag
 	} else if err != nil {
 		return err
 	}
-	if err := v.Signature(ctx, Repository(repo), digest); err != nil {
+	if err := v.Signature(ctx, repo, digest); err != nil {
 		return err
 	}
-	if _, err := v.Provenance(ctx, Repository(repo), digest, want); err != nil {
+	if _, err := v.Provenance(ctx, repo, digest, want); err != nil {
 		return err
 	}
 	if !content {
@@ -258,27 +258,4 @@ func removeAll(dir string) {
 		return nil
 	})
 	os.RemoveAll(dir)
-}
-
-// Repository adapts a store's raw repository for the signature package:
-// "not found" there is signature.ErrNotFound.
-func Repository(r registry.RawRepository) signature.Repository { return sigRepo{r} }
-
-type sigRepo struct{ registry.RawRepository }
-
-func notFound(err error) error {
-	if errors.Is(err, registry.ErrNotFound) {
-		return fmt.Errorf("%w: %v", signature.ErrNotFound, err)
-	}
-	return err
-}
-
-func (r sigRepo) Manifest(ctx context.Context, tag string) ([]byte, error) {
-	b, err := r.RawRepository.Manifest(ctx, tag)
-	return b, notFound(err)
-}
-
-func (r sigRepo) Blob(ctx context.Context, digest string) ([]byte, error) {
-	b, err := r.RawRepository.Blob(ctx, digest)
-	return b, notFound(err)
 }

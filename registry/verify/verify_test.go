@@ -43,7 +43,7 @@ func push(t *testing.T, store registry.Store, content string, s *signature.Signe
 	if s == nil {
 		return d.Digest
 	}
-	repo := verify.Repository(store.ArtifactRepository())
+	repo := store.ArtifactRepository()
 	if err := signature.Sign(ctx, repo, d.Digest, s); err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestModelFromAnotherRun(t *testing.T) {
 	defer store.Close()
 	ms := store.(registry.ModelStore)
 	key := signer(t)
-	repo := verify.Repository(ms.ModelRepository("scorer"))
+	repo := ms.ModelRepository("scorer")
 	in := map[string]string{"data": "sha256:" + strings.Repeat("a", 64)}
 	recs := runs{"exp": {ID: "exp", Pipeline: "p", SourceCommit: "c1", Experiment: true, Steps: map[string]*state.StepResult{
 		"train": {Status: state.StatusSucceeded, Fingerprint: &state.Fingerprint{Inputs: in}},

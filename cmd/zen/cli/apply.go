@@ -11,10 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zen-dev/zen"
-	"github.com/zen-dev/zen/apply"
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/plan/render"
-	"github.com/zen-dev/zen/state"
+	"github.com/zen-dev/zen/view"
 )
 
 func newApply(g *globals) *cobra.Command {
@@ -81,7 +80,7 @@ or a '/' is a plan file: pipeline names have neither.)`,
 			var collectedErr error
 			for _, c := range pl.Collected {
 				if c.Result != nil && g.output == "text" {
-					printApplied(g, c.Result, sess.state.Ref())
+					view.Applied(g.stdout, c.Result, sess.state.Ref())
 				}
 				if c.Result != nil && c.Err != nil {
 					collectedErr = errors.Join(collectedErr, c.Err)
@@ -133,70 +132,11 @@ func applyPlan(ctx context.Context, g *globals, sess *session, pl *zen.Planned, 
 			if jerr := writeJSON(g.stdout, map[string]any{"changes": true, "runs": res.Runs, "baselines": res.Baselines, "models": res.Models, "state_commit": res.StateCommit}); jerr != nil {
 				return jerr
 			}
-		} else {
-			printApplied(g, res, sess.state.Ref())
+		} else if perr := view.Applied(g.stdout, res, sess.state.Ref()); perr != nil {
+			return perr
 		}
 	}
 	return err
-}
-
-func printApplied(g *globals, res *apply.Result, ref string) {
-	fmt.Fprintln(g.stdout)
-	for _, r := range res.Runs {
-		ran, cached, failed, submitted := 0, 0, 0, 0
-		for _, s := range r.Steps {
-			switch s.Status {
-			case state.StatusSucceeded:
-				ran++
-			case state.StatusCached:
-				cached++
-			case state.StatusSubmitted:
-				submitted++
-			default:
-				failed++
-			}
-		}
-		line := fmt.Sprintf("run %s of %s %s: %d ran, %d cached", r.ID, r.Pipeline, r.Status, ran, cached)
-		if r.Status == state.StatusSubmitted {
-			line = fmt.Sprintf("run %s of %s submitted: %d jobs, %d cached", r.ID, r.Pipeline, submitted, cached)
-		}
-		if failed > 0 {
-			line += fmt.Sprintf(", %d did not complete", failed)
-		}
-		var tags []string
-		if r.Dirty {
-			tags = append(tags, "dirty")
-		}
-		if r.Experiment {
-			tags = append(tags, "experiment")
-		}
-		if len(tags) > 0 {
-			line += " (" + strings.Join(tags, ", ") + ")"
-		}
-		fmt.Fprintln(g.stdout, line)
-		if r.Error != "" {
-			fmt.Fprintf(g.stdout, "  %s\n", r.Error)
-		}
-	}
-	for _, name := range res.Baselines {
-		fmt.Fprintf(g.stdout, "baseline of %s moved: every step cached, none ran\n", name)
-	}
-	for _, m := range res.Models {
-		fmt.Fprintln(g.stdout, m)
-	}
-	if res.StateCommit != "" {
-		fmt.Fprintf(g.stdout, "recorded on %s at %s\n", ref, short(res.StateCommit))
-	}
-	if sub := res.Submission; sub != nil && sub.Jobs > 0 && res.Runs[0].Status == state.StatusSubmitted {
-		fmt.Fprintf(g.stdout, "the jobs run on without zen: zen runs watch %s waits for them and records the run, as does the next zen apply\n", sub.Runs[0])
-	}
-}
-
-func short(s string) string {
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
 }
 
 // applySaved reads the plan file args[0] and plans again with its request,

@@ -2,12 +2,11 @@ package cli
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zen-dev/zen"
-	"github.com/zen-dev/zen/plan/render"
+	"github.com/zen-dev/zen/view"
 )
 
 func newHistory(g *globals) *cobra.Command {
@@ -41,38 +40,7 @@ the earlier tenure it went back to and the gate result recorded then.`,
 			if len(events) == 0 {
 				return fmt.Errorf("no history for model %q on %s", model, sess.state.Ref())
 			}
-			for _, e := range events {
-				var what string
-				switch {
-				case e.Kind == zen.EventVersion:
-					what = fmt.Sprintf("+ version %s %s", e.Version, short(strings.TrimPrefix(e.Digest, "sha256:")))
-				case e.Version == "":
-					what = fmt.Sprintf("- stage %s (was %s)", e.Stage, e.From)
-				default:
-					from := e.From
-					if from == "" {
-						from = "(none)"
-					}
-					what = fmt.Sprintf("~ stage %s %s → %s", e.Stage, from, e.Version)
-					if e.Rollback != nil {
-						what += " (rollback)"
-					}
-				}
-				src := short(e.SourceCommit)
-				if e.Source != "" {
-					src += fmt.Sprintf(" %q", e.Source)
-				}
-				fmt.Fprintf(g.stdout, "%s  %-36s  state %s by %s, source %s\n", e.When.Local().Format("2006-01-02 15:04"), what, short(e.StateCommit), e.AppliedBy, src)
-				// The gate a move passed, or the tenure a rollback went
-				// back to, under the move: lines stay greppable by stage.
-				switch {
-				case e.Rollback != nil:
-					fmt.Fprintf(g.stdout, "%18s%s\n", "", render.RollbackNote(e.Rollback))
-				case e.Gate != nil:
-					fmt.Fprintf(g.stdout, "%18sgate %s\n", "", e.Gate.String())
-				}
-			}
-			return nil
+			return view.History(g.stdout, events)
 		},
 	}
 }

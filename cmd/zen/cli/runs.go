@@ -1,22 +1,17 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
-	"slices"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zen-dev/zen"
 	"github.com/zen-dev/zen/apply"
-	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
+	"github.com/zen-dev/zen/view"
 )
 
 func newRuns(g *globals) *cobra.Command {
@@ -52,12 +47,7 @@ prefix of one, or "latest".`,
 				fmt.Fprintln(g.stderr, "no runs recorded yet: zen apply records one")
 				return nil
 			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "RUN\tPIPELINE\tSTATUS\tSTEPS\tSOURCE\tSTARTED")
-			for _, r := range runs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Pipeline, r.Status, stepCounts(r), source(r), r.Started.Local().Format(time.DateTime))
-			}
-			return tw.Flush()
+			return view.RunTable(g.stdout, runs)
 		},
 	}
 	list.Flags().StringVar(&pipeline, "pipeline", "", "only runs of this pipeline")
@@ -79,8 +69,7 @@ prefix of one, or "latest".`,
 			if g.output == "json" {
 				return writeJSON(g.stdout, r)
 			}
-			printRun(g, r)
-			return nil
+			return view.Run(g.stdout, r)
 		},
 	}
 	cmd.AddCommand(list, show, newWatch(g))
@@ -115,7 +104,7 @@ exit status says how it ended: 0 succeeded, 1 otherwise.`,
 			}
 			w, err := sess.Watch(cmd.Context(), zen.WatchOptions{
 				Run: run, LockTimeout: lockTimeout, Log: g.stderr,
-				Recorded: func(res *apply.Result) { printApplied(g, res, sess.state.Ref()) },
+				Recorded: func(res *apply.Result) { view.Applied(g.stdout, res, sess.state.Ref()) },
 			})
 			if errors.Is(err, apply.ErrStopped) {
 				return &codeError{code: exitCancelled, err: err}
@@ -138,7 +127,9 @@ exit status says how it ended: 0 succeeded, 1 otherwise.`,
 			if err != nil {
 				return err
 			}
-			printRun(g, r)
+			if err := view.Run(g.stdout, r); err != nil {
+				return err
+			}
 			if r.Status != state.StatusSucceeded {
 				return &codeError{code: exitError}
 			}
@@ -166,111 +157,6 @@ func openRead(cmd *cobra.Command, g *globals, load bool) (*session, error) {
 
 // records are the records of the state ref's current commit.
 func records(sess *session) (state.Records, error) { return sess.Records() }
-
-func stepCounts(r *state.Run) string {
-	counts := map[string]int{}
-	for _, s := range r.Steps {
-		counts[s.Status]++
-	}
-	var parts []string
-	for _, st := range []string{state.StatusSucceeded, state.StatusCached, state.StatusSubmitted, state.StatusFailed, state.StatusSkipped, state.StatusCancelled} {
-		if n := counts[st]; n > 0 {
-			word := st
-			if st == state.StatusSucceeded {
-				word = "ran"
-			}
-			parts = append(parts, fmt.Sprintf("%d %s", n, word))
-		}
-	}
-	return strings.Join(parts, ", ")
-}
-
-func source(r *state.Run) string {
-	s := "-"
-	if r.SourceCommit != "" {
-		s = r.SourceCommit[:min(12, len(r.SourceCommit))]
-	}
-	if r.Dirty {
-		s += "+dirty"
-	}
-	if r.Experiment {
-		s += " (experiment)"
-	}
-	return s
-}
-
-func printRun(g *globals, r *state.Run) {
-	w := g.stdout
-	fmt.Fprintf(w, "run %s\n", r.ID)
-	fmt.Fprintf(w, "  pipeline:  %s\n", r.Pipeline)
-	fmt.Fprintf(w, "  status:    %s\n", r.Status)
-	if r.Error != "" {
-		fmt.Fprintf(w, "  error:     %s\n", r.Error)
-	}
-	src := r.SourceCommit
-	if src == "" {
-		src = "(no commit)"
-	}
-	if r.Dirty {
-		src += " with uncommitted changes " + r.DirtyDigest
-	}
-	fmt.Fprintf(w, "  source:    %s\n", src)
-	if r.Experiment {
-		var sets []string
-		for _, k := range slices.Sorted(maps.Keys(r.Overrides)) {
-			v, _ := json.Marshal(r.Overrides[k])
-			sets = append(sets, fmt.Sprintf("%s=%s", k, v))
-		}
-		fmt.Fprintf(w, "  experiment: %s\n", strings.Join(sets, ", "))
-	}
-	fmt.Fprintf(w, "  stack:     %s (orchestrator %s, artifact store %s)\n", r.Stack, r.Orchestrator, r.Store)
-	if r.Status == state.StatusSubmitted {
-		fmt.Fprintf(w, "  started:   %s (on the cluster, not collected yet: zen runs watch %s)\n", r.Started.Local().Format(time.DateTime), r.ID)
-	} else {
-		fmt.Fprintf(w, "  started:   %s (%s)\n", r.Started.Local().Format(time.DateTime), r.Finished.Sub(r.Started).Round(time.Millisecond))
-	}
-	if len(r.Parameters) > 0 {
-		fmt.Fprintln(w, "  parameters:")
-		for _, k := range slices.Sorted(maps.Keys(r.Parameters)) {
-			fmt.Fprintf(w, "    %s = %s\n", schema.QuoteKey(k), showParam(r.Parameters[k]))
-		}
-	}
-	fmt.Fprintln(w, "  steps:")
-	order := r.Order
-	if len(order) != len(r.Steps) {
-		order = slices.Sorted(maps.Keys(r.Steps))
-	}
-	for _, name := range order {
-		s := r.Steps[name]
-		line := fmt.Sprintf("    %s: %s", name, s.Status)
-		if s.CachedFrom != "" {
-			line += " (from run " + s.CachedFrom + ")"
-		}
-		if s.Started != nil && s.Finished != nil {
-			line += " in " + s.Finished.Sub(*s.Started).Round(time.Millisecond).String()
-		}
-		if s.Attempts > 1 {
-			line += fmt.Sprintf(" after %d attempts", s.Attempts)
-		}
-		switch {
-		case s.Job != "" && s.Node != "":
-			line += fmt.Sprintf(" on %s (job %s)", s.Node, s.Job)
-		case s.Job != "":
-			line += fmt.Sprintf(" (job %s)", s.Job)
-		}
-		if s.Reason != "" {
-			line += ": " + s.Reason
-		}
-		fmt.Fprintln(w, line)
-		for _, o := range slices.Sorted(maps.Keys(s.Outputs)) {
-			a := s.Outputs[o]
-			fmt.Fprintf(w, "      output %s (%s, %d bytes) %s\n", o, a.Type, a.Size, a.Digest)
-		}
-		for _, m := range slices.Sorted(maps.Keys(s.Metrics)) {
-			fmt.Fprintf(w, "      metric %s = %g\n", m, s.Metrics[m])
-		}
-	}
-}
 
 func newLogs(g *globals) *cobra.Command {
 	var stack string
@@ -343,17 +229,4 @@ func newArtifacts(g *globals) *cobra.Command {
 	get.Flags().StringVar(&stack, "stack", "", "read from this stack's artifact store (default: the run's stack)")
 	cmd.AddCommand(get)
 	return cmd
-}
-
-// showParam shows a parameter's value: a string as it is, anything else
-// (a nested struct from params.yaml) as JSON.
-func showParam(v any) string {
-	if s, ok := v.(string); ok {
-		return s
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
 }

@@ -5,11 +5,10 @@ import (
 	"maps"
 	"os"
 	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/zen-dev/zen/schema"
+	"github.com/zen-dev/zen/view"
 )
 
 func newStack(g *globals) *cobra.Command {
@@ -42,15 +41,7 @@ the clone's choice made with zen stack use, the repository's default_stack.`,
 				}
 				return writeJSON(g.stdout, out)
 			}
-			for _, n := range slices.Sorted(maps.Keys(all)) {
-				mark := " "
-				if n == cur.Name {
-					mark = "*"
-				}
-				st := all[n]
-				fmt.Fprintf(g.stdout, "%s %-12s orchestrator %-6s artifact store %s\n", mark, n, st.Orchestrator.Flavor, describeStore(st))
-			}
-			return nil
+			return view.StackList(g.stdout, all, cur.Name)
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
@@ -74,13 +65,7 @@ the clone's choice made with zen stack use, the repository's default_stack.`,
 			if g.output == "json" {
 				return writeJSON(g.stdout, st)
 			}
-			fmt.Fprintf(g.stdout, "stack %s\n", st.Name)
-			if st.Description != "" {
-				fmt.Fprintf(g.stdout, "  %s\n", st.Description)
-			}
-			fmt.Fprintf(g.stdout, "  orchestrator:   %s%s\n", st.Orchestrator.Flavor, settings(st.Orchestrator))
-			fmt.Fprintf(g.stdout, "  artifact_store: %s%s\n", st.ArtifactStore.Flavor, settings(st.ArtifactStore))
-			return nil
+			return view.Stack(g.stdout, st)
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
@@ -107,29 +92,4 @@ committed, so each clone and CI job chooses its own.`,
 		},
 	})
 	return cmd
-}
-
-func describeStore(st *schema.Stack) string {
-	switch st.ArtifactStore.Flavor {
-	case "oci-layout":
-		p := st.ArtifactStore.String("path")
-		if p == "" {
-			p = ".zen/store"
-		}
-		return "oci-layout " + p
-	case "oci":
-		return "oci " + st.ArtifactStore.String("repository")
-	}
-	return st.ArtifactStore.Flavor
-}
-
-func settings(c schema.Component) string {
-	var parts []string
-	for _, k := range slices.Sorted(maps.Keys(c.Settings)) {
-		parts = append(parts, fmt.Sprintf("%s=%v", k, c.Settings[k]))
-	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return " (" + strings.Join(parts, ", ") + ")"
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zen-dev/zen/state"
+	"github.com/zen-dev/zen/view"
 )
 
 // pullState brings the state ref up to the remote's (see zen.Project.Pull).
@@ -59,14 +60,14 @@ work as they do for git. ZEN_REMOTE=none keeps the state local.`,
 				fmt.Fprintf(g.stdout, "%s has no state yet\n", remote)
 			case sync.Head == sync.RemoteHead:
 				if sync.Before == sync.Head {
-					fmt.Fprintf(g.stdout, "%s is at %s, as %s is\n", sess.state.Ref(), short(sync.Head), remote)
+					fmt.Fprintf(g.stdout, "%s is at %s, as %s is\n", sess.state.Ref(), view.Short(sync.Head), remote)
 				} else {
-					fmt.Fprintf(g.stdout, "%s: %s → %s\n", sess.state.Ref(), shortOr(sync.Before), short(sync.Head))
+					fmt.Fprintf(g.stdout, "%s: %s → %s\n", sess.state.Ref(), shortOr(sync.Before), view.Short(sync.Head))
 				}
 			case sync.Before == sync.Head:
-				fmt.Fprintf(g.stdout, "%s is at %s, ahead of %s (at %s)\n", sess.state.Ref(), short(sync.Head), remote, short(sync.RemoteHead))
+				fmt.Fprintf(g.stdout, "%s is at %s, ahead of %s (at %s)\n", sess.state.Ref(), view.Short(sync.Head), remote, view.Short(sync.RemoteHead))
 			default:
-				fmt.Fprintf(g.stdout, "%s: %s → %s\n", sess.state.Ref(), shortOr(sync.Before), short(sync.Head))
+				fmt.Fprintf(g.stdout, "%s: %s → %s\n", sess.state.Ref(), shortOr(sync.Before), view.Short(sync.Head))
 			}
 			for _, n := range notes {
 				fmt.Fprintln(g.stdout, n)
@@ -110,7 +111,7 @@ work as they do for git. ZEN_REMOTE=none keeps the state local.`,
 			}
 			for _, e := range entries {
 				subject, _, _ := strings.Cut(e.Message, "\n")
-				fmt.Fprintf(g.stdout, "%s %s %s\n", short(e.Commit), e.When.UTC().Format("2006-01-02 15:04"), subject)
+				fmt.Fprintf(g.stdout, "%s %s %s\n", view.Short(e.Commit), e.When.UTC().Format("2006-01-02 15:04"), subject)
 			}
 			return nil
 		},
@@ -152,5 +153,5 @@ func shortOr(s string) string {
 	if s == "" {
 		return "(none)"
 	}
-	return short(s)
+	return view.Short(s)
 }

@@ -1,14 +1,13 @@
 package cli
 
 import (
-	"cmp"
 	"errors"
-	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zen-dev/zen"
 	"github.com/zen-dev/zen/registry/verify"
+	"github.com/zen-dev/zen/view"
 )
 
 // Exit codes of zen verify, one per way a model can fail to verify.
@@ -87,19 +86,7 @@ when everything holds, 1 on any other error.`,
 				}
 				return writeJSON(g.stdout, out)
 			}
-			// What the attestation was checked to name: the run that made
-			// the output, the commit it ran from when the record names it,
-			// and the commit that declares the version.
-			made := fmt.Sprintf("run %s, commit %s", mv.RunID, short(mv.SourceCommit))
-			if mv.RunCommit != mv.SourceCommit && mv.RunCommit != "" || mv.RunDirty != "" {
-				from := short(cmp.Or(mv.RunCommit, "(none)"))
-				if mv.RunDirty != "" {
-					from += " with uncommitted changes"
-				}
-				made = fmt.Sprintf("run %s from commit %s, declared by commit %s", mv.RunID, from, short(mv.SourceCommit))
-			}
-			fmt.Fprintf(g.stdout, "verified model %s %s %s: signature and provenance (%s) by %s\n", mv.Model, mv.ModelVersion, mv.Digest, made, res.Key)
-			return nil
+			return view.VerifiedModel(g.stdout, res)
 		},
 	}
 	cmd.PersistentFlags().StringVar(&f.key, "key", "", "the public key (default: the stack's; cosign.pub for the local stack)")
@@ -141,29 +128,15 @@ reported; the exit code is the first failure's.`,
 					return err
 				}
 			} else {
-				for _, c := range checks {
-					mark := "✓"
-					if !c.OK {
-						mark = "✗"
-					}
-					fmt.Fprintf(g.stdout, "%s %s.%s %s", mark, c.Step, c.Artifact, c.Digest)
-					if c.Run != run.ID {
-						fmt.Fprintf(g.stdout, " (from run %s)", c.Run)
-					}
-					if c.SameAs != "" {
-						fmt.Fprintf(g.stdout, " (same bytes as %s)", c.SameAs)
-					}
-					fmt.Fprintln(g.stdout)
-					if !c.OK {
-						fmt.Fprintf(g.stdout, "    %s\n", c.Error)
-					}
+				if err := view.ArtifactChecks(g.stdout, res); err != nil {
+					return err
 				}
 			}
 			if err := res.Err(); err != nil {
 				return verifyError(err)
 			}
 			if g.output == "text" {
-				fmt.Fprintf(g.stdout, "verified run %s of %s: %d artifacts, signature and provenance by %s\n", run.ID, run.Pipeline, len(checks), res.Key)
+				return view.VerifiedRun(g.stdout, res)
 			}
 			return nil
 		},

@@ -9,28 +9,24 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 build:
 	$(GO) build -ldflags "-X github.com/zen-dev/zen/cmd/zen/cli.version=$(VERSION)" -o $(BIN) ./cmd/zen
 
-# Everything: vet, unit tests and the end-to-end scripts, with the race
-# detector. Four tests at a time: the scripts wait on git, steps and
-# registries as much as on the CPU.
+# Everything, as CI runs it: vet; every unit test with the race detector;
+# the end-to-end scripts' short set (jobs, cancel, failures, locks, ...)
+# with the race detector too; then every end-to-end script, crash, secret
+# and README test against zen as users run it, without the detector, which
+# makes each zen process three times slower. Four tests at a time: the
+# scripts wait on git, steps and registries as much as on the CPU.
+UNIT = $(shell $(GO) list ./... | grep -v /testscript$$)
 test:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -parallel 4 -timeout 30m ./...
+	$(GO) test -race -count=1 -parallel 4 -timeout 20m $(UNIT)
+	$(GO) test -race -short -count=1 -parallel 4 -timeout 20m ./testscript
+	$(GO) test -count=1 -parallel 4 -timeout 30m ./testscript
 
 # The edit loop: no race detector, and -short, which leaves out the long
-# scripts (each says so with [short] skip) and the Slurm, crash, secret and
+# scripts (each says so with [short] skip) and the crash, secret and
 # README tests. make test runs everything.
 test-fast:
 	$(GO) test -short -count=1 -parallel 4 -timeout 10m ./...
-
-# The long reliability run: kills, races, registry faults, hostile input,
-# forgeries, secret scans and fuzzing, with a summary table (scripts/stress).
-stress: build
-	scripts/stress
-
-# Benchmarks, and side-by-side comparisons with cue and make (scripts/bench).
-bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
-	scripts/bench
 
 # gofmt, go vet and staticcheck (pinned; built once into the module cache).
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2

@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/go-git/go-git/v5"
@@ -167,17 +165,10 @@ func InitCI(dir, system, stack, envStack string) (*CIWorkflow, error) {
 	if err != nil {
 		return nil, err
 	}
-	name, from := stack, "--stack"
-	if name == "" {
-		name, from = envStack, "ZEN_STACK"
-	}
-	if name == "" {
-		name, from = cfg.DefaultStack, "default_stack"
-	}
-	all := Stacks(cfg)
-	st, ok := all[name]
-	if !ok {
-		return nil, fmt.Errorf("unknown stack %q (from %s); stacks: %s", name, from, strings.Join(slices.Sorted(maps.Keys(all)), ", "))
+	// Not the clone's zen stack use: CI's clone has none.
+	st, err := pickStack(cfg, choice{stack, "--stack"}, choice{envStack, "ZEN_STACK"})
+	if err != nil {
+		return nil, err
 	}
 	cs, err := examples.NewCIStack(system, cfg, st)
 	if err != nil {

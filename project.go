@@ -174,20 +174,27 @@ func (p *Project) SelectStack(name string) (*schema.Stack, error) {
 
 // selectStack picks the stack of cfg as SelectStack does.
 func (p *Project) selectStack(cfg *schema.Config, name string) (*schema.Stack, error) {
-	from := "--stack"
-	if name == "" {
-		name, from = p.opts.Stack, "ZEN_STACK"
-	}
-	if name == "" {
-		name, from = p.UsedStack(), "zen stack use"
-	}
-	if name == "" {
-		name, from = cfg.DefaultStack, "default_stack"
+	return pickStack(cfg, choice{name, "--stack"}, choice{p.opts.Stack, "ZEN_STACK"}, choice{p.UsedStack(), "zen stack use"})
+}
+
+// choice is a stack named, and where its name came from.
+type choice struct{ name, from string }
+
+// pickStack returns the stack of cfg the first choice with a name names,
+// else the repository's default_stack; an unknown name is an error that
+// says where it came from and lists the stacks there are.
+func pickStack(cfg *schema.Config, choices ...choice) (*schema.Stack, error) {
+	c := choice{cfg.DefaultStack, "default_stack"}
+	for _, ch := range choices {
+		if ch.name != "" {
+			c = ch
+			break
+		}
 	}
 	all := Stacks(cfg)
-	st, ok := all[name]
+	st, ok := all[c.name]
 	if !ok {
-		return nil, fmt.Errorf("unknown stack %q (from %s); stacks: %s", name, from, strings.Join(slices.Sorted(maps.Keys(all)), ", "))
+		return nil, fmt.Errorf("unknown stack %q (from %s); stacks: %s", c.name, c.from, strings.Join(slices.Sorted(maps.Keys(all)), ", "))
 	}
 	return st, nil
 }

@@ -183,7 +183,14 @@ func (w *hashingWriter) digest() v1.Hash {
 // entries in path order, directories included, no times, owners or names,
 // modes 0644 or 0755, and symlinks only when they stay inside dir.
 func tarDir(dir, tmpDir string) (name string, h v1.Hash, n int64, err error) {
-	f, err := os.CreateTemp(tmpDir, ".zen-tmp-*.tar")
+	return spool(tmpDir, func(hw *hashingWriter) error { return writeTarDir(dir, hw) })
+}
+
+// spool writes a blob through write into a temporary file in dir, hashing
+// it on the way, and returns the file's name, digest and size. On an
+// error the file is removed.
+func spool(dir string, write func(*hashingWriter) error) (name string, h v1.Hash, n int64, err error) {
+	f, err := os.CreateTemp(dir, ".zen-tmp-*.tar")
 	if err != nil {
 		return "", h, 0, err
 	}
@@ -197,10 +204,21 @@ func tarDir(dir, tmpDir string) (name string, h v1.Hash, n int64, err error) {
 	}()
 	bw := bufio.NewWriterSize(f, 1<<20)
 	hw := newHashingWriter(bw)
-	tw := tar.NewWriter(hw)
+	if err := write(hw); err != nil {
+		return "", h, 0, err
+	}
+	if err := bw.Flush(); err != nil {
+		return "", h, 0, err
+	}
+	return f.Name(), hw.digest(), hw.n, nil
+}
+
+// writeTarDir writes the tar of dir that tarDir describes to w.
+func writeTarDir(dir string, w io.Writer) error {
+	tw := tar.NewWriter(w)
 	// WalkDir visits a directory's entries in lexical order, and no
 	// further than symlinks.
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == dir {
 			return err
 		}
@@ -228,13 +246,10 @@ func tarDir(dir, tmpDir string) (name string, h v1.Hash, n int64, err error) {
 		}
 		return nil
 	})
-	if err == nil {
-		err = tw.Close()
+	if err != nil {
+		return err
 	}
-	if err == nil {
-		err = bw.Flush()
-	}
-	return f.Name(), hw.digest(), hw.n, err
+	return tw.Close()
 }
 
 // tarHeader describes the entry d at p, named name (slash-separated) in a

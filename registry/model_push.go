@@ -327,28 +327,15 @@ func (l *modelLayer) pack(spoolDir string) (err error) {
 		l.d.Digest, l.d.Size = hw.digest(), hw.n
 		return nil
 	}
-	f, err := os.CreateTemp(spoolDir, ".zen-tmp-*.tar")
+	var diffID v1.Hash
+	name, h, n, err := spool(spoolDir, func(hw *hashingWriter) (err error) {
+		diffID, err = l.writeBlob(hw)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(f.Name())
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	hw := newHashingWriter(bw)
-	diffID, err := l.writeBlob(hw)
-	if err != nil {
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	l.spooled, l.d.Digest, l.d.Size, l.diffID = f.Name(), hw.digest(), hw.n, diffID
+	l.spooled, l.d.Digest, l.d.Size, l.diffID = name, h, n, diffID
 	return nil
 }
 

@@ -2,8 +2,9 @@
 // text of zen's commands other than plan (whose renderers are in
 // plan/render). It owns the lineage and pipeline graphs (text, Graphviz
 // dot, Mermaid), the runs table and a run's detail, a model's history,
-// the model listings, the summary of an apply, verification results and
-// the stack listings.
+// the model listings, the summary of an apply, verification results, the
+// stack listings, and a run's metrics and the metrics or parameters diff
+// of two runs (text and GitHub-flavoured markdown).
 //
 // Every renderer takes an io.Writer and the library's structs (zen,
 // state, schema, apply) and returns the first write error. The choice of

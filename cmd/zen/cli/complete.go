@@ -49,8 +49,11 @@ func completions(root *cobra.Command) {
 	}
 	// zen apply takes pipelines, or a saved plan file.
 	completeArgs(find("apply"), cobra.ShellCompDirectiveDefault, pipelineNames)
-	for _, p := range [][]string{{"runs", "show"}, {"runs", "watch"}, {"verify", "run"}} {
+	for _, p := range [][]string{{"runs", "show"}, {"runs", "watch"}, {"verify", "run"}, {"metrics", "show"}} {
 		completeArgs(find(p...), none, recordedRuns, nothing)
+	}
+	for _, p := range [][]string{{"metrics", "diff"}, {"params", "diff"}} {
+		completeArgs(find(p...), none, recordedRuns, recordedRuns, nothing)
 	}
 	completeArgs(find("logs"), none, recordedRuns, stepNames, nothing)
 	completeArgs(find("artifacts", "get"), none, recordedRuns, stepNames, outputNames, nothing)

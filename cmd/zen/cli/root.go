@@ -113,10 +113,10 @@ zen artifacts get, or plain git log refs/zen/state.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVarP(&g.dir, "directory", "C", "", "run as if zen was started in `DIR`")
-	root.PersistentFlags().StringVar(&g.output, "output", "text", "output format: text or json (zen plan: also markdown)")
+	root.PersistentFlags().StringVar(&g.output, "output", "text", "output format: text or json (zen plan, metrics, params: also markdown)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		switch {
-		case g.output == "markdown" && cmd.Name() != "plan":
+		case g.output == "markdown" && !markdownOK(cmd):
 			return fmt.Errorf("--output markdown is for zen plan; %s writes text or json", cmd.CommandPath())
 		case g.output != "text" && g.output != "json" && g.output != "markdown":
 			return fmt.Errorf("--output %q: want text or json (zen plan: also markdown)", g.output)
@@ -134,7 +134,7 @@ zen artifacts get, or plain git log refs/zen/state.`,
 	root.AddCommand(
 		newInit(g), newValidate(g), newSchema(g), newGraph(g),
 		newPlan(g), newApply(g), newRuns(g), newLogs(g), newArtifacts(g),
-		newStack(g), newModels(g), newVerify(g), newLineage(g), newHistory(g), newKeys(g), newState(g), newVersion(g), newStepRun(g),
+		newStack(g), newModels(g), newVerify(g), newLineage(g), newHistory(g), newMetrics(g), newParams(g), newKeys(g), newState(g), newVersion(g), newStepRun(g),
 	)
 	groups(root)
 	completions(root)

@@ -176,12 +176,12 @@ func diffRow(step, name string, ov, nv any) DiffRow {
 	if oNum {
 		r.Old = of
 	} else if ov != nil {
-		r.Old = text(ov)
+		r.Old = ValueText(ov)
 	}
 	if nNum {
 		r.New = nf
 	} else if nv != nil {
-		r.New = text(nv)
+		r.New = ValueText(nv)
 	}
 	switch {
 	case ov == nil && nv == nil:
@@ -202,7 +202,7 @@ func diffRow(step, name string, ov, nv any) DiffRow {
 			r.Change = Unchanged
 		}
 	default:
-		r.Old, r.New = text(ov), text(nv)
+		r.Old, r.New = ValueText(ov), ValueText(nv)
 		r.Change = Changed
 		if r.Old == r.New {
 			r.Change = Unchanged
@@ -251,9 +251,10 @@ func number(v any) (float64, bool) {
 	return 0, false
 }
 
-// text is a value compared as text: a string as it is, anything else as
-// JSON.
-func text(v any) string {
+// ValueText is a parameter's or metric's value as zen shows it and
+// compares it as text: a string as it is, anything else (a nested struct
+// from params.yaml) as JSON.
+func ValueText(v any) string {
 	if s, ok := v.(string); ok {
 		return s
 	}

@@ -1,7 +1,6 @@
 package view
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -10,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/zen-dev/zen"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
 )
@@ -90,7 +90,7 @@ func Run(out io.Writer, r *state.Run) error {
 	if len(r.Parameters) > 0 {
 		fmt.Fprintln(w, "  parameters:")
 		for _, k := range slices.Sorted(maps.Keys(r.Parameters)) {
-			fmt.Fprintf(w, "    %s = %s\n", schema.QuoteKey(k), showParam(r.Parameters[k]))
+			fmt.Fprintf(w, "    %s = %s\n", schema.QuoteKey(k), zen.ValueText(r.Parameters[k]))
 		}
 	}
 	fmt.Fprintln(w, "  steps:")
@@ -129,17 +129,4 @@ func Run(out io.Writer, r *state.Run) error {
 		}
 	}
 	return w.err
-}
-
-// showParam shows a parameter's value: a string as it is, anything else
-// (a nested struct from params.yaml) as JSON.
-func showParam(v any) string {
-	if s, ok := v.(string); ok {
-		return s
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
 }

@@ -28,6 +28,12 @@ test:
 test-fast:
 	$(GO) test -short -count=1 -parallel 4 -timeout 10m ./...
 
+# Benchmarks, BenchmarkPlanLarge's 1,000 pipelines too, then side-by-side
+# comparisons with cue, make and crane (scripts/bench).
+bench: build
+	ZEN_BENCH_LARGE=1 $(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 60m ./...
+	scripts/bench
+
 # gofmt, go vet and staticcheck (pinned; built once into the module cache).
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:

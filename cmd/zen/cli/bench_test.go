@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"net/http/httptest"
 	"os"
@@ -160,6 +162,199 @@ func BenchmarkLineage10000Runs(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		zenCmd(b, dir, "lineage", "m:1.0.0")
 	}
+}
+
+// metricsRun is a realistic run record for the metrics benchmarks: four
+// steps with outputs, logs, fingerprints and a few metrics each, and the
+// parameters of an experiment.
+func metricsRun(id, pipeline string, i int, at time.Time) *state.Run {
+	digest := func(s string) string { return "sha256:" + fmt.Sprintf("%064x", len(s)*7919+i) }
+	steps := map[string]*state.StepResult{}
+	order := []string{"prep", "features", "train", "evaluate"}
+	metrics := map[string]map[string]float64{
+		"prep":     {"rows": 150000, "dropped": float64(i % 17)},
+		"features": {"columns": 48, "null_ratio": 0.002 * float64(i%5)},
+		"train":    {"loss.train": 0.2 + float64(i%100)/1000, "loss.val": 0.25 + float64(i%90)/1000, "epochs": 20, "seconds": 300 + float64(i%60)},
+		"evaluate": {"accuracy": 0.9 - float64(i%50)/1000, "f1": 0.88, "auc": 0.95 - float64(i%30)/1000},
+	}
+	for k, name := range order {
+		start, end := at.Add(time.Duration(k)*time.Minute), at.Add(time.Duration(k+1)*time.Minute)
+		exit := 0
+		steps[name] = &state.StepResult{
+			Status: state.StatusSucceeded, CacheKey: fmt.Sprintf("%064x", i*4+k), Attempts: 1, ExitCode: &exit,
+			Started: &start, Finished: &end,
+			Outputs: map[string]state.Artifact{"out": {Digest: digest(name + "out"), Size: 1 << 20, Type: "dir"}},
+			Metrics: metrics[name],
+			Log:     &state.Artifact{Digest: digest(name + "log"), Size: 4096, Type: "log"},
+			Fingerprint: &state.Fingerprint{Command: []string{"python", name + ".py"}, Image: "python:3.12",
+				Parameters: map[string]json.RawMessage{"lr": json.RawMessage("0.01")},
+				Code:       map[string]string{name + ".py": digest(name + "code")},
+				Inputs:     map[string]string{"data": digest(name + "in")}, Outputs: map[string]string{"out": "dir"}},
+			Sources: map[string]string{"data": "data/train.csv"},
+		}
+	}
+	return &state.Run{Version: state.RecordVersion, ID: id, Pipeline: pipeline, Status: state.StatusSucceeded,
+		SourceCommit: fmt.Sprintf("%040x", i), Stack: "local", Orchestrator: "local", Store: "oci-layout:.zen/store",
+		Experiment: i%3 == 0, Overrides: map[string]any{pipeline + ".lr": 0.01 * float64(1+i%4)},
+		Parameters: map[string]any{"lr": 0.01 * float64(1+i%4), "epochs": 20, "batch_size": 256, "optimizer": "adam",
+			"model": map[string]any{"depth": 6, "width": 128, "dropout": 0.1}},
+		Started: at, Finished: at.Add(4 * time.Minute), Order: order, Steps: steps}
+}
+
+// metricsState records n runs on a new repository in dir, on its state
+// ref in one commit: run i of pipeline pipelineOf(i), one every 50
+// minutes from 2026-01-01, so that the runs fill a year's monthly shards.
+// It returns the run ids, oldest first.
+func metricsState(b *testing.B, dir string, n int, pipelineOf func(i int) string) []string {
+	b.Helper()
+	gitRun(b, dir, "init", "-q")
+	gitRun(b, dir, "commit", "-q", "--allow-empty", "-m", "x")
+	if err := os.WriteFile(filepath.Join(dir, "zen.cue"), []byte("package zen\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	st, err := state.Open(dir, state.DefaultRef)
+	if err != nil {
+		b.Fatal(err)
+	}
+	files := map[string][]byte{}
+	ids := make([]string, n)
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range n {
+		at := start.Add(time.Duration(i) * 50 * time.Minute)
+		ids[i] = at.Format("20060102-150405.000") + fmt.Sprintf("-%06x", i)
+		data, err := state.Encode(metricsRun(ids[i], pipelineOf(i), i, at))
+		if err != nil {
+			b.Fatal(err)
+		}
+		files[state.RunPath(ids[i])] = data
+	}
+	if _, err := st.Commit(context.Background(), "", state.Change{Files: files, Message: "bench"}); err != nil {
+		b.Fatal(err)
+	}
+	return ids
+}
+
+// BenchmarkMetricsDiff10000Runs: zen metrics diff on a state ref holding
+// 10,000 runs of a year (target: under 200 ms).
+//
+//   - default-pair: the latest run against its pipeline's previous one,
+//     10 pipelines taking turns;
+//   - previous-far: the latest run's pipeline ran once before, as the
+//     oldest run, so the 9,998 runs between are passed over;
+//   - previous-far-cold: the same without .git/zen-run-pipelines, which
+//     remembers the pipelines of the records read through: a clone's
+//     first diff reads every record between;
+//   - named: two runs named by id, far apart;
+//   - process-zen: previous-far by the zen binary, as users run it;
+//   - process-git-show: git show of the same two records, the least a
+//     separate process reading them from the state ref costs.
+func BenchmarkMetricsDiff10000Runs(b *testing.B) {
+	const n = 10000
+	wd, _ := os.Getwd()
+	b.Cleanup(func() { os.Chdir(wd) })
+	// Two states, made once (each takes a while) for the cases that use
+	// them.
+	turns := func(i int) string { return fmt.Sprintf("p%02d", i%10) }
+	far := func(i int) string {
+		if i == 0 || i == n-1 {
+			return "rare"
+		}
+		return turns(i)
+	}
+	type repo struct {
+		dir string
+		ids []string
+	}
+	repos := map[string]*repo{}
+	get := func(sb *testing.B, name string, pipelineOf func(int) string) *repo {
+		if repos[name] == nil {
+			dir := b.TempDir()
+			repos[name] = &repo{dir, metricsState(sb, dir, n, pipelineOf)}
+		}
+		return repos[name]
+	}
+	var bin string
+	zenBinary := func(sb *testing.B) string {
+		if bin == "" {
+			bin = filepath.Join(b.TempDir(), "zen")
+			if out, err := exec.Command("go", "build", "-o", bin, "github.com/zen-dev/zen/cmd/zen").CombinedOutput(); err != nil {
+				sb.Fatalf("go build: %v: %s", err, out)
+			}
+		}
+		return bin
+	}
+	index := func(r *repo) string { return filepath.Join(r.dir, ".git", "zen-run-pipelines") }
+
+	cases := []struct {
+		name string
+		// repo returns the state, the arguments of zen metrics diff and
+		// the run it must compare against.
+		repo func(sb *testing.B) (r *repo, args []string, old string)
+		cold bool
+	}{
+		{"default-pair", func(sb *testing.B) (*repo, []string, string) {
+			r := get(sb, "turns", turns)
+			return r, nil, r.ids[n-11]
+		}, false},
+		{"previous-far", func(sb *testing.B) (*repo, []string, string) {
+			r := get(sb, "far", far)
+			return r, nil, r.ids[0]
+		}, false},
+		{"previous-far-cold", func(sb *testing.B) (*repo, []string, string) {
+			r := get(sb, "far", far)
+			return r, nil, r.ids[0]
+		}, true},
+		{"named", func(sb *testing.B) (*repo, []string, string) {
+			r := get(sb, "turns", turns)
+			return r, []string{r.ids[3], r.ids[n-2]}, r.ids[3]
+		}, false},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			r, args, old := c.repo(b)
+			args = append([]string{"metrics", "diff"}, args...)
+			// The diff must be of the expected pair, with every step's
+			// metrics.
+			out := zenCmd(b, r.dir, args...)
+			if !strings.Contains(out, "against run "+old) || !strings.Contains(out, "evaluate") || !strings.Contains(out, "loss.val") {
+				b.Fatalf("zen %s, want run %s as A:\n%s", strings.Join(args, " "), old, out)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if c.cold {
+					b.StopTimer()
+					if err := os.Remove(index(r)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+				}
+				zenCmd(b, r.dir, args...)
+			}
+		})
+	}
+
+	b.Run("process-zen", func(b *testing.B) {
+		r := get(b, "far", far)
+		zen := zenBinary(b)
+		zenCmd(b, r.dir, "metrics", "diff") // the index, as after a first diff
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			cmd := exec.Command(zen, "-C", r.dir, "metrics", "diff")
+			if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "against run "+r.ids[0]) {
+				b.Fatalf("zen metrics diff: %v: %s", err, out)
+			}
+		}
+	})
+	b.Run("process-git-show", func(b *testing.B) {
+		r := get(b, "far", far)
+		a, z := state.DefaultRef+":"+state.RunPath(r.ids[0]), state.DefaultRef+":"+state.RunPath(r.ids[n-1])
+		for i := 0; i < b.N; i++ {
+			cmd := exec.Command("git", "-C", r.dir, "show", a, z)
+			if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), `"loss.val"`) {
+				b.Fatalf("git show: %v: %s", err, out)
+			}
+		}
+	})
 }
 
 // BenchmarkPlanHistory: zen plan, nothing changed, on a repository of 10

@@ -136,6 +136,12 @@ func (sn *Snapshot) List(dir string) ([]string, error) {
 // in sorted order. A missing dir has no files. When fn returns an error,
 // Walk stops and returns it; fs.SkipAll stops it without an error.
 func (sn *Snapshot) Walk(dir string, fn func(path string) error) error {
+	return sn.walk(dir, func(p string, _ object.TreeEntry) error { return fn(p) })
+}
+
+// walk is Walk, giving fn each file's tree entry too: its blob's hash
+// reads the file without looking its path up again.
+func (sn *Snapshot) walk(dir string, fn func(path string, e object.TreeEntry) error) error {
 	h, dir, ok, err := sn.dir(dir)
 	if err != nil || !ok {
 		return err
@@ -155,7 +161,7 @@ func (sn *Snapshot) Walk(dir string, fn func(path string) error) error {
 			if e.Mode == filemode.Dir {
 				err = walk(p, e.Hash)
 			} else {
-				err = fn(p)
+				err = fn(p, e)
 			}
 			if err != nil {
 				return err

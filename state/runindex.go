@@ -1,0 +1,216 @@
+package state
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// runIndexFile, in the repository's git dir, remembers the pipeline of
+// each run record zen has looked through, so that finding a pipeline's
+// previous run does not read every record recorded since. A line per
+// record: its blob's hash and its pipeline, quoted. It is keyed by the
+// record's content, so no entry is ever stale, whatever the state ref did
+// since (a pull, a rewrite, another clone's push); the file is local and
+// a cache only: a missing or damaged one costs reading the records again.
+const runIndexFile = "zen-run-pipelines"
+
+// runIndexHeader starts the file; a file with another one is not read.
+const runIndexHeader = "zen run pipelines 1\n"
+
+// runEntry is a run record's id and tree entry.
+type runEntry struct {
+	id, path string
+	e        object.TreeEntry
+}
+
+// PreviousRun returns the latest run of pipeline recorded before run id,
+// in the order RunIDs lists them; ok is false when there is none, or no
+// run id. Only the run it returns is decoded: of the records between, it
+// reads the version and pipeline, and it remembers their pipelines in the
+// git dir (see runIndexFile), so that asking again costs tree entries.
+func (r Records) PreviousRun(id, pipeline string) (*Run, bool, error) {
+	var runs []runEntry
+	err := r.Snapshot.walk("runs", func(p string, e object.TreeEntry) error {
+		if strings.HasSuffix(p, ".json") {
+			runs = append(runs, runEntry{id: strings.TrimSuffix(path.Base(p), ".json"), path: p, e: e})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	at := slices.IndexFunc(runs, func(e runEntry) bool { return e.id == id })
+	if at < 0 {
+		return nil, false, nil
+	}
+	s := r.Snapshot.s
+	index := s.loadRunIndex()
+	learned := false
+	for i := at - 1; i >= 0; i-- {
+		e := runs[i]
+		if e.path != RunPath(e.id) {
+			// Run(id) reads the record only where zen writes it.
+			continue
+		}
+		p, ok := index[e.e.Hash]
+		var data []byte
+		if !ok {
+			if data, p, err = r.runPipeline(e); err != nil {
+				return nil, false, err
+			}
+			index[e.e.Hash], learned = p, true
+		}
+		if p != pipeline {
+			continue
+		}
+		var run *Run
+		if data != nil {
+			run = new(Run)
+			if err := decode(data, run); err != nil {
+				return nil, false, &CorruptError{Ref: r.Ref, Commit: r.Snapshot.Commit(), Path: e.path, Err: err}
+			}
+		} else if run, _, err = r.Run(e.id); err != nil {
+			return nil, false, err
+		}
+		if run.Pipeline != pipeline {
+			// A record edited by hand can name two pipelines; the one
+			// decoding keeps is the last.
+			continue
+		}
+		if learned {
+			s.saveRunIndex(index, runs)
+		}
+		return run, true, nil
+	}
+	if learned {
+		s.saveRunIndex(index, runs)
+	}
+	return nil, false, nil
+}
+
+// runPipeline reads a run record and the pipeline it names, checking its
+// version as decode does.
+func (r Records) runPipeline(e runEntry) ([]byte, string, error) {
+	if e.e.Mode == filemode.Submodule {
+		return nil, "", r.Snapshot.errorf(e.path, "not a file")
+	}
+	data, err := r.Snapshot.s.load(e.e.Hash, plumbing.BlobObject)
+	if err != nil {
+		return nil, "", r.Snapshot.errorf(e.path, "%w", err)
+	}
+	p, err := recordPipeline(data)
+	if err != nil {
+		return nil, "", &CorruptError{Ref: r.Ref, Commit: r.Snapshot.Commit(), Path: e.path, Err: err}
+	}
+	return data, p, nil
+}
+
+// recordPipeline reads a record's version and pipeline fields, and no
+// further: zen writes them first, so that a record's other thousands of
+// bytes are not parsed. Keys match as decoding matches them, whatever
+// their case.
+func recordPipeline(data []byte) (string, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", errors.New("not a JSON object")
+	}
+	var version *int
+	var pipeline *string
+	for dec.More() && (version == nil || pipeline == nil) {
+		t, err := dec.Token()
+		if err != nil {
+			return "", err
+		}
+		key, _ := t.(string)
+		switch {
+		case strings.EqualFold(key, "version"):
+			err = dec.Decode(&version)
+		case strings.EqualFold(key, "pipeline"):
+			err = dec.Decode(&pipeline)
+		default:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", key, err)
+		}
+	}
+	switch {
+	case version == nil:
+		return "", fmt.Errorf("no version field")
+	case *version != RecordVersion:
+		return "", fmt.Errorf("record version %d; this zen reads version %d (upgrade zen)", *version, RecordVersion)
+	case pipeline == nil:
+		return "", fmt.Errorf("no pipeline field")
+	}
+	return *pipeline, nil
+}
+
+// loadRunIndex reads runIndexFile; lines it cannot read are left out.
+func (s *Store) loadRunIndex() map[plumbing.Hash]string {
+	index := map[plumbing.Hash]string{}
+	data, err := os.ReadFile(filepath.Join(s.commonDir, runIndexFile))
+	if err != nil || !bytes.HasPrefix(data, []byte(runIndexHeader)) {
+		return index
+	}
+	for line := range bytes.Lines(data[len(runIndexHeader):]) {
+		h, q, ok := bytes.Cut(bytes.TrimSuffix(line, []byte("\n")), []byte(" "))
+		if !ok || !bytes.HasSuffix(line, []byte("\n")) || !plumbing.IsHash(string(h)) {
+			continue
+		}
+		if p, err := strconv.Unquote(string(q)); err == nil {
+			index[plumbing.NewHash(string(h))] = p
+		}
+	}
+	return index
+}
+
+// saveRunIndex writes the entries of index for the records of runs, the
+// state's, by renaming a full file into place: a reader sees the old file
+// or the new one, and two writers leave one of theirs. It is a cache, so
+// a failure (a read-only clone, say) is not one of the command's.
+func (s *Store) saveRunIndex(index map[plumbing.Hash]string, runs []runEntry) {
+	var keep []plumbing.Hash
+	for _, e := range runs {
+		if _, ok := index[e.e.Hash]; ok {
+			keep = append(keep, e.e.Hash)
+		}
+	}
+	slices.SortFunc(keep, func(a, b plumbing.Hash) int { return bytes.Compare(a[:], b[:]) })
+	keep = slices.Compact(keep)
+	f, err := os.CreateTemp(s.commonDir, runIndexFile+"-*")
+	if err != nil {
+		return
+	}
+	w := bufio.NewWriter(f)
+	w.WriteString(runIndexHeader)
+	for _, h := range keep {
+		w.WriteString(h.String())
+		w.WriteByte(' ')
+		w.WriteString(strconv.Quote(index[h]))
+		w.WriteByte('\n')
+	}
+	err = w.Flush()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(s.commonDir, runIndexFile))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+}

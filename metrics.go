@@ -305,18 +305,12 @@ func (p *Project) RunPair(a, b string) (*state.Run, *state.Run, error) {
 		}
 		return ra, rb, nil
 	}
-	ids, err := recs.RunIDs()
+	ra, ok, err := recs.PreviousRun(rb.ID, rb.Pipeline)
 	if err != nil {
 		return nil, nil, err
 	}
-	for i := slices.Index(ids, rb.ID) - 1; i >= 0; i-- {
-		r, _, err := recs.Run(ids[i])
-		if err != nil {
-			return nil, nil, err
-		}
-		if r.Pipeline == rb.Pipeline {
-			return r, rb, nil
-		}
+	if ok {
+		return ra, rb, nil
 	}
 	return nil, nil, fmt.Errorf("run %s is the first of pipeline %s: there is no run before it to compare with; name both runs (A B)", rb.ID, rb.Pipeline)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/plan/render"
 	"github.com/zen-dev/zen/schema"
+	"github.com/zen-dev/zen/view"
 )
 
 // planFlags are shared by plan and apply.
@@ -33,11 +34,17 @@ type planFlags struct {
 	stderr   io.Writer
 	// lockTimeout is how long apply waits for another apply in the clone.
 	lockTimeout time.Duration
+	// preview plans (and applies) a pull-request preview of branch ("":
+	// the work tree's branch).
+	preview bool
+	branch  string
 }
 
 func (f *planFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.stack, "stack", "", "the `NAME` of the stack to use (default: $ZEN_STACK, then zen stack use, then the repository's default_stack)")
 	cmd.Flags().BoolVar(&f.noCache, "no-cache", false, "run every step, reusing nothing")
+	cmd.Flags().BoolVar(&f.preview, "preview", false, "a pull-request preview: plan against the state ref, record the runs on refs/zen/preview/BRANCH only (no baseline, model version or stage moves)")
+	cmd.Flags().StringVar(&f.branch, "branch", "", "with --preview, the `BRANCH` previewed (default: the work tree's branch; a CI job names the pull request's source branch)")
 	cmd.Flags().StringArrayVar(&f.sets, "set", nil, "override a parameter for one experiment: `PIPELINE.PARAM=VALUE`, a field of a struct parameter (PIPELINE.PARAM.FIELD=VALUE), or a step's own (PIPELINE.STEP.PARAM=VALUE); repeatable")
 }
 
@@ -48,11 +55,21 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (*session, 
 	if _, err := schema.ParseOverrides(f.sets); err != nil {
 		return nil, nil, err
 	}
+	if f.branch != "" && !f.preview {
+		return nil, nil, errors.New("--branch names the branch of a preview: add --preview")
+	}
 	sess, err := open(f.g, false)
 	if err != nil {
 		return nil, nil, err
 	}
+	var branch string
+	if f.preview {
+		if branch, err = sess.PreviewBranch(f.branch); err != nil {
+			return nil, nil, err
+		}
+	}
 	pl, err := sess.Plan(ctx, zen.PlanOptions{
+		Preview:     branch,
 		Stack:       f.stack,
 		Pipelines:   pipelines,
 		NoCache:     f.noCache,
@@ -129,6 +146,21 @@ make, stages or baselines to move).`,
 			}
 			if err != nil {
 				return err
+			}
+			if pl.Plan.Preview != nil && g.output != "json" {
+				// What the preview ran, for the pull request's comment.
+				rep, err := sess.PreviewReport(cmd.Context(), pl)
+				if err != nil {
+					return err
+				}
+				if g.output == "markdown" {
+					err = view.PreviewReportMarkdown(g.stdout, rep)
+				} else {
+					err = view.PreviewReport(g.stdout, rep)
+				}
+				if err != nil {
+					return err
+				}
 			}
 			if out != "" {
 				if out == "text" || out == "json" || out == "markdown" {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
 )
@@ -360,4 +361,78 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// keySources are fixed digests for a step's files and program.
+type keySources struct{}
+
+func (keySources) File(p string) (string, error) { return "sha256:file-" + p, nil }
+func (keySources) Dir(p string) (string, error)  { return "sha256:dir-" + p, nil }
+func (keySources) Code(*schema.Step) (map[string]string, error) {
+	return map[string]string{"steps/train.sh": "sha256:code"}, nil
+}
+func (keySources) Executable(name string) (string, error) { return name + "@sha256:exe", nil }
+
+const keyCUE = `package zen
+
+pipelines: demo: {
+	parameters: lr: 0.1
+	steps: train: {
+		run: ["sh", "steps/train.sh"]
+		inputs: data: file: "data.csv"
+		parameters: lr: pipelines.demo.parameters.lr
+		env: MODE: "fast"
+		outputs: {
+			model: {type: "model", model: "m"}
+			report: type: "json"
+		}
+	}
+}
+
+models: m: versions: {"1.0.0": {}}
+`
+
+// stepKey loads cue and returns the cache key of demo's train step.
+func stepKey(t *testing.T, cue string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, data := range map[string]string{"zen.cue": cue, "data.csv": "a\n1\n", "steps/train.sh": "true\n"} {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := schema.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, err := plan.Fingerprint(cfg.Pipelines["demo"].Steps["train"], keySources{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan.Key(fp)
+}
+
+// A plot output's x, y and title draw it, and stay out of the cache key:
+// changing them reuses the step's outputs. The key of a step without plot
+// outputs is the one zen gave it before plot outputs were added.
+func TestPlotSpecNotInKey(t *testing.T) {
+	if got, want := stepKey(t, keyCUE), "5e43a7755284d56d849e83bd1072fd9edfbc855ff05cbc39d5013e77dc7eef63"; got != want {
+		t.Errorf("the key of a step without plots changed: %s, was %s", got, want)
+	}
+	withPlot := func(decl string) string {
+		return strings.Replace(keyCUE, `report: type: "json"`, `report: `+decl, 1)
+	}
+	a := stepKey(t, withPlot(`{type: "plot", x: "epoch", y: "loss"}`))
+	for _, decl := range []string{`{type: "plot", x: "step", y: ["loss", "acc"], title: "Loss"}`, `type: "plot"`} {
+		if b := stepKey(t, withPlot(decl)); b != a {
+			t.Errorf("%s: key %s, want %s as with x: epoch, y: loss", decl, b, a)
+		}
+	}
+	// The type is in the key, as every output's is.
+	if a == stepKey(t, keyCUE) {
+		t.Error("a plot output has the key of a json one")
+	}
 }

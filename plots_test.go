@@ -3,6 +3,7 @@ package zen
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -354,15 +355,6 @@ func TestPlotsOfProject(t *testing.T) {
 	}
 }
 
-func mustJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // keySources are fixed digests for a step's files and program.
 type keySources struct{}
 
@@ -435,4 +427,40 @@ func TestPlotSpecNotInKey(t *testing.T) {
 	if a == stepKey(t, keyCUE) {
 		t.Error("a plot output has the key of a json one")
 	}
+}
+
+// ReadPlot reads what a step wrote: whatever it is, it either fails or
+// gives series of finite points, a point per row in each.
+func FuzzReadPlot(f *testing.F) {
+	for _, seed := range []string{
+		"fpr,tpr\n0,0\n1,1\n", "a\n1\n", `[{"fpr": 0, "tpr": "1"}]`, `{"k": [{"fpr": 1, "tpr": 2}]}`,
+		"fpr,tpr\n0,NaN\n", "\ufeff\"fpr\",tpr\r\n1e308,-1e308\r\n", `[null, {"fpr": true}]`,
+	} {
+		f.Add([]byte(seed), "fpr", "tpr")
+		f.Add([]byte(seed), "", "")
+	}
+	f.Fuzz(func(t *testing.T, b []byte, x, y string) {
+		spec := schema.PlotSpec{X: x}
+		if y != "" {
+			spec.Y = []string{y}
+		}
+		pl, err := ReadPlot(b, spec)
+		if err != nil {
+			return
+		}
+		if len(pl.Series) == 0 {
+			t.Fatal("no series and no error")
+		}
+		n := len(pl.Series[0].Points)
+		for _, s := range pl.Series {
+			if len(s.Points) != n || n == 0 {
+				t.Fatalf("series %s: %d points, the first series %d", s.Name, len(s.Points), n)
+			}
+			for _, p := range s.Points {
+				if math.IsNaN(p.X) || math.IsInf(p.X, 0) || math.IsNaN(p.Y) || math.IsInf(p.Y, 0) {
+					t.Fatalf("series %s: point %v", s.Name, p)
+				}
+			}
+		}
+	})
 }

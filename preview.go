@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/go-git/go-git/v5/plumbing"
+
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/state"
 )
@@ -131,6 +133,10 @@ type PreviewPipeline struct {
 	Params  *Diff `json:"parameters,omitempty"`
 	// Failures are the steps of Run that failed, with their logs' tails.
 	Failures []StepFailure `json:"failures,omitempty"`
+	// Plots are Run's plot outputs (PlotOutputs); PlotError says why
+	// they could not be read.
+	Plots     []*Plot `json:"plots,omitempty"`
+	PlotError string  `json:"plot_error,omitempty"`
 }
 
 // StepFailure is a step that did not succeed in a preview.
@@ -208,6 +214,13 @@ func (p *Project) PreviewReport(ctx context.Context, pl *Planned) (*PreviewRepor
 				}
 				pv.Failures = append(pv.Failures, f)
 			}
+			if hasPlots(run) {
+				if _, plots, err := p.PlotOutputs(ctx, run.ID, pl.Stack.Name); err != nil {
+					pv.PlotError = err.Error()
+				} else {
+					pv.Plots = plots
+				}
+			}
 		}
 		rep.Pipelines = append(rep.Pipelines, pv)
 	}
@@ -231,6 +244,18 @@ func (p *Project) PreviewReport(ctx context.Context, pl *Planned) (*PreviewRepor
 			Rows: metricRows(champ.Metrics, challenger), Gate: c.GateResults, Refused: c.Refused})
 	}
 	return rep, nil
+}
+
+// hasPlots says whether a step of r recorded a plot output.
+func hasPlots(r *state.Run) bool {
+	for _, s := range r.Steps {
+		for _, a := range s.Outputs {
+			if a.Type == "plot" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // latestRun is the newest run of recs that match accepts, nil for none.
@@ -305,4 +330,137 @@ func tail(s string, n int) []string {
 		lines = lines[len(lines)-n:]
 	}
 	return lines
+}
+
+// PreviewInfo is one branch's preview as the clone sees it.
+type PreviewInfo struct {
+	Branch string `json:"branch"`
+	Ref    string `json:"ref"`
+	// OnRemote says the remote has the preview (Remote names it); Local,
+	// that the clone has its own ref.
+	Remote   string `json:"remote,omitempty"`
+	OnRemote bool   `json:"on_remote"`
+	Local    bool   `json:"local"`
+	Commit   string `json:"commit"`
+	// Runs counts the preview's runs; Latest is the newest.
+	Runs   int        `json:"runs"`
+	Latest *state.Run `json:"latest,omitempty"`
+	// Gone says the branch is no longer on the remote (merged and
+	// deleted, or closed), or, for a preview never shared, in the clone.
+	// zen preview clean --gone removes such previews.
+	Gone bool `json:"gone"`
+}
+
+// ListPreviews lists the previews, fetched from the state's remote first
+// (see StateRemote), with whether their branches are gone from it.
+func (p *Project) ListPreviews(ctx context.Context) ([]*PreviewInfo, error) {
+	remote := p.StateRemote()
+	var heads map[string]bool
+	if remote != "" {
+		if err := p.state.FetchPreviews(ctx, remote); err != nil {
+			return nil, err
+		}
+		var err error
+		if heads, err = p.state.RemoteBranches(ctx, remote); err != nil {
+			return nil, err
+		}
+	}
+	ps, err := p.state.Previews()
+	if err != nil {
+		return nil, err
+	}
+	byBranch := map[string]*PreviewInfo{}
+	var out []*PreviewInfo
+	for _, pv := range ps {
+		if pv.Remote != "" && pv.Remote != remote {
+			continue // fetched from another remote once
+		}
+		in := byBranch[pv.Branch]
+		if in == nil {
+			ref, _ := state.PreviewRef(pv.Branch)
+			in = &PreviewInfo{Branch: pv.Branch, Ref: ref, Commit: pv.Commit}
+			byBranch[pv.Branch] = in
+			out = append(out, in)
+		}
+		if pv.Remote != "" {
+			in.Remote, in.OnRemote, in.Commit = pv.Remote, true, pv.Commit // the shared one counts
+		} else {
+			in.Local = true
+		}
+	}
+	for _, in := range out {
+		recs, err := p.state.PreviewRecords(state.Preview{Branch: in.Branch, Ref: in.Ref, Commit: in.Commit})
+		if err != nil {
+			return nil, err
+		}
+		ids, err := recs.RunIDs()
+		if err != nil {
+			return nil, err
+		}
+		in.Runs = len(ids)
+		if len(ids) > 0 {
+			if in.Latest, _, err = recs.Run(ids[len(ids)-1]); err != nil {
+				return nil, err
+			}
+		}
+		if in.OnRemote {
+			in.Gone = !heads[in.Branch]
+		} else {
+			// A preview made here and never shared: gone with the
+			// clone's branch.
+			_, err := p.ws.Repo.Reference(plumbing.NewBranchReferenceName(in.Branch), false)
+			in.Gone = err != nil
+		}
+	}
+	return out, nil
+}
+
+// CleanPreviews removes the previews of the branches named, and with gone
+// those whose branches are gone from the remote, on the remote and in the
+// clone; with dryRun it removes nothing. It returns the branches removed
+// (or that would be). A branch named that has no preview is an error, and
+// nothing is removed. The state ref keeps what an apply adopted from a
+// preview (the runs whose outputs it reused), so removing one loses only
+// the runs nothing on the state ref reuses.
+func (p *Project) CleanPreviews(ctx context.Context, branches []string, gone, dryRun bool) ([]string, error) {
+	if len(branches) == 0 && !gone {
+		return nil, fmt.Errorf("name the branches whose previews to remove, or --gone for those whose branches are gone from the remote")
+	}
+	list, err := p.ListPreviews(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byBranch := map[string]*PreviewInfo{}
+	for _, in := range list {
+		byBranch[in.Branch] = in
+	}
+	var pick []*PreviewInfo
+	for _, b := range branches {
+		in := byBranch[b]
+		if in == nil {
+			return nil, fmt.Errorf("branch %s has no preview (zen preview list shows those there are)", b)
+		}
+		pick = append(pick, in)
+	}
+	if gone {
+		for _, in := range list {
+			if in.Gone && !slices.Contains(branches, in.Branch) {
+				pick = append(pick, in)
+			}
+		}
+	}
+	var done []string
+	for _, in := range pick {
+		if !dryRun {
+			remote := ""
+			if in.OnRemote {
+				remote = in.Remote
+			}
+			if err := p.state.DeletePreview(ctx, remote, in.Branch); err != nil {
+				return done, err
+			}
+		}
+		done = append(done, in.Branch)
+	}
+	return done, nil
 }

@@ -145,3 +145,18 @@ func (s *Store) DeletePreview(ctx context.Context, remote, branch string) error 
 	_, err = s.git(ctx, "update-ref", "-d", ref)
 	return err
 }
+
+// RemoteBranches lists the branches remote has.
+func (s *Store) RemoteBranches(ctx context.Context, remote string) (map[string]bool, error) {
+	out, err := s.git(ctx, "ls-remote", "--heads", remote)
+	if err != nil {
+		return nil, remoteErrorf("branches of %s: %v", remote, err)
+	}
+	heads := map[string]bool{}
+	for _, line := range strings.Split(out, "\n") {
+		if _, ref, ok := strings.Cut(strings.TrimSpace(line), "\t"); ok {
+			heads[strings.TrimPrefix(ref, "refs/heads/")] = true
+		}
+	}
+	return heads, nil
+}

@@ -36,6 +36,12 @@ func PreviewReport(out io.Writer, rep *zen.PreviewReport) error {
 				fmt.Fprintf(w, "    | %s\n", l)
 			}
 		}
+		if pp.PlotError != "" {
+			fmt.Fprintf(w, "  plots: %s\n", pp.PlotError)
+		}
+		for _, p := range pp.Plots {
+			fmt.Fprintf(w, "  plot %s: %s (zen plots %s draws it)\n", p.Name, p.Title, pp.Run)
+		}
 	}
 	for _, c := range rep.Challenges {
 		fmt.Fprintf(w, "challenger %s %s against champion %s in %s:\n", c.Model, c.Challenger, c.Champion, c.Stage)
@@ -47,7 +53,11 @@ func PreviewReport(out io.Writer, rep *zen.PreviewReport) error {
 
 // PreviewReportMarkdown draws a preview's report for a pull-request
 // comment, under the plan's markdown.
-func PreviewReportMarkdown(out io.Writer, rep *zen.PreviewReport) error {
+//
+// link gives where a pipeline's plot can be seen (the file zen plan
+// --plots wrote, as the forge serves it); nil, or "", lists the plot by
+// name, for zen plots RUN to draw.
+func PreviewReportMarkdown(out io.Writer, rep *zen.PreviewReport, link func(pipeline string, p *zen.Plot) string) error {
 	w := &writer{w: out}
 	fmt.Fprintf(w, "\n#### Preview of `%s`\n", rep.Branch)
 	for _, pp := range rep.Pipelines {
@@ -79,6 +89,24 @@ func PreviewReportMarkdown(out io.Writer, rep *zen.PreviewReport) error {
 		if rows := changedRows(pp.Params); len(rows) > 0 {
 			fmt.Fprintln(w)
 			rowsMarkdown(w, "parameters", "Base", "Preview", rows)
+		}
+		if pp.PlotError != "" {
+			fmt.Fprintf(w, "\n**Plots**: %s\n", cell(pp.PlotError))
+		}
+		if len(pp.Plots) > 0 {
+			fmt.Fprintln(w, "\n**Plots**")
+			fmt.Fprintln(w)
+		}
+		for _, p := range pp.Plots {
+			url := ""
+			if link != nil {
+				url = link(pp.Pipeline, p)
+			}
+			if url == "" {
+				fmt.Fprintf(w, "- %s (`%s`; zen plots %s draws it)\n", cell(p.Title), p.Name, pp.Run)
+				continue
+			}
+			fmt.Fprintf(w, "- [%s](%s) (`%s`)\n", cell(p.Title), url, p.Name)
 		}
 		fmt.Fprintln(w, "\n</details>")
 	}

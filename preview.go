@@ -246,6 +246,53 @@ func (p *Project) PreviewReport(ctx context.Context, pl *Planned) (*PreviewRepor
 	return rep, nil
 }
 
+// branchPreviewRun is the latest run of the work tree's branch's preview
+// when it is newer than the state ref's latest run; nil otherwise, or on
+// a detached HEAD.
+func (p *Project) branchPreviewRun(recs state.Records) (*state.Run, error) {
+	branch, err := p.PreviewBranch("")
+	if err != nil {
+		return nil, nil // no branch: no preview of it
+	}
+	ps, err := p.state.Previews()
+	if err != nil {
+		return nil, err
+	}
+	mainIDs, err := recs.RunIDs()
+	if err != nil {
+		return nil, err
+	}
+	var best *state.Run
+	for _, pv := range ps {
+		if pv.Branch != branch {
+			continue
+		}
+		pr, err := p.state.PreviewRecords(pv)
+		if err != nil {
+			return nil, err
+		}
+		ids, err := pr.RunIDs()
+		if err != nil || len(ids) == 0 {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		id := ids[len(ids)-1]
+		if len(mainIDs) > 0 && id <= mainIDs[len(mainIDs)-1] || best != nil && id <= best.ID {
+			continue
+		}
+		r, ok, err := pr.Run(id)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			best = r
+		}
+	}
+	return best, nil
+}
+
 // hasPlots says whether a step of r recorded a plot output.
 func hasPlots(r *state.Run) bool {
 	for _, s := range r.Steps {

@@ -139,12 +139,18 @@ func rowsMarkdown(w io.Writer, kind, old, new string, rows []zen.DiffRow) {
 // diffTitle is a diff's first line; a diff of two pipelines' runs says so.
 func diffTitle(d *zen.Diff, title, run, pipeline string) string {
 	title = fmt.Sprintf(title, d.Kind)
-	r := func(id string) string { return fmt.Sprintf(run, id) }
+	r := func(ref zen.RunRef) string {
+		s := fmt.Sprintf(run, ref.ID)
+		if ref.Preview != "" {
+			s += " (preview of " + ref.Preview + ")"
+		}
+		return s
+	}
 	p := func(name string) string { return fmt.Sprintf(pipeline, name) }
 	if d.SamePipeline() {
-		return fmt.Sprintf("%s of pipeline %s: %s against %s", title, p(d.New.Pipeline), r(d.New.ID), r(d.Old.ID))
+		return fmt.Sprintf("%s of pipeline %s: %s against %s", title, p(d.New.Pipeline), r(d.New), r(d.Old))
 	}
-	return fmt.Sprintf("%s of %s (pipeline %s) against %s (pipeline %s): runs of different pipelines", title, r(d.New.ID), p(d.New.Pipeline), r(d.Old.ID), p(d.Old.Pipeline))
+	return fmt.Sprintf("%s of %s (pipeline %s) against %s (pipeline %s): runs of different pipelines", title, r(d.New), p(d.New.Pipeline), r(d.Old), p(d.Old.Pipeline))
 }
 
 func noRows(d *zen.Diff) string {

@@ -48,6 +48,9 @@ func (p *Project) Apply(ctx context.Context, pl *Planned, opts ApplyOptions) (*a
 		}
 	}
 	pn := pl.Plan
+	if pl.preview != nil {
+		return p.applyPreview(ctx, pl, opts)
+	}
 	if !pn.Changes() {
 		if pl.Remote != "" && pl.ahead {
 			// Records an earlier apply could not push.
@@ -77,6 +80,88 @@ func (p *Project) Apply(ctx context.Context, pl *Planned, opts ApplyOptions) (*a
 			return nil, err
 		}
 	}
+	env := p.applyEnv(pl, opts, signer, keyID, verifier)
+	res, err := apply.Apply(ctx, env, pn)
+	if pl.checker != nil {
+		_ = pl.checker.Save()
+	}
+	var re *apply.RunError
+	var refused *apply.RefusedError
+	if err != nil && !errors.As(err, &re) && !errors.As(err, &refused) && !errors.Is(err, state.ErrStateMoved) {
+		return nil, err
+	}
+	if pl.Remote != "" && res != nil && (res.StateCommit != "" || pl.ahead) {
+		if perr := p.Push(ctx, pl.Remote, pl.remoteHead); perr != nil {
+			err = errors.Join(err, perr)
+		} else {
+			pl.Pushed = true
+		}
+		// A push after another apply's writes the records again on
+		// top of theirs: report the commit that holds them now.
+		if head, herr := p.state.Head(); herr == nil && res.StateCommit != "" {
+			res.StateCommit = head.Commit()
+		}
+	}
+	return res, err
+}
+
+// applyPreview runs what a preview's plan runs, records the runs on the
+// preview's ref and pushes that ref; the state ref is left as it is.
+func (p *Project) applyPreview(ctx context.Context, pl *Planned, opts ApplyOptions) (*apply.Result, error) {
+	if opts.Detach {
+		return nil, fmt.Errorf("--detach: a preview runs attached, so that its plan and comment show the results")
+	}
+	if !pl.Plan.Changes() {
+		return nil, nil
+	}
+	signer, keyID, verifier, err := p.Signer(pl.Stack)
+	if err != nil {
+		return nil, err
+	}
+	env := p.applyEnv(pl, opts, signer, keyID, verifier)
+	env.State = pl.preview
+	res, err := apply.Apply(ctx, env, pl.Plan)
+	if pl.checker != nil {
+		_ = pl.checker.Save()
+	}
+	var re *apply.RunError
+	if err != nil && !errors.As(err, &re) {
+		return nil, err
+	}
+	if pl.Remote != "" && res != nil && res.StateCommit != "" {
+		if perr := pl.preview.Push(ctx, pl.Remote, pl.previewRemoteHead); perr != nil {
+			err = errors.Join(err, perr)
+		} else {
+			pl.Pushed = true
+		}
+	}
+	return res, err
+}
+
+// Detachable says why the plan's stack cannot apply detached (Detach),
+// nil when it can: only a slurm stack's jobs run on without zen.
+func (pl *Planned) Detachable() error {
+	if pl.Stack.Orchestrator.Flavor != "slurm" {
+		return fmt.Errorf("--detach: stack %s runs its steps in this process (orchestrator %s); only a slurm stack's jobs run on without zen", pl.Stack.Name, pl.Stack.Orchestrator.Flavor)
+	}
+	return nil
+}
+
+// Refused lists, as plan's text shows them, the model changes the plan
+// declares but cannot make.
+func Refused(pl *Planned) []string {
+	var refused []string
+	for _, c := range pl.Plan.Models {
+		if c.Refused != "" {
+			refused = append(refused, render.ModelLine(c, render.Style{}))
+		}
+	}
+	return refused
+}
+
+// applyEnv is what apply.Apply works with for pl: the plan's stack,
+// store and records, signing with signer.
+func (p *Project) applyEnv(pl *Planned, opts ApplyOptions, signer *signature.Signer, keyID string, verifier *signature.Verifier) *apply.Env {
 	if pl.checker == nil && verifier != nil {
 		pl.checker = p.Checker(pl.Store, verifier, keyID, pl.Records)
 	}
@@ -110,47 +195,5 @@ func (p *Project) Apply(ctx context.Context, pl *Planned, opts ApplyOptions) (*a
 		env.SourceTree = p.ws.Snapshot
 		env.Detach = opts.Detach
 	}
-	res, err := apply.Apply(ctx, env, pn)
-	if pl.checker != nil {
-		_ = pl.checker.Save()
-	}
-	var re *apply.RunError
-	var refused *apply.RefusedError
-	if err != nil && !errors.As(err, &re) && !errors.As(err, &refused) && !errors.Is(err, state.ErrStateMoved) {
-		return nil, err
-	}
-	if pl.Remote != "" && res != nil && (res.StateCommit != "" || pl.ahead) {
-		if perr := p.Push(ctx, pl.Remote, pl.remoteHead); perr != nil {
-			err = errors.Join(err, perr)
-		} else {
-			pl.Pushed = true
-		}
-		// A push after another apply's writes the records again on
-		// top of theirs: report the commit that holds them now.
-		if head, herr := p.state.Head(); herr == nil && res.StateCommit != "" {
-			res.StateCommit = head.Commit()
-		}
-	}
-	return res, err
-}
-
-// Detachable says why the plan's stack cannot apply detached (Detach),
-// nil when it can: only a slurm stack's jobs run on without zen.
-func (pl *Planned) Detachable() error {
-	if pl.Stack.Orchestrator.Flavor != "slurm" {
-		return fmt.Errorf("--detach: stack %s runs its steps in this process (orchestrator %s); only a slurm stack's jobs run on without zen", pl.Stack.Name, pl.Stack.Orchestrator.Flavor)
-	}
-	return nil
-}
-
-// Refused lists, as plan's text shows them, the model changes the plan
-// declares but cannot make.
-func Refused(pl *Planned) []string {
-	var refused []string
-	for _, c := range pl.Plan.Models {
-		if c.Refused != "" {
-			refused = append(refused, render.ModelLine(c, render.Style{}))
-		}
-	}
-	return refused
+	return env
 }

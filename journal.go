@@ -14,13 +14,19 @@ import (
 // clone, saying so on log. The caller holds the apply lock. It reports
 // whether anything was recorded.
 func (p *Project) RecoverJournals(ctx context.Context, log io.Writer) (bool, error) {
-	left, err := p.state.LeftJournals()
+	return recoverJournals(ctx, p.state, log)
+}
+
+// recoverJournals records what the stopped applies to st's ref had
+// finished (see RecoverJournals).
+func recoverJournals(ctx context.Context, st *state.Store, log io.Writer) (bool, error) {
+	left, err := st.LeftJournals()
 	if err != nil {
 		return false, err
 	}
 	recorded := false
 	for _, l := range left {
-		commit, err := p.state.Recover(ctx, l)
+		commit, err := st.Recover(ctx, l)
 		if err != nil {
 			return recorded, err
 		}

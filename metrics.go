@@ -66,7 +66,11 @@ const (
 type RunRef struct {
 	ID       string `json:"id"`
 	Pipeline string `json:"pipeline"`
+	// Preview names the branch whose preview made the run.
+	Preview string `json:"preview,omitempty"`
 }
+
+func refOf(r *state.Run) RunRef { return RunRef{ID: r.ID, Pipeline: r.Pipeline, Preview: r.Preview} }
 
 // Diff compares the metrics, or the parameters, of run Old against run
 // New: a row per step and name that either run has.
@@ -100,7 +104,7 @@ type DiffRow struct {
 
 // DiffMetrics compares the metrics of run a (the old) against run b.
 func DiffMetrics(a, b *state.Run) *Diff {
-	d := &Diff{Kind: "metrics", Old: RunRef{a.ID, a.Pipeline}, New: RunRef{b.ID, b.Pipeline}, Rows: []DiffRow{}}
+	d := &Diff{Kind: "metrics", Old: refOf(a), New: refOf(b), Rows: []DiffRow{}}
 	steps := runOrder(b)
 	for _, s := range runOrder(a) {
 		if !slices.Contains(steps, s) {
@@ -140,7 +144,7 @@ func DiffMetrics(a, b *state.Run) *Diff {
 // recorded with (an experiment's overrides applied). A struct parameter
 // is compared field by field, named PARAM.FIELD.
 func DiffParams(a, b *state.Run) *Diff {
-	d := &Diff{Kind: "parameters", Old: RunRef{a.ID, a.Pipeline}, New: RunRef{b.ID, b.Pipeline}, Rows: []DiffRow{}}
+	d := &Diff{Kind: "parameters", Old: refOf(a), New: refOf(b), Rows: []DiffRow{}}
 	op, np := map[string]any{}, map[string]any{}
 	flatten(op, "", a.Parameters)
 	flatten(np, "", b.Parameters)
@@ -283,20 +287,46 @@ func (p *Project) ParamsDiff(a, b string) (*Diff, error) {
 	return DiffParams(ra, rb), nil
 }
 
-// RunPair reads the two runs a diff compares, named as Run takes them:
-// b is "latest" when "", and a, when "", is the run before b of b's
-// pipeline.
+// RunPair reads the two runs a diff compares, named as Run takes them.
+// When b is "", it is the latest run of the work tree's branch's preview
+// if that is newer than the state ref's latest run, else the state ref's
+// latest. When a is "", it is, for a preview's run, the state ref's latest
+// run of its pipeline (what the branch changes), else the run before b of
+// b's pipeline.
 func (p *Project) RunPair(a, b string) (*state.Run, *state.Run, error) {
 	recs, err := p.Records()
 	if err != nil {
 		return nil, nil, err
 	}
+	var rb *state.Run
 	if b == "" {
-		b = "latest"
+		// The work tree's latest: its branch's preview when that ran
+		// after the state ref's latest run.
+		if rb, err = p.branchPreviewRun(recs); err != nil {
+			return nil, nil, err
+		}
 	}
-	rb, err := findRun(recs, b)
-	if err != nil {
-		return nil, nil, err
+	if rb == nil {
+		if b == "" {
+			b = "latest"
+		}
+		if rb, err = findRun(recs, b); err != nil {
+			return nil, nil, err
+		}
+	}
+	if a == "" && rb.Preview != "" {
+		// A preview against the state ref's latest run of its pipeline:
+		// what the branch changes.
+		ra, err := latestRun(state.Records{Snapshot: recs.Snapshot, Ref: recs.Ref}, func(r *state.Run) bool {
+			return r.Pipeline == rb.Pipeline && r.ID != rb.ID
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		if ra == nil {
+			return nil, nil, fmt.Errorf("run %s, the preview of %s, has no run of pipeline %s on %s to compare with; name both runs (A B)", rb.ID, rb.Preview, rb.Pipeline, recs.Ref)
+		}
+		return ra, rb, nil
 	}
 	if a != "" {
 		ra, err := findRun(recs, a)

@@ -34,6 +34,13 @@ type PlanOptions struct {
 	// detached applies left on a cluster, are recorded first.
 	ForApply    bool
 	LockTimeout time.Duration
+	// Preview plans a pull-request preview of the branch it names: the
+	// steps that must run against the state ref's baselines and cache
+	// (and the branch's earlier previews'), to be recorded by Apply on
+	// refs/zen/preview/<branch> alone. No baseline, model version or
+	// stage moves; the plan's model changes are what the apply after the
+	// merge would make.
+	Preview string
 	// Log receives progress: the wait for the lock, the runs recovered
 	// and collected. Nil discards it.
 	Log io.Writer
@@ -68,6 +75,10 @@ type Planned struct {
 
 	// The clone's apply lock (ForApply only).
 	lock *state.ApplyLock
+
+	// A preview's ref, and its remote's commit when pulled.
+	preview           *state.Store
+	previewRemoteHead string
 }
 
 // Release releases the clone's apply lock a plan for Apply holds, if it
@@ -137,7 +148,26 @@ func (p *Project) Plan(ctx context.Context, opts PlanOptions) (_ *Planned, err e
 			notes = n
 		}
 	}
-	if opts.ForApply {
+	var previews []state.Records
+	if opts.Preview != "" {
+		if pl.preview, pl.previewRemoteHead, err = p.pullPreview(ctx, opts.Preview, pl.Remote, opts.ForApply, log); err != nil {
+			return nil, err
+		}
+		snap, err := pl.preview.Head()
+		if err != nil {
+			return nil, err
+		}
+		previews = []state.Records{{Snapshot: snap, Ref: pl.preview.Ref()}}
+	} else {
+		var warn string
+		if previews, warn, err = p.previewRecords(ctx, pl.Remote); err != nil {
+			return nil, err
+		}
+		if warn != "" {
+			notes = append(notes, warn)
+		}
+	}
+	if opts.ForApply && opts.Preview == "" {
 		// What an apply stopped on the way (killed) had finished is
 		// recorded first: those steps are cached for this plan.
 		recovered, err := p.RecoverJournals(ctx, log)
@@ -166,6 +196,7 @@ func (p *Project) Plan(ctx context.Context, opts PlanOptions) (_ *Planned, err e
 	if err := recs.CheckLayout(); err != nil {
 		return nil, err
 	}
+	recs.Previews = previews
 
 	head, err := p.ws.Head()
 	if err != nil {
@@ -188,6 +219,9 @@ func (p *Project) Plan(ctx context.Context, opts PlanOptions) (_ *Planned, err e
 		Source:      plan.Source{Commit: head, Dirty: dirtyID != "", DirtyDigest: dirtyID, Changed: changed},
 		StateCommit: snap.Commit(),
 		Signing:     p.Signing(st),
+	}
+	if pl.preview != nil {
+		po.Preview = &plan.Preview{Branch: opts.Preview, Ref: pl.preview.Ref(), StateCommit: previews[0].Snapshot.Commit()}
 	}
 	for _, set := range cfg.Sets {
 		po.Overrides = append(po.Overrides, plan.Override{Path: set.Path, Value: set.Value})
@@ -216,7 +250,7 @@ func (p *Project) Plan(ctx context.Context, opts PlanOptions) (_ *Planned, err e
 	for _, sub := range subs {
 		notes = append(notes, pendingNote(sub))
 	}
-	if !opts.ForApply {
+	if !opts.ForApply && opts.Preview == "" {
 		notes = append(notes, p.journalNotes(ctx)...)
 	}
 	computed.Warnings = append(computed.Warnings, notes...)

@@ -138,13 +138,19 @@ func (p *Project) Config() (*schema.Config, error) {
 	return p.cfg, p.cfgErr
 }
 
-// Records are the records of the state ref's current commit.
+// Records are the records of the state ref's current commit, with the
+// previews the clone has for the runs it lacks (a preview's run is found
+// by its id).
 func (p *Project) Records() (state.Records, error) {
 	snap, err := p.state.Head()
 	if err != nil {
 		return state.Records{}, err
 	}
-	return state.Records{Snapshot: snap, Ref: p.state.Ref()}, nil
+	previews, err := p.localPreviews()
+	if err != nil {
+		return state.Records{}, err
+	}
+	return state.Records{Snapshot: snap, Ref: p.state.Ref(), Previews: previews}, nil
 }
 
 // Stacks returns the stacks cfg declares, or, for a repository that

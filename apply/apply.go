@@ -156,9 +156,14 @@ func Apply(ctx context.Context, env *Env, p *plan.Plan) (*Result, error) {
 // records the runs.
 func (a *applier) finish(ctx context.Context) (*Result, error) {
 	files := map[string][]byte{}
-	refused, err := a.applyModels(ctx, files)
-	if err != nil {
-		return nil, err
+	var refused []string
+	if a.plan.Preview == nil {
+		// A preview makes no model version and moves no stage: its plan
+		// shows what the apply after the merge will.
+		var err error
+		if refused, err = a.applyModels(ctx, files); err != nil {
+			return nil, err
+		}
 	}
 	if err := a.env.Store.Close(); err != nil {
 		return nil, fmt.Errorf("artifact store %s: %w", a.env.Store, err)

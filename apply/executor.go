@@ -382,6 +382,7 @@ type applier struct {
 
 	moved    map[string]bool // model/stage that moved
 	repaired []string        // stage tags put back, for the result
+	adopted  []string        // preview runs recorded with the apply: "ID (preview of BRANCH)"
 
 	signer signer
 
@@ -469,6 +470,9 @@ func (a *applier) prepare() error {
 		if a.env.Signer != nil {
 			pr.run.SignedBy = a.env.KeyID
 		}
+		if a.plan.Preview != nil {
+			pr.run.Preview = a.plan.Preview.Branch
+		}
 		if len(a.plan.Overrides) > 0 {
 			pr.run.Experiment = true
 			pr.run.Overrides = map[string]any{}
@@ -539,7 +543,7 @@ func (a *applier) cacheEntry(n *node, res *state.StepResult, now time.Time) *sta
 	run := n.pr.run
 	return &state.Cache{
 		Version: state.RecordVersion, Key: res.CacheKey, Pipeline: run.Pipeline, Step: n.step.Name, RunID: run.ID,
-		Dirty: run.Dirty, Experiment: run.Experiment, Created: now,
+		Dirty: run.Dirty, Experiment: run.Experiment, Preview: run.Preview, Created: now,
 		Outputs: res.Outputs, Metrics: res.Metrics, Log: res.Log,
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,7 +59,7 @@ func (a *applier) record(ctx context.Context, files map[string][]byte) (*Result,
 				return nil, err
 			}
 		}
-		if !run.Experiment && !a.staleBaseline[run.Pipeline] {
+		if !run.Experiment && run.Preview == "" && !a.staleBaseline[run.Pipeline] {
 			rec, err := a.pipelineRecord(pr, finished)
 			if err != nil {
 				return nil, err
@@ -81,6 +83,9 @@ func (a *applier) record(ctx context.Context, files map[string][]byte) (*Result,
 		guard = append(guard, p)
 		res.Baselines = append(res.Baselines, pp.Name)
 	}
+	if err := a.adopt(files); err != nil {
+		return nil, err
+	}
 	res.Models = append(res.Models, a.repaired...)
 	if len(files) == 0 {
 		return res, nil
@@ -100,6 +105,9 @@ func (a *applier) record(ctx context.Context, files map[string][]byte) (*Result,
 			sum = append(sum, name+" baseline (all cached, none ran)")
 		}
 		msg := commitMessage(a.plan, sum, res.Runs, res.Baselines)
+		for _, ad := range a.adopted {
+			msg += "Adopted: " + ad + "\n"
+		}
 		if a.sub != nil {
 			msg = strings.Replace(msg, "zen apply: ", "zen apply: collected from Slurm: ", 1)
 		}
@@ -113,7 +121,11 @@ func (a *applier) record(ctx context.Context, files map[string][]byte) (*Result,
 		keep = []string{p}
 	}
 	msg := message()
-	commit, err := a.env.State.Commit(ctx, a.plan.StateCommit, state.Change{Files: files, Guard: append(guard, keep...), Message: msg})
+	base := a.plan.StateCommit
+	if a.plan.Preview != nil {
+		base = a.plan.Preview.StateCommit
+	}
+	commit, err := a.env.State.Commit(ctx, base, state.Change{Files: files, Guard: append(guard, keep...), Message: msg})
 	if errors.Is(err, state.ErrStateMoved) {
 		if a.sub != nil {
 			if head, herr := a.env.State.Head(); herr == nil {
@@ -133,7 +145,7 @@ func (a *applier) record(ctx context.Context, files map[string][]byte) (*Result,
 			// Only baselines, which are the other apply's to keep.
 			return res, fmt.Errorf("%w: %v (nothing was recorded)", state.ErrStateMoved, err)
 		}
-		commit2, err2 := a.env.State.Commit(ctx, a.plan.StateCommit, state.Change{Files: files, Guard: keep, Message: message()})
+		commit2, err2 := a.env.State.Commit(ctx, base, state.Change{Files: files, Guard: keep, Message: message()})
 		if err2 != nil {
 			return nil, fmt.Errorf("record runs: %w", err2)
 		}
@@ -148,6 +160,56 @@ func (a *applier) record(ctx context.Context, files map[string][]byte) (*Result,
 		return res, &RunError{Runs: failed}
 	}
 	return res, nil
+}
+
+// adopt adds to files the records of the preview runs whose outputs the
+// apply reuses, and their cache entries, that the state ref lacks (see
+// state.Records.Adopt). A preview's own apply adopts nothing: its runs
+// are recorded on its own ref.
+func (a *applier) adopt(files map[string][]byte) error {
+	ad, ok := a.env.Records.(interface {
+		Adopt(key, id string) (map[string][]byte, error)
+	})
+	if !ok || a.plan.Preview != nil {
+		return nil
+	}
+	reused := map[string]string{} // key → run
+	for _, pp := range a.plan.Pipelines {
+		for _, s := range pp.Steps {
+			if s.Action == plan.Cached {
+				reused[s.Key] = s.CachedFrom
+			}
+		}
+	}
+	// A step that was to run but found its key cached once its upstream
+	// ran (the early cut-off).
+	for _, pr := range a.runs {
+		for _, n := range pr.nodes {
+			if n.res.Status == state.StatusCached && n.res.CachedFrom != "" {
+				reused[n.res.CacheKey] = n.res.CachedFrom
+			}
+		}
+	}
+	for _, key := range slices.Sorted(maps.Keys(reused)) {
+		got, err := ad.Adopt(key, reused[key])
+		if err != nil {
+			return fmt.Errorf("adopt the records of run %s: %w", reused[key], err)
+		}
+		for p, data := range got {
+			if _, ok := files[p]; ok {
+				continue
+			}
+			files[p] = data
+			if p == state.RunPath(reused[key]) {
+				var run state.Run
+				if err := json.Unmarshal(data, &run); err != nil {
+					return fmt.Errorf("adopt run %s: %w", reused[key], err)
+				}
+				a.adopted = append(a.adopted, fmt.Sprintf("%s %s (preview of %s)", run.ID, run.Pipeline, run.Preview))
+			}
+		}
+	}
+	return nil
 }
 
 // pipelineRecord updates the pipeline's latest fingerprints with the steps
@@ -204,7 +266,11 @@ func commitMessage(p *plan.Plan, summary []string, runs []*state.Run, baselines 
 		src = "(no commit)"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "zen apply: %s from %s", strings.Join(summary, ", "), short(src))
+	verb := "zen apply"
+	if p.Preview != nil {
+		verb = "zen apply --preview " + p.Preview.Branch
+	}
+	fmt.Fprintf(&b, "%s: %s from %s", verb, strings.Join(summary, ", "), short(src))
 	if p.Source.Dirty {
 		b.WriteString(" (dirty)")
 	}
@@ -214,6 +280,9 @@ func commitMessage(p *plan.Plan, summary []string, runs []*state.Run, baselines 
 		fmt.Fprintf(&b, "Source-Dirty: %s\n", p.Source.DirtyDigest)
 	}
 	fmt.Fprintf(&b, "Stack: %s\n", p.Stack)
+	if p.Preview != nil {
+		fmt.Fprintf(&b, "Preview: %s\n", p.Preview.Branch)
+	}
 	for _, r := range runs {
 		fmt.Fprintf(&b, "Run: %s %s %s\n", r.ID, r.Pipeline, r.Status)
 	}

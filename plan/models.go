@@ -159,8 +159,23 @@ func planModels(cfg *schema.Config, p *Plan, rec Recorded) ([]*ModelChange, erro
 						c.Refused = "gate failed"
 					}
 				}
+			case v == newVersion && g != nil:
+				// Made from outputs this apply reuses (a preview's, an
+				// experiment's): their metrics are known now.
+				cm, known := cachedMetrics(p, m.Pipeline)
+				if !known {
+					c.GatePending = true
+					break
+				}
+				results, pass, err := g.Eval(cm, stageMetrics)
+				if err != nil {
+					return nil, fmt.Errorf("model %s stage %s: %w", name, stage, err)
+				}
+				c.GateResults = render(results)
+				if !pass {
+					c.Refused = "gate failed"
+				}
 			case v == newVersion:
-				c.GatePending = g != nil
 			default:
 				c.Refused = fmt.Sprintf("version %s is not produced", v)
 			}
@@ -173,6 +188,25 @@ func planModels(cfg *schema.Config, p *Plan, rec Recorded) ([]*ModelChange, erro
 		}
 	}
 	return out, nil
+}
+
+// cachedMetrics are the metrics a version made by pipeline in p is
+// recorded with, as apply gathers them (step.metric, every step's), when
+// none of its steps runs; known is false when one does.
+func cachedMetrics(p *Plan, pipeline string) (m gate.Metrics, known bool) {
+	for _, pl := range p.Pipelines {
+		if pl.Name != pipeline || pl.ToRun() > 0 {
+			continue
+		}
+		m = gate.Metrics{}
+		for _, s := range pl.Steps {
+			for k, v := range s.Metrics {
+				m[s.Name+"."+k] = v
+			}
+		}
+		return m, true
+	}
+	return nil, false
 }
 
 // versionRefusal says why this apply cannot produce a model version, or "".

@@ -47,14 +47,18 @@ func (a Action) Symbol() string {
 
 // Plan is the whole plan: plain data, rendered by plan/render.
 type Plan struct {
-	Version     int         `json:"format_version"`
-	Stack       string      `json:"stack"`
-	Store       string      `json:"artifact_store"`
-	StateCommit string      `json:"state_commit,omitempty"`
-	Source      Source      `json:"source"`
-	Overrides   []Override  `json:"overrides,omitempty"`
-	NoCache     bool        `json:"no_cache,omitempty"`
-	Pipelines   []*Pipeline `json:"pipelines"`
+	Version     int        `json:"format_version"`
+	Stack       string     `json:"stack"`
+	Store       string     `json:"artifact_store"`
+	StateCommit string     `json:"state_commit,omitempty"`
+	Source      Source     `json:"source"`
+	Overrides   []Override `json:"overrides,omitempty"`
+	NoCache     bool       `json:"no_cache,omitempty"`
+	// Preview, for zen apply --preview, is the branch's preview the runs
+	// are recorded in: no baseline moves, and the model changes are what
+	// the apply after the merge would make.
+	Preview   *Preview    `json:"preview,omitempty"`
+	Pipelines []*Pipeline `json:"pipelines"`
 	// Models lists the model versions to produce and the stages to move.
 	Models []*ModelChange `json:"models,omitempty"`
 	// Warnings are things the plan could not check.
@@ -69,6 +73,15 @@ type Source struct {
 	DirtyDigest string `json:"dirty_digest,omitempty"`
 	// Changed lists the uncommitted paths, for messages.
 	Changed []string `json:"changed,omitempty"`
+}
+
+// Preview is a pull-request preview: the branch, the ref its runs are
+// recorded on (refs/zen/preview/<branch>), and that ref's commit the plan
+// read ("" for none yet).
+type Preview struct {
+	Branch      string `json:"branch"`
+	Ref         string `json:"ref"`
+	StateCommit string `json:"state_commit,omitempty"`
 }
 
 // Override is a parameter set with --set for one experiment.
@@ -109,10 +122,12 @@ type Step struct {
 	Key     string   `json:"cache_key,omitempty"`
 	Reasons []Reason `json:"reasons,omitempty"`
 	// For a cached step: the run that produced the outputs, and the outputs.
-	CachedFrom string                    `json:"cached_from,omitempty"`
-	Outputs    map[string]state.Artifact `json:"outputs,omitempty"`
-	Metrics    map[string]float64        `json:"metrics,omitempty"`
-	Log        *state.Artifact           `json:"log,omitempty"`
+	CachedFrom string `json:"cached_from,omitempty"`
+	// Preview names the branch whose preview made the outputs reused.
+	Preview string                    `json:"preview,omitempty"`
+	Outputs map[string]state.Artifact `json:"outputs,omitempty"`
+	Metrics map[string]float64        `json:"metrics,omitempty"`
+	Log     *state.Artifact           `json:"log,omitempty"`
 	// Fingerprint is what the key is made of; inputs from upstream steps
 	// that must run are missing from it.
 	Fingerprint *state.Fingerprint `json:"fingerprint"`
@@ -258,6 +273,8 @@ type Options struct {
 	// Signing is how apply would sign the model versions and stage moves
 	// the plan makes: it refuses or marks them.
 	Signing Signing
+	// Preview plans a pull-request preview (see Plan.Preview).
+	Preview *Preview
 }
 
 // ErrUntrusted is wrapped by the errors of Options.Verify for an artifact
@@ -275,6 +292,7 @@ func Compute(ctx context.Context, cfg *schema.Config, rec Recorded, src Sources,
 		Source:      opts.Source,
 		Overrides:   opts.Overrides,
 		NoCache:     opts.NoCache,
+		Preview:     opts.Preview,
 	}
 	names, err := selectPipelines(cfg, opts.Pipelines)
 	if err != nil {
@@ -411,6 +429,7 @@ func planPipeline(ctx context.Context, pl *schema.Pipeline, rec Recorded, src So
 			if len(missing) == 0 {
 				ps.Action = Cached
 				ps.CachedFrom = hit.RunID
+				ps.Preview = hit.Preview
 				ps.Outputs = hit.Outputs
 				ps.Metrics = hit.Metrics
 				ps.Log = hit.Log
@@ -438,7 +457,7 @@ func planPipeline(ctx context.Context, pl *schema.Pipeline, rec Recorded, src So
 			}
 		}
 	}
-	if len(opts.Overrides) == 0 {
+	if len(opts.Overrides) == 0 && opts.Preview == nil {
 		pp.Baseline = baselineMove(prev, pp)
 	}
 	return pp, nil
@@ -585,9 +604,13 @@ func (pl *Pipeline) ToRun() int {
 	return n
 }
 
-// Changes reports whether applying the plan would do anything.
+// Changes reports whether applying the plan would do anything. A
+// preview's apply only runs steps.
 func (p *Plan) Changes() bool {
 	s := p.Summary()
+	if p.Preview != nil {
+		return s.Run > 0
+	}
 	return s.Run > 0 || s.Versions > 0 || s.Promotions > 0 || s.Repairs > 0 || s.Baselines > 0
 }
 

@@ -252,6 +252,7 @@ func (l *loader) step(pname, sname string, rs rawStep) *Step {
 			p, ps := at("outputs", name, "type")
 			l.errorf(l.pos(p...), ps, "unknown output type %q (want one of %s)", ro.Type, strings.Join(OutputTypes, ", "))
 		}
+		s.Outputs[name].Plot = l.plotSpec(ro, func(field string) ([]string, string) { return at("outputs", name, field) })
 	}
 	for _, name := range slices.Sorted(maps.Keys(rs.Inputs)) {
 		ri := rs.Inputs[name]
@@ -353,4 +354,53 @@ func (l *loader) step(pname, sname string, rs rawStep) *Step {
 		}
 	}
 	return s
+}
+
+// plotSpec decodes how an output of type plot is drawn: its x, y and
+// title, which no other type has. at gives a field's path.
+func (l *loader) plotSpec(ro rawOutput, at func(field string) ([]string, string)) *PlotSpec {
+	if ro.Type != "plot" {
+		for i, set := range []bool{ro.X != nil, ro.Y != nil, ro.Title != nil} {
+			if set {
+				field := []string{"x", "y", "title"}[i]
+				p, ps := at(field)
+				l.errorf(l.pos(p...), ps, "%s is for outputs of type plot (this one is %s)", field, ro.Type)
+			}
+		}
+		return nil
+	}
+	spec := &PlotSpec{}
+	if ro.X != nil {
+		spec.X = *ro.X
+		if spec.X == "" {
+			p, ps := at("x")
+			l.errorf(l.pos(p...), ps, "x is empty: name the column of the x values, or leave x out to draw against the row number")
+		}
+	}
+	if ro.Title != nil {
+		spec.Title = *ro.Title
+	}
+	if ro.Y != nil {
+		// The schema has made y a string or a list of strings.
+		var one string
+		if json.Unmarshal(ro.Y, &one) == nil {
+			spec.Y = []string{one}
+		} else {
+			_ = json.Unmarshal(ro.Y, &spec.Y)
+		}
+		seen := map[string]bool{}
+		for _, c := range spec.Y {
+			p, ps := at("y")
+			switch {
+			case c == "":
+				l.errorf(l.pos(p...), ps, "y names an empty column: name the columns to draw, or leave y out to draw every column but x")
+			case c == spec.X:
+				l.errorf(l.pos(p...), ps, "y names %q, the x column: name the columns to draw against it", c)
+			case seen[c]:
+				l.errorf(l.pos(p...), ps, "y names %q twice", c)
+			}
+			seen[c] = true
+		}
+	}
+	return spec
 }

@@ -150,4 +150,8 @@ type rawInput struct {
 type rawOutput struct {
 	Type  string `json:"type"`
 	Model string `json:"model"`
+	// A plot's: y is a name or a list of names.
+	X     *string         `json:"x"`
+	Y     json.RawMessage `json:"y"`
+	Title *string         `json:"title"`
 }

@@ -140,6 +140,23 @@ type Output struct {
 	Name  string
 	Type  string
 	Model string
+	// Plot says how to draw an output of type plot; nil for other types.
+	// It is not part of the cache key: it changes the drawing, not what
+	// the step writes.
+	Plot *PlotSpec
+}
+
+// PlotSpec is how zen plots draws an output of type plot: a CSV file
+// (a header of column names) or a JSON list of objects, one point per
+// row.
+type PlotSpec struct {
+	// X is the column of the x values; "" is the row number, from 1.
+	X string
+	// Y are the columns drawn against X, a line each; none is every
+	// column but X.
+	Y []string
+	// Title is the chart's title; "" is STEP.OUTPUT.
+	Title string
 }
 
 // EnvValue is a literal value or a reference to a secret.
@@ -239,7 +256,7 @@ func (m *Model) VersionNames() []string { return slices.Sorted(maps.Keys(m.Versi
 func (m *Model) StageNames() []string { return slices.Sorted(maps.Keys(m.Stages)) }
 
 // OutputTypes are the types an output can have.
-var OutputTypes = []string{"dir", "file", "json", "model", "table"}
+var OutputTypes = []string{"dir", "file", "json", "model", "plot", "table"}
 
 // Known component flavors.
 var (

@@ -44,7 +44,16 @@ type Journal struct {
 	path string
 }
 
-func (s *Store) journalDir() string { return filepath.Join(s.commonDir, "zen-journal") }
+// journalDir is where the journals of applies to the ref are kept: the
+// state ref's in zen-journal, another ref's (a preview's) in a folder of
+// its own below it, so that each ref's applies recover only their own.
+func (s *Store) journalDir() string {
+	dir := filepath.Join(s.commonDir, "zen-journal")
+	if s.ref == DefaultRef {
+		return dir
+	}
+	return filepath.Join(dir, filepath.FromSlash(strings.TrimPrefix(s.ref, "refs/")))
+}
 
 // OpenJournal starts the journal of an apply: id names it (its first
 // run's id), runs are its runs as they start.

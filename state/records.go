@@ -49,6 +49,10 @@ type Run struct {
 	DirtyDigest  string         `json:"dirty_digest,omitempty"`
 	Experiment   bool           `json:"experiment,omitempty"`
 	Overrides    map[string]any `json:"overrides,omitempty"`
+	// Preview names the branch whose pull-request preview made the run
+	// (zen apply --preview): recorded under refs/zen/preview/<branch>,
+	// and on the state ref too once an apply reused its outputs.
+	Preview      string         `json:"preview,omitempty"`
 	Stack        string         `json:"stack"`
 	Orchestrator string         `json:"orchestrator"`
 	Store        string         `json:"artifact_store"`
@@ -89,17 +93,19 @@ type StepResult struct {
 
 // Cache is one cache index entry: cache/<shard>/<key>.json.
 type Cache struct {
-	Version    int                 `json:"version"`
-	Key        string              `json:"key"`
-	Pipeline   string              `json:"pipeline"`
-	Step       string              `json:"step"`
-	RunID      string              `json:"run_id"`
-	Dirty      bool                `json:"dirty,omitempty"`
-	Experiment bool                `json:"experiment,omitempty"`
-	Created    time.Time           `json:"created"`
-	Outputs    map[string]Artifact `json:"outputs"`
-	Metrics    map[string]float64  `json:"metrics,omitempty"`
-	Log        *Artifact           `json:"log,omitempty"`
+	Version    int    `json:"version"`
+	Key        string `json:"key"`
+	Pipeline   string `json:"pipeline"`
+	Step       string `json:"step"`
+	RunID      string `json:"run_id"`
+	Dirty      bool   `json:"dirty,omitempty"`
+	Experiment bool   `json:"experiment,omitempty"`
+	// Preview names the branch whose preview made the outputs.
+	Preview string              `json:"preview,omitempty"`
+	Created time.Time           `json:"created"`
+	Outputs map[string]Artifact `json:"outputs"`
+	Metrics map[string]float64  `json:"metrics,omitempty"`
+	Log     *Artifact           `json:"log,omitempty"`
 }
 
 // Pipeline is what plan compares a pipeline against: pipelines/<name>.json,
@@ -343,6 +349,11 @@ func readRecord(sn *Snapshot, ref, p string, v any) (bool, error) {
 type Records struct {
 	Snapshot *Snapshot
 	Ref      string
+	// Previews are pull-request previews' records: Run and Cache read
+	// them for a run or a cache entry the state ref lacks, so that the
+	// apply after a merge reuses what the branch's preview made.
+	// Everything else reads the state ref alone.
+	Previews []Records
 }
 
 // CheckLayout fails when the top of the state holds a file. zen keeps its
@@ -367,24 +378,71 @@ func (r Records) CheckLayout() error {
 	return nil
 }
 
-// Run reads the record of run id.
+// Run reads the record of run id, from a preview when the state ref
+// lacks it.
 func (r Records) Run(id string) (*Run, bool, error) {
 	var rec Run
-	ok, err := readRecord(r.Snapshot, r.Ref, RunPath(id), &rec)
+	ok, err := r.read(RunPath(id), &rec)
 	if !ok || err != nil {
 		return nil, ok, err
 	}
 	return &rec, true, nil
 }
 
-// Cache reads the cache entry of key.
+// Cache reads the cache entry of key, from a preview when the state ref
+// lacks it.
 func (r Records) Cache(key string) (*Cache, bool, error) {
 	var rec Cache
-	ok, err := readRecord(r.Snapshot, r.Ref, CachePath(key), &rec)
+	ok, err := r.read(CachePath(key), &rec)
 	if !ok || err != nil {
 		return nil, ok, err
 	}
 	return &rec, true, nil
+}
+
+// read reads the record at p from the state ref, else from the first
+// preview that has it.
+func (r Records) read(p string, v any) (bool, error) {
+	ok, err := readRecord(r.Snapshot, r.Ref, p, v)
+	if ok || err != nil {
+		return ok, err
+	}
+	for _, pr := range r.Previews {
+		if ok, err := readRecord(pr.Snapshot, pr.Ref, p, v); ok || err != nil {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+// Adopt returns, as files to record on the state ref, the cache entry of
+// key and the record of run id when only a preview has them: an apply
+// that reuses a preview's outputs records where they came from, so that
+// the state ref alone traces them, whatever becomes of the preview.
+func (r Records) Adopt(key, id string) (map[string][]byte, error) {
+	if len(r.Previews) == 0 {
+		return nil, nil
+	}
+	files := map[string][]byte{}
+	for _, p := range []string{CachePath(key), RunPath(id)} {
+		if _, ok, err := r.Snapshot.Read(p); ok || err != nil {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		for _, pr := range r.Previews {
+			data, ok, err := pr.Snapshot.Read(p)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				files[p] = data
+				break
+			}
+		}
+	}
+	return files, nil
 }
 
 // Pipeline reads the latest fingerprints of a pipeline.

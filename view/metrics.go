@@ -73,22 +73,28 @@ func Diff(out io.Writer, d *zen.Diff) error {
 		fmt.Fprintln(w, noRows(d))
 		return w.err
 	}
+	rowsText(w, d.Kind, "OLD", "NEW", d.Rows)
+	return w.err
+}
+
+// rowsText draws a diff's rows as a text table whose value columns are
+// named old and new.
+func rowsText(w io.Writer, kind, old, new string, rows []zen.DiffRow) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	head := "\tSTEP\tMETRIC"
-	if d.Kind != "metrics" {
+	if kind != "metrics" {
 		head = "\tPARAMETER"
 	}
-	fmt.Fprintln(tw, head+"\tOLD\tNEW\tDELTA\t%")
-	for _, r := range d.Rows {
+	fmt.Fprintln(tw, head+"\t"+old+"\t"+new+"\tDELTA\t%")
+	for _, r := range rows {
 		name := r.Name
-		if d.Kind == "metrics" {
+		if kind == "metrics" {
 			name = r.Step + "\t" + r.Name
 		}
 		delta, pct := deltaText(r)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", mark(r.Change), name, value(r.Old), value(r.New), delta, pct)
 	}
 	tw.Flush()
-	return w.err
 }
 
 // DiffMarkdown draws a metrics or parameters diff as a GitHub-flavoured
@@ -102,16 +108,23 @@ func DiffMarkdown(out io.Writer, d *zen.Diff) error {
 		fmt.Fprintln(w, noRows(d))
 		return w.err
 	}
-	if d.Kind == "metrics" {
-		fmt.Fprintln(w, "| Step | Metric | Old | New | Δ | % |")
+	rowsMarkdown(w, d.Kind, "Old", "New", d.Rows)
+	return w.err
+}
+
+// rowsMarkdown draws a diff's rows as a GitHub-flavoured table whose value
+// columns are named old and new, the new value of a change in bold.
+func rowsMarkdown(w io.Writer, kind, old, new string, rows []zen.DiffRow) {
+	if kind == "metrics" {
+		fmt.Fprintf(w, "| Step | Metric | %s | %s | Δ | %% |\n", old, new)
 		fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: |")
 	} else {
-		fmt.Fprintln(w, "| Parameter | Old | New | Δ | % |")
+		fmt.Fprintf(w, "| Parameter | %s | %s | Δ | %% |\n", old, new)
 		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: |")
 	}
-	for _, r := range d.Rows {
+	for _, r := range rows {
 		name := cell(r.Name)
-		if d.Kind == "metrics" {
+		if kind == "metrics" {
 			name = cell(r.Step) + " | " + name
 		}
 		nv := cell(value(r.New))
@@ -121,18 +134,23 @@ func DiffMarkdown(out io.Writer, d *zen.Diff) error {
 		delta, pct := deltaText(r)
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", name, cell(value(r.Old)), nv, delta, pct)
 	}
-	return w.err
 }
 
 // diffTitle is a diff's first line; a diff of two pipelines' runs says so.
 func diffTitle(d *zen.Diff, title, run, pipeline string) string {
 	title = fmt.Sprintf(title, d.Kind)
-	r := func(id string) string { return fmt.Sprintf(run, id) }
+	r := func(ref zen.RunRef) string {
+		s := fmt.Sprintf(run, ref.ID)
+		if ref.Preview != "" {
+			s += " (preview of " + ref.Preview + ")"
+		}
+		return s
+	}
 	p := func(name string) string { return fmt.Sprintf(pipeline, name) }
 	if d.SamePipeline() {
-		return fmt.Sprintf("%s of pipeline %s: %s against %s", title, p(d.New.Pipeline), r(d.New.ID), r(d.Old.ID))
+		return fmt.Sprintf("%s of pipeline %s: %s against %s", title, p(d.New.Pipeline), r(d.New), r(d.Old))
 	}
-	return fmt.Sprintf("%s of %s (pipeline %s) against %s (pipeline %s): runs of different pipelines", title, r(d.New.ID), p(d.New.Pipeline), r(d.Old.ID), p(d.Old.Pipeline))
+	return fmt.Sprintf("%s of %s (pipeline %s) against %s (pipeline %s): runs of different pipelines", title, r(d.New), p(d.New.Pipeline), r(d.Old), p(d.Old.Pipeline))
 }
 
 func noRows(d *zen.Diff) string {

@@ -26,6 +26,9 @@ func Markdown(w io.Writer, p *plan.Plan) {
 	}
 	fmt.Fprintf(w, "Stack `%s` (%s) · %s · %s\n", p.Stack, mdEscape(p.Store), src, state)
 	var notes []string
+	if p.Preview != nil {
+		notes = append(notes, PreviewNote(p.Preview))
+	}
 	if p.Source.Dirty {
 		notes = append(notes, fmt.Sprintf("the work tree has uncommitted changes (%s): runs will be recorded as dirty", plural(len(p.Source.Changed), "path")))
 	}

@@ -175,6 +175,9 @@ func Header(w io.Writer, p *plan.Plan, s Style) {
 		fmt.Fprintf(w, "%s the work tree has uncommitted changes (%s): runs will be recorded as dirty (%s)\n",
 			s.paint("33", "!"), plural(len(p.Source.Changed), "path"), short(strings.TrimPrefix(p.Source.DirtyDigest, "sha256:")))
 	}
+	if p.Preview != nil {
+		fmt.Fprintf(w, "%s %s\n", s.paint("33", "!"), PreviewNote(p.Preview))
+	}
 	if len(p.Overrides) > 0 {
 		var sets []string
 		for _, o := range p.Overrides {
@@ -189,9 +192,18 @@ func Header(w io.Writer, p *plan.Plan, s Style) {
 	fmt.Fprintln(w)
 }
 
+// PreviewNote says what a preview's apply records, and what it leaves
+// to the apply after the merge.
+func PreviewNote(pv *plan.Preview) string {
+	return fmt.Sprintf("preview of branch %s: runs are recorded on %s only; the model versions and stage moves below are what the apply after the merge makes", pv.Branch, pv.Ref)
+}
+
 // Why explains a step's action in one line.
 func Why(st *plan.Step) string {
 	if st.Action == plan.Cached {
+		if st.Preview != "" {
+			return fmt.Sprintf("cached (key %s, from run %s, preview of %s)", short(st.Key), st.CachedFrom, st.Preview)
+		}
 		return fmt.Sprintf("cached (key %s, from run %s)", short(st.Key), st.CachedFrom)
 	}
 	parts := make([]string, len(st.Reasons))
@@ -220,6 +232,12 @@ func Summary(p *plan.Plan) string {
 	if sum.Baselines > 0 {
 		models += ", " + plural(sum.Baselines, "baseline") + " to move"
 	}
+	if p.Preview != nil {
+		if sum.Run == 0 {
+			return fmt.Sprintf("Preview: %s cached, nothing to run; after the merge%s.", plural(sum.Cached, "step"), afterMerge(models))
+		}
+		return fmt.Sprintf("Preview: %s to run, %s to run, %d cached; after the merge%s.", plural(sum.Pipelines, "pipeline"), plural(sum.Run, "step"), sum.Cached, afterMerge(models))
+	}
 	if !p.Changes() {
 		return fmt.Sprintf("No changes. %s cached; nothing to run%s.", plural(sum.Cached, "step"), models)
 	}
@@ -227,6 +245,15 @@ func Summary(p *plan.Plan) string {
 		return fmt.Sprintf("Plan: %s; %s cached, none to run.", strings.TrimPrefix(models, ", "), plural(sum.Cached, "step"))
 	}
 	return fmt.Sprintf("Plan: %s to run, %s to run, %d cached%s.", plural(sum.Pipelines, "pipeline"), plural(sum.Run, "step"), sum.Cached, models)
+}
+
+// afterMerge is what a preview's model changes come to: ": 1 new
+// version, 1 stage change", or ": no model changes".
+func afterMerge(models string) string {
+	if models == "" {
+		return ": no model changes"
+	}
+	return ":" + strings.TrimPrefix(models, ",")
 }
 
 func plural(n int, word string) string {

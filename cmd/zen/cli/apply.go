@@ -124,15 +124,19 @@ func applyPlan(ctx context.Context, g *globals, sess *session, pl *zen.Planned, 
 		fmt.Fprintln(g.stderr)
 	}
 	res, err := sess.Apply(ctx, pl, opts)
+	ref := sess.state.Ref()
+	if p.Preview != nil {
+		ref = p.Preview.Ref
+	}
 	if pl.Pushed && g.output == "text" && res.StateCommit != "" {
-		defer fmt.Fprintf(g.stdout, "pushed %s to %s\n", sess.state.Ref(), pl.Remote)
+		defer fmt.Fprintf(g.stdout, "pushed %s to %s\n", ref, pl.Remote)
 	}
 	if res != nil {
 		if g.output == "json" {
 			if jerr := writeJSON(g.stdout, map[string]any{"changes": true, "runs": res.Runs, "baselines": res.Baselines, "models": res.Models, "state_commit": res.StateCommit}); jerr != nil {
 				return jerr
 			}
-		} else if perr := view.Applied(g.stdout, res, sess.state.Ref()); perr != nil {
+		} else if perr := view.Applied(g.stdout, res, ref); perr != nil {
 			return perr
 		}
 	}
@@ -146,7 +150,7 @@ func applySaved(ctx context.Context, f *planFlags, args []string) (*session, *ze
 	if len(args) > 1 {
 		return nil, nil, fmt.Errorf("a plan file is applied alone: %s was given with %s", name, strings.Join(args[1:], " "))
 	}
-	if f.stack != "" || f.noCache || len(f.sets) > 0 {
+	if f.stack != "" || f.noCache || len(f.sets) > 0 || f.preview {
 		return nil, nil, fmt.Errorf("%s carries the stack, pipelines, --no-cache and --set it was made with: apply it without them", name)
 	}
 	// Not blocking on a FIFO: a plan file is a regular file.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,8 @@ import (
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/plan/render"
 	"github.com/zen-dev/zen/schema"
+	"github.com/zen-dev/zen/view"
+	"github.com/zen-dev/zen/view/chart"
 )
 
 // planFlags are shared by plan and apply.
@@ -33,11 +36,17 @@ type planFlags struct {
 	stderr   io.Writer
 	// lockTimeout is how long apply waits for another apply in the clone.
 	lockTimeout time.Duration
+	// preview plans (and applies) a pull-request preview of branch ("":
+	// the work tree's branch).
+	preview bool
+	branch  string
 }
 
 func (f *planFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.stack, "stack", "", "the `NAME` of the stack to use (default: $ZEN_STACK, then zen stack use, then the repository's default_stack)")
 	cmd.Flags().BoolVar(&f.noCache, "no-cache", false, "run every step, reusing nothing")
+	cmd.Flags().BoolVar(&f.preview, "preview", false, "a pull-request preview: plan against the state ref, record the runs on refs/zen/preview/BRANCH only (no baseline, model version or stage moves)")
+	cmd.Flags().StringVar(&f.branch, "branch", "", "with --preview, the `BRANCH` previewed (default: the work tree's branch; a CI job names the pull request's source branch)")
 	cmd.Flags().StringArrayVar(&f.sets, "set", nil, "override a parameter for one experiment: `PIPELINE.PARAM=VALUE`, a field of a struct parameter (PIPELINE.PARAM.FIELD=VALUE), or a step's own (PIPELINE.STEP.PARAM=VALUE); repeatable")
 }
 
@@ -48,11 +57,21 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (*session, 
 	if _, err := schema.ParseOverrides(f.sets); err != nil {
 		return nil, nil, err
 	}
+	if f.branch != "" && !f.preview {
+		return nil, nil, errors.New("--branch names the branch of a preview: add --preview")
+	}
 	sess, err := open(f.g, false)
 	if err != nil {
 		return nil, nil, err
 	}
+	var branch string
+	if f.preview {
+		if branch, err = sess.PreviewBranch(f.branch); err != nil {
+			return nil, nil, err
+		}
+	}
 	pl, err := sess.Plan(ctx, zen.PlanOptions{
+		Preview:     branch,
 		Stack:       f.stack,
 		Pipelines:   pipelines,
 		NoCache:     f.noCache,
@@ -71,7 +90,7 @@ func makePlan(ctx context.Context, f *planFlags, pipelines []string) (*session, 
 func newPlan(g *globals) *cobra.Command {
 	var f planFlags
 	var detailed bool
-	var out string
+	var out, plotsDir, plotsURL string
 	cmd := &cobra.Command{
 		Use:   "plan [PIPELINE...]",
 		Short: "Show which steps would run and why, and which are cached",
@@ -115,6 +134,9 @@ make, stages or baselines to move).`,
   zen plan --output markdown > comment.md`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.g = g
+			if plotsDir != "" && !f.preview || plotsURL != "" && plotsDir == "" {
+				return errors.New("--plots draws a preview's plots (add --preview), and --plots-url says where --plots DIR is served")
+			}
 			sess, pl, err := makePlan(cmd.Context(), &f, args)
 			if err != nil {
 				return err
@@ -129,6 +151,25 @@ make, stages or baselines to move).`,
 			}
 			if err != nil {
 				return err
+			}
+			if pl.Plan.Preview != nil && g.output != "json" {
+				// What the preview ran, for the pull request's comment.
+				rep, err := sess.PreviewReport(cmd.Context(), pl)
+				if err != nil {
+					return err
+				}
+				links, err := writePreviewPlots(g, rep, plotsDir, plotsURL)
+				if err != nil {
+					return err
+				}
+				if g.output == "markdown" {
+					err = view.PreviewReportMarkdown(g.stdout, rep, func(pipeline string, p *zen.Plot) string { return links[pipeline+"."+p.Name] })
+				} else {
+					err = view.PreviewReport(g.stdout, rep)
+				}
+				if err != nil {
+					return err
+				}
 			}
 			if out != "" {
 				if out == "text" || out == "json" || out == "markdown" {
@@ -160,6 +201,8 @@ make, stages or baselines to move).`,
 	f.register(cmd)
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when there is something to apply, 0 when there is nothing")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "also save the plan to `FILE`, for zen apply FILE")
+	cmd.Flags().StringVar(&plotsDir, "plots", "", "with --preview, draw the preview runs' plot outputs as SVG files in `DIR` (PIPELINE.STEP.OUTPUT.svg), linked from the markdown")
+	cmd.Flags().StringVar(&plotsURL, "plots-url", "", "with --plots, the `URL` the folder is served at (the CI job's artifacts): the markdown links URL/FILE instead of DIR/FILE")
 	return cmd
 }
 
@@ -191,4 +234,35 @@ func saveFile(name string, write func(io.Writer) error) error {
 		os.Remove(f.Name())
 	}
 	return err
+}
+
+// writePreviewPlots draws the plots of a preview's report into dir (none
+// when dir is ""), and returns each one's link by PIPELINE.STEP.OUTPUT:
+// url/FILE, else the file's path as given.
+func writePreviewPlots(g *globals, rep *zen.PreviewReport, dir, url string) (map[string]string, error) {
+	links := map[string]string{}
+	if dir == "" {
+		return links, nil
+	}
+	if err := os.MkdirAll(g.path(dir), 0o755); err != nil {
+		return nil, fmt.Errorf("--plots: %w", err)
+	}
+	for _, pp := range rep.Pipelines {
+		for _, p := range pp.Plots {
+			svg, err := chart.DrawSVG(p)
+			if err != nil {
+				return nil, fmt.Errorf("plot %s of run %s: %w", p.Name, pp.Run, err)
+			}
+			name := pp.Pipeline + "." + p.Name + ".svg"
+			if err := saveFile(filepath.Join(g.path(dir), name), func(w io.Writer) error { _, err := w.Write(svg); return err }); err != nil {
+				return nil, fmt.Errorf("--plots: %w", err)
+			}
+			link := filepath.ToSlash(filepath.Join(dir, name))
+			if url != "" {
+				link = strings.TrimSuffix(url, "/") + "/" + name
+			}
+			links[pp.Pipeline+"."+p.Name] = link
+		}
+	}
+	return links, nil
 }

@@ -317,16 +317,15 @@ func (p *Project) RunPair(a, b string) (*state.Run, *state.Run, error) {
 	if a == "" && rb.Preview != "" {
 		// A preview against the state ref's latest run of its pipeline:
 		// what the branch changes.
-		ra, err := latestRun(state.Records{Snapshot: recs.Snapshot, Ref: recs.Ref}, func(r *state.Run) bool {
-			return r.Pipeline == rb.Pipeline && r.ID != rb.ID
-		})
-		if err != nil {
-			return nil, nil, err
+		for ra, err := range recs.RunsOf(rb.Pipeline, "") {
+			if err != nil {
+				return nil, nil, err
+			}
+			if ra.ID != rb.ID {
+				return ra, rb, nil
+			}
 		}
-		if ra == nil {
-			return nil, nil, fmt.Errorf("run %s, the preview of %s, has no run of pipeline %s on %s to compare with; name both runs (A B)", rb.ID, rb.Preview, rb.Pipeline, recs.Ref)
-		}
-		return ra, rb, nil
+		return nil, nil, fmt.Errorf("run %s, the preview of %s, has no run of pipeline %s on %s to compare with; name both runs (A B)", rb.ID, rb.Preview, rb.Pipeline, recs.Ref)
 	}
 	if a != "" {
 		ra, err := findRun(recs, a)
@@ -335,11 +334,10 @@ func (p *Project) RunPair(a, b string) (*state.Run, *state.Run, error) {
 		}
 		return ra, rb, nil
 	}
-	ra, ok, err := recs.PreviousRun(rb.ID, rb.Pipeline)
-	if err != nil {
-		return nil, nil, err
-	}
-	if ok {
+	for ra, err := range recs.RunsOf(rb.Pipeline, rb.ID) {
+		if err != nil {
+			return nil, nil, err
+		}
 		return ra, rb, nil
 	}
 	return nil, nil, fmt.Errorf("run %s is the first of pipeline %s: there is no run before it to compare with; name both runs (A B)", rb.ID, rb.Pipeline)

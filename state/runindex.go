@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"path"
 	"path/filepath"
@@ -36,80 +37,100 @@ type runEntry struct {
 	e        object.TreeEntry
 }
 
-// PreviousRun returns the latest run of pipeline recorded before run id,
-// in the order RunIDs lists them; ok is false when there is none, or no
-// run id. Only the run it returns is decoded: of the records between, it
-// reads the version and pipeline, and it remembers their pipelines in the
-// git dir (see runIndexFile), so that asking again costs tree entries.
-func (r Records) PreviousRun(id, pipeline string) (*Run, bool, error) {
-	var runs []runEntry
-	err := r.Snapshot.walk("runs", func(p string, e object.TreeEntry) error {
-		if strings.HasSuffix(p, ".json") {
-			runs = append(runs, runEntry{id: strings.TrimSuffix(path.Base(p), ".json"), path: p, e: e})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, false, err
-	}
-	at := slices.IndexFunc(runs, func(e runEntry) bool { return e.id == id })
-	if at < 0 {
-		return nil, false, nil
-	}
-	s := r.Snapshot.s
-	index := s.loadRunIndex()
-	learned := false
-	for i := at - 1; i >= 0; i-- {
-		e := runs[i]
-		if e.path != RunPath(e.id) {
-			// Run(id) reads the record only where zen writes it.
-			continue
-		}
-		p, ok := index[e.e.Hash]
-		var data []byte
-		if !ok {
-			if data, p, err = r.runPipeline(e); err != nil {
-				return nil, false, err
+// RunsOf yields the recorded runs of pipeline, newest first (the reverse
+// of the order RunIDs lists them); with before, only those listed before
+// run before, and none when there is no such run. It decodes only the
+// runs it yields: of the others it reads the version and pipeline, and
+// it remembers their pipelines in the git dir (see runIndexFile), so that
+// asking again costs tree entries. An error ends the sequence.
+func (r Records) RunsOf(pipeline, before string) iter.Seq2[*Run, error] {
+	return func(yield func(*Run, error) bool) {
+		var runs []runEntry
+		err := r.Snapshot.walk("runs", func(p string, e object.TreeEntry) error {
+			if strings.HasSuffix(p, ".json") {
+				runs = append(runs, runEntry{id: strings.TrimSuffix(path.Base(p), ".json"), path: p, e: e})
 			}
-			index[e.e.Hash], learned = p, true
+			return nil
+		})
+		if err != nil {
+			yield(nil, err)
+			return
 		}
-		if p != pipeline {
-			continue
+		at := len(runs)
+		if before != "" {
+			at = slices.IndexFunc(runs, func(e runEntry) bool { return e.id == before })
 		}
-		var run *Run
-		if data != nil {
-			run = new(Run)
+		s := r.Snapshot.s
+		index := s.loadRunIndex()
+		learned := false
+		defer func() {
+			if learned {
+				s.saveRunIndex(index, runs)
+			}
+		}()
+		fail := func(err error) {
+			learned = false // a search that failed writes nothing
+			yield(nil, err)
+		}
+		for i := at - 1; i >= 0; i-- {
+			e := runs[i]
+			if e.path != RunPath(e.id) {
+				// Run(id) reads the record only where zen writes it.
+				continue
+			}
+			p, ok := index[e.e.Hash]
+			var data []byte
+			if !ok {
+				if data, p, err = r.runPipeline(e); err != nil {
+					fail(err)
+					return
+				}
+				index[e.e.Hash], learned = p, true
+			}
+			if p != pipeline {
+				continue
+			}
+			if data == nil {
+				if data, err = r.runRecord(e); err != nil {
+					fail(err)
+					return
+				}
+			}
+			run := new(Run)
 			if err := decode(data, run); err != nil {
-				return nil, false, &CorruptError{Ref: r.Ref, Commit: r.Snapshot.Commit(), Path: e.path, Err: err}
+				fail(&CorruptError{Ref: r.Ref, Commit: r.Snapshot.Commit(), Path: e.path, Err: err})
+				return
 			}
-		} else if run, _, err = r.Run(e.id); err != nil {
-			return nil, false, err
+			if run.Pipeline != pipeline {
+				// A record edited by hand can name two pipelines; the one
+				// decoding keeps is the last.
+				continue
+			}
+			if !yield(run, nil) {
+				return
+			}
 		}
-		if run.Pipeline != pipeline {
-			// A record edited by hand can name two pipelines; the one
-			// decoding keeps is the last.
-			continue
-		}
-		if learned {
-			s.saveRunIndex(index, runs)
-		}
-		return run, true, nil
 	}
-	if learned {
-		s.saveRunIndex(index, runs)
+}
+
+// runRecord reads the record of a run entry, as Snapshot.Read would.
+func (r Records) runRecord(e runEntry) ([]byte, error) {
+	if e.e.Mode == filemode.Submodule {
+		return nil, r.Snapshot.errorf(e.path, "not a file")
 	}
-	return nil, false, nil
+	data, err := r.Snapshot.s.load(e.e.Hash, plumbing.BlobObject)
+	if err != nil {
+		return nil, r.Snapshot.errorf(e.path, "%w", err)
+	}
+	return data, nil
 }
 
 // runPipeline reads a run record and the pipeline it names, checking its
 // version as decode does.
 func (r Records) runPipeline(e runEntry) ([]byte, string, error) {
-	if e.e.Mode == filemode.Submodule {
-		return nil, "", r.Snapshot.errorf(e.path, "not a file")
-	}
-	data, err := r.Snapshot.s.load(e.e.Hash, plumbing.BlobObject)
+	data, err := r.runRecord(e)
 	if err != nil {
-		return nil, "", r.Snapshot.errorf(e.path, "%w", err)
+		return nil, "", err
 	}
 	p, err := recordPipeline(data)
 	if err != nil {

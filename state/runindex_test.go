@@ -31,7 +31,16 @@ func runIndexRepo(t *testing.T, pipelines ...string) (string, []string) {
 	return dir, ids
 }
 
-// previousByDecoding is what PreviousRun must find: every run before id
+// previous is the first run RunsOf(pipeline, id) yields; ok is false
+// when it yields none.
+func previous(r Records, id, pipeline string) (*Run, bool, error) {
+	for run, err := range r.RunsOf(pipeline, id) {
+		return run, err == nil, err
+	}
+	return nil, false, nil
+}
+
+// previousByDecoding is what RunsOf must yield first: every run before id
 // decoded in turn, newest first.
 func previousByDecoding(t *testing.T, r Records, id, pipeline string) string {
 	t.Helper()
@@ -51,17 +60,17 @@ func previousByDecoding(t *testing.T, r Records, id, pipeline string) string {
 	return ""
 }
 
-// PreviousRun finds, for every run, the run decoding every record would
-// find, with no index, with the index it wrote, and with the index of
-// another state; asked again, it reads tree entries and the run it
-// returns, not the records between.
-func TestPreviousRun(t *testing.T) {
+// RunsOf yields first, before every run, the run decoding every record
+// would find, and all of a pipeline's runs, newest first: with no index,
+// with the index it wrote, and with a damaged one. Asked again, it reads
+// tree entries and the run it yields, not the records between.
+func TestRunsOf(t *testing.T) {
 	pipelines := []string{"rare", "p", "q", "p", "q", "q", "other", "p", "q", "q", "q", "q", "rare", "p"}
 	dir, ids := runIndexRepo(t, pipelines...)
 	s := gitTestOpen(t, dir)
 	index := filepath.Join(s.commonDir, runIndexFile)
 	// A record outside its run's place, between ids[3] and ids[7] of p:
-	// Run does not read it, and neither does PreviousRun.
+	// Run does not read it, and neither does RunsOf.
 	gitTestCommit(t, s, gitTestHead(t, s).Commit(), map[string]string{
 		"runs/202602/20260101-999999.000-lost.json": `{"version": 1, "id": "20260101-999999.000-lost", "pipeline": "p"}`})
 	check := func(when string) {
@@ -70,19 +79,36 @@ func TestPreviousRun(t *testing.T) {
 		r := Records{Snapshot: gitTestHead(t, s), Ref: DefaultRef}
 		for i, id := range ids {
 			want := previousByDecoding(t, r, id, pipelines[i])
-			run, ok, err := r.PreviousRun(id, pipelines[i])
+			run, ok, err := previous(r, id, pipelines[i])
 			if err != nil {
-				t.Fatalf("%s: PreviousRun(%s): %v", when, id, err)
+				t.Fatalf("%s: RunsOf(%s): %v", when, id, err)
 			}
 			got := ""
 			if ok {
 				got = run.ID
 				if run.Pipeline != pipelines[i] || run.Steps["train"] == nil {
-					t.Errorf("%s: PreviousRun(%s) = %+v, not a decoded run of %s", when, id, run, pipelines[i])
+					t.Errorf("%s: RunsOf(%s) = %+v, not a decoded run of %s", when, id, run, pipelines[i])
 				}
 			}
 			if got != want {
-				t.Errorf("%s: PreviousRun(%s, %s) = %q, want %q", when, id, pipelines[i], got, want)
+				t.Errorf("%s: RunsOf(%s, %s) = %q, want %q", when, id, pipelines[i], got, want)
+			}
+		}
+		for _, p := range []string{"p", "q", "rare", "nope"} {
+			var got, want []string
+			for i := len(ids) - 1; i >= 0; i-- {
+				if pipelines[i] == p {
+					want = append(want, ids[i])
+				}
+			}
+			for run, err := range r.RunsOf(p, "") {
+				if err != nil {
+					t.Fatalf("%s: RunsOf(%s): %v", when, p, err)
+				}
+				got = append(got, run.ID)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: RunsOf(%s) = %q, want %q", when, p, got, want)
 			}
 		}
 	}
@@ -91,8 +117,8 @@ func TestPreviousRun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no index written: %v", err)
 	}
-	if n := strings.Count(string(data), "\n"); n != len(ids) { // the header, and each run but the last
-		t.Errorf("index has %d lines, want %d:\n%s", n, len(ids), data)
+	if n := strings.Count(string(data), "\n"); n != 1+len(ids) { // the header, and each run
+		t.Errorf("index has %d lines, want %d:\n%s", n, 1+len(ids), data)
 	}
 	check("with the index")
 
@@ -101,21 +127,21 @@ func TestPreviousRun(t *testing.T) {
 	s = gitTestOpen(t, dir)
 	s.reads.Store(0)
 	r := Records{Snapshot: gitTestHead(t, s), Ref: DefaultRef}
-	if run, ok, err := r.PreviousRun(ids[12], "rare"); err != nil || !ok || run.ID != ids[0] {
-		t.Fatalf("PreviousRun of the latest rare run = %v, %v, %v", run, ok, err)
+	if run, ok, err := previous(r, ids[12], "rare"); err != nil || !ok || run.ID != ids[0] {
+		t.Fatalf("the rare run before the latest = %v, %v, %v", run, ok, err)
 	}
 	if n := s.reads.Load(); n != 6 { // commit, root tree, runs, two shards, the record
-		t.Errorf("with the index, PreviousRun read %d objects, want 6", n)
+		t.Errorf("with the index, RunsOf read %d objects, want 6", n)
 	}
 	s = gitTestOpen(t, dir)
 	os.Remove(index)
 	s.reads.Store(0)
 	r = Records{Snapshot: gitTestHead(t, s), Ref: DefaultRef}
-	if _, _, err := r.PreviousRun(ids[12], "rare"); err != nil {
+	if _, _, err := previous(r, ids[12], "rare"); err != nil {
 		t.Fatal(err)
 	}
 	if n := s.reads.Load(); n != 6+11 {
-		t.Errorf("without the index, PreviousRun read %d objects, want 17 (the 11 records between too)", n)
+		t.Errorf("without the index, RunsOf read %d objects, want 17 (the 11 records between too)", n)
 	}
 
 	// An index of other records, and lines a crash or an editor damaged,
@@ -131,17 +157,17 @@ func TestPreviousRun(t *testing.T) {
 	check("with an index of another version")
 
 	// No such run, and the first of its pipeline.
-	if run, ok, err := r.PreviousRun("20990101-000000.000-000000", "p"); ok || err != nil {
-		t.Errorf("PreviousRun of no run = %v, %v, %v", run, ok, err)
+	if run, ok, err := previous(r, "20990101-000000.000-000000", "p"); ok || err != nil {
+		t.Errorf("the run before no run = %v, %v, %v", run, ok, err)
 	}
-	if run, ok, err := r.PreviousRun(ids[0], "rare"); ok || err != nil {
-		t.Errorf("PreviousRun of the first run = %v, %v, %v", run, ok, err)
+	if run, ok, err := previous(r, ids[0], "rare"); ok || err != nil {
+		t.Errorf("the run before the first = %v, %v, %v", run, ok, err)
 	}
 }
 
 // A record between that zen cannot read stops the search with a
 // CorruptError naming it, as decoding it did, and writes no index.
-func TestPreviousRunCorrupt(t *testing.T) {
+func TestRunsOfCorrupt(t *testing.T) {
 	for _, tt := range []struct{ body, want string }{
 		{`{"version": 2, "pipeline": "p"}`, "record version 2; this zen reads version 1 (upgrade zen)"},
 		{`{"pipeline": "p", "steps": {}}`, "no version field"},
@@ -155,10 +181,10 @@ func TestPreviousRunCorrupt(t *testing.T) {
 			bad := RunPath("20260101-101500.000-000000")[:len("runs/202601/")] + "20260101-999999.000-bad.json"
 			gitTestCommit(t, s, gitTestHead(t, s).Commit(), map[string]string{bad: tt.body})
 			r := Records{Snapshot: gitTestHead(t, s), Ref: DefaultRef}
-			_, _, err := r.PreviousRun(ids[2], "p")
+			_, _, err := previous(r, ids[2], "p")
 			var ce *CorruptError
 			if !errors.As(err, &ce) || ce.Path != bad || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("PreviousRun past %s: %v, want a CorruptError of %s: %s", tt.body, err, bad, tt.want)
+				t.Fatalf("RunsOf past %s: %v, want a CorruptError of %s: %s", tt.body, err, bad, tt.want)
 			}
 			if _, err := os.Stat(filepath.Join(s.commonDir, runIndexFile)); err == nil {
 				t.Error("an index was written for a search that failed")

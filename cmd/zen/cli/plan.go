@@ -158,7 +158,7 @@ make, stages or baselines to move).`,
 				if err != nil {
 					return err
 				}
-				links, err := writePreviewPlots(g, rep, plotsDir, plotsURL)
+				links, err := writePreviewPlots(g, sess, rep, plotsDir, plotsURL)
 				if err != nil {
 					return err
 				}
@@ -184,12 +184,8 @@ make, stages or baselines to move).`,
 				}
 				// A plan file in the work tree, not ignored, makes the
 				// tree dirty: the plan it holds is stale at once.
-				if abs, err := filepath.Abs(g.path(out)); err == nil {
-					if rel, err := filepath.Rel(sess.ws.Root, abs); err == nil && filepath.IsLocal(rel) {
-						if changed, _, err := sess.ws.Changes(); err == nil && slices.Contains(changed, filepath.ToSlash(rel)) {
-							fmt.Fprintf(g.stderr, "zen: %s is in the work tree and not ignored by git: it makes the tree dirty, so the plan it holds no longer applies. Add it to .gitignore (zen init ignores *.zen), or save the plan outside the work tree.\n", out)
-						}
-					}
+				if dirties(sess, g.path(out)) {
+					fmt.Fprintf(g.stderr, "zen: %s is in the work tree and not ignored by git: it makes the tree dirty, so the plan it holds no longer applies. Add it to .gitignore (zen init ignores *.zen), or save the plan outside the work tree.\n", out)
 				}
 			}
 			if detailed && pl.Plan.Changes() {
@@ -239,7 +235,7 @@ func saveFile(name string, write func(io.Writer) error) error {
 // writePreviewPlots draws the plots of a preview's report into dir (none
 // when dir is ""), and returns each one's link by PIPELINE.STEP.OUTPUT:
 // url/FILE, else the file's path as given.
-func writePreviewPlots(g *globals, rep *zen.PreviewReport, dir, url string) (map[string]string, error) {
+func writePreviewPlots(g *globals, sess *session, rep *zen.PreviewReport, dir, url string) (map[string]string, error) {
 	links := map[string]string{}
 	if dir == "" {
 		return links, nil
@@ -264,5 +260,27 @@ func writePreviewPlots(g *globals, rep *zen.PreviewReport, dir, url string) (map
 			links[pp.Pipeline+"."+p.Name] = link
 		}
 	}
+	if dirties(sess, g.path(dir)) {
+		fmt.Fprintf(g.stderr, "zen: %s is in the work tree and not ignored by git: it makes the tree dirty, and a dirty tree makes no model version. Draw the plots outside the work tree (in CI, a temporary folder), or add it to .gitignore.\n", dir)
+	}
 	return links, nil
+}
+
+// dirties says whether the file or folder at path, just written, is in
+// sess's work tree and not ignored by git: it makes the tree dirty.
+func dirties(sess *session, path string) bool {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(sess.ws.Root, abs)
+	if err != nil || !filepath.IsLocal(rel) {
+		return false
+	}
+	changed, _, err := sess.ws.Changes()
+	if err != nil {
+		return false
+	}
+	rel = filepath.ToSlash(rel)
+	return slices.ContainsFunc(changed, func(c string) bool { return c == rel || strings.HasPrefix(c, rel+"/") })
 }

@@ -114,6 +114,14 @@ nested params.yaml has them) and keeps the others. The value must be of
 the declared value's kind (a parameter declared a string takes the text
 as typed); a path to no parameter names the ones there are.
 
+--preview plans a pull-request preview of the branch (--branch, else the
+work tree's): what zen apply --preview would run and record on
+refs/zen/preview/BRANCH, then a report of what the preview ran: metrics
+and parameters against the state ref's latest run, failed steps with
+their logs' tails, each stage move's challenger against its champion and
+gate, and plot outputs (--plots DIR draws them). Model versions and stage
+moves are shown as the apply after the merge will make them.
+
 Plan never runs anything. It fetches the state ref from the git remote
 first (see zen state) and brings the local one up to it; it records
 nothing of its own.
@@ -131,7 +139,8 @@ make, stages or baselines to move).`,
   zen plan --set get-started.train.n_est=50   # a field of the struct parameter train
   zen plan --detailed-exitcode --output json > plan.json
   zen plan -o plan.zen     # then: zen apply plan.zen
-  zen plan --output markdown > comment.md`,
+  zen plan --output markdown > comment.md
+  zen plan --preview --branch feature/lr --output markdown --plots "$RUNNER_TEMP/plots"`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.g = g
 			if plotsDir != "" && !f.preview || plotsURL != "" && plotsDir == "" {

@@ -109,6 +109,10 @@ func (p *Project) Apply(ctx context.Context, pl *Planned, opts ApplyOptions) (*a
 // preview's ref and pushes that ref; the state ref is left as it is.
 func (p *Project) applyPreview(ctx context.Context, pl *Planned, opts ApplyOptions) (*apply.Result, error) {
 	if !pl.Plan.Changes() {
+		if pl.Remote != "" && pl.previewAhead {
+			// Runs an earlier preview could not push.
+			return nil, pl.preview.Push(ctx, pl.Remote, pl.previewRemoteHead)
+		}
 		return nil, nil
 	}
 	signer, keyID, verifier, err := p.Signer(pl.Stack)
@@ -125,7 +129,7 @@ func (p *Project) applyPreview(ctx context.Context, pl *Planned, opts ApplyOptio
 	if err != nil && !errors.As(err, &re) {
 		return nil, err
 	}
-	if pl.Remote != "" && res != nil && res.StateCommit != "" {
+	if pl.Remote != "" && res != nil && (res.StateCommit != "" || pl.previewAhead) {
 		if perr := pl.preview.Push(ctx, pl.Remote, pl.previewRemoteHead); perr != nil {
 			err = errors.Join(err, perr)
 		} else {

@@ -108,10 +108,11 @@ func (p *Project) Apply(ctx context.Context, pl *Planned, opts ApplyOptions) (*a
 // applyPreview runs what a preview's plan runs, records the runs on the
 // preview's ref and pushes that ref; the state ref is left as it is.
 func (p *Project) applyPreview(ctx context.Context, pl *Planned, opts ApplyOptions) (*apply.Result, error) {
-	if opts.Detach {
-		return nil, fmt.Errorf("--detach: a preview runs attached, so that its plan and comment show the results")
-	}
 	if !pl.Plan.Changes() {
+		if pl.Remote != "" && pl.previewAhead {
+			// Runs an earlier preview could not push.
+			return nil, pl.preview.Push(ctx, pl.Remote, pl.previewRemoteHead)
+		}
 		return nil, nil
 	}
 	signer, keyID, verifier, err := p.Signer(pl.Stack)
@@ -128,7 +129,7 @@ func (p *Project) applyPreview(ctx context.Context, pl *Planned, opts ApplyOptio
 	if err != nil && !errors.As(err, &re) {
 		return nil, err
 	}
-	if pl.Remote != "" && res != nil && res.StateCommit != "" {
+	if pl.Remote != "" && res != nil && (res.StateCommit != "" || pl.previewAhead) {
 		if perr := pl.preview.Push(ctx, pl.Remote, pl.previewRemoteHead); perr != nil {
 			err = errors.Join(err, perr)
 		} else {
@@ -141,6 +142,9 @@ func (p *Project) applyPreview(ctx context.Context, pl *Planned, opts ApplyOptio
 // Detachable says why the plan's stack cannot apply detached (Detach),
 // nil when it can: only a slurm stack's jobs run on without zen.
 func (pl *Planned) Detachable() error {
+	if pl.preview != nil {
+		return errors.New("--detach: a preview runs attached, so that the plan made after it shows its results")
+	}
 	if pl.Stack.Orchestrator.Flavor != "slurm" {
 		return fmt.Errorf("--detach: stack %s runs its steps in this process (orchestrator %s); only a slurm stack's jobs run on without zen", pl.Stack.Name, pl.Stack.Orchestrator.Flavor)
 	}

@@ -76,9 +76,11 @@ type Planned struct {
 	// The clone's apply lock (ForApply only).
 	lock *state.ApplyLock
 
-	// A preview's ref, and its remote's commit when pulled.
+	// A preview's ref, its remote's commit when pulled, and whether it
+	// has commits the remote lacks.
 	preview           *state.Store
 	previewRemoteHead string
+	previewAhead      bool
 }
 
 // Release releases the clone's apply lock a plan for Apply holds, if it
@@ -150,7 +152,7 @@ func (p *Project) Plan(ctx context.Context, opts PlanOptions) (_ *Planned, err e
 	}
 	var previews []state.Records
 	if opts.Preview != "" {
-		if pl.preview, pl.previewRemoteHead, err = p.pullPreview(ctx, opts.Preview, pl.Remote, opts.ForApply, log); err != nil {
+		if pl.preview, pl.previewRemoteHead, pl.previewAhead, err = p.pullPreview(ctx, opts.Preview, pl.Remote, opts.ForApply, log); err != nil {
 			return nil, err
 		}
 		snap, err := pl.preview.Head()

@@ -24,31 +24,32 @@ import (
 // pullPreview opens branch's preview ref and brings it up to remote's (""
 // for none). For an apply it also records what a stopped preview apply
 // had finished, and a remote that cannot be read is an error.
-func (p *Project) pullPreview(ctx context.Context, branch, remote string, forApply bool, log io.Writer) (*state.Store, string, error) {
+func (p *Project) pullPreview(ctx context.Context, branch, remote string, forApply bool, log io.Writer) (_ *state.Store, remoteHead string, ahead bool, _ error) {
 	ref, err := state.PreviewRef(branch)
 	if err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	}
 	st, err := state.Open(p.ws.Root, ref)
 	if err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	}
-	var head string
 	if remote != "" {
 		sync, err := st.Pull(ctx, remote)
 		switch {
 		case err != nil && forApply:
-			return nil, "", err
+			return nil, "", false, err
 		case err == nil:
-			head = sync.RemoteHead
+			remoteHead, ahead = sync.RemoteHead, sync.Ahead > 0
 		}
 	}
 	if forApply {
-		if _, err := recoverJournals(ctx, st, log); err != nil {
-			return nil, "", err
+		recovered, err := recoverJournals(ctx, st, log)
+		if err != nil {
+			return nil, "", false, err
 		}
+		ahead = ahead || recovered && remote != ""
 	}
-	return st, head, nil
+	return st, remoteHead, ahead, nil
 }
 
 // previewRecords are the records of every preview the clone has, fetched

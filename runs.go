@@ -68,7 +68,14 @@ func (p *Project) Run(id string) (*state.Run, error) {
 }
 
 // findRun resolves a run id, a unique prefix of one, or "latest" in recs.
+// A whole id is found on the state ref or, failing that, in a preview
+// (recs.Previews); a prefix or "latest", on the state ref.
 func findRun(recs state.Records, id string) (*state.Run, error) {
+	if id != "latest" && id != "" {
+		if r, ok, err := recs.Run(id); ok || err != nil {
+			return r, err
+		}
+	}
 	ids, err := recs.RunIDs()
 	if err != nil {
 		return nil, err

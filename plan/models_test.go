@@ -190,3 +190,79 @@ func TestVersionSteps(t *testing.T) {
 		}
 	}
 }
+
+// TestPreviewPlan plans a preview whose outputs a branch's preview made:
+// its steps are cached from the preview, no baseline moves, only steps to
+// run count as changes, and a new version's gate is evaluated on the
+// reused outputs' metrics. The plan on the default branch after the merge
+// reuses them the same way, and moves the baseline.
+func TestPreviewPlan(t *testing.T) {
+	src := files{"data.csv": "sha256:d1", "load.py": "sha256:l1", "train.py": "sha256:t1", "exe:python3": "sha256:py"}
+	cfg := pipeline()
+	g, err := gate.Parse("score >= 0.5", []string{"production"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Models = map[string]*schema.Model{"m": {Name: "m", Versions: map[string]json.RawMessage{"1.0.0": json.RawMessage(`{}`)},
+		Stages: map[string]string{"production": "1.0.0"}, Gates: map[string]*gate.Expr{"production": g}, Pipeline: "p", Step: "train", Output: "model"}}
+	rec := &modelState{recorded: recorded{cache: map[string]*state.Cache{}, pipelines: map[string]*state.Pipeline{}}}
+	st := store{}
+	record(t, cfg, src, &rec.recorded, st)
+	rec.pipelines = map[string]*state.Pipeline{} // the base branch never ran p
+	for _, c := range rec.cache {
+		c.Preview, c.RunID = "feat", "pr1"
+		if c.Step == "train" {
+			c.Metrics = map[string]float64{"score": 0.9}
+		}
+	}
+	pv := &Preview{Branch: "feat", Ref: "refs/zen/preview/feat"}
+	p, err := Compute(context.Background(), cfg, rec, src, st, Options{Source: Source{Commit: "c2"}, Preview: pv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Preview != pv || p.Pipelines[0].Baseline != nil || p.Changes() {
+		t.Errorf("preview plan: preview %v, baseline %+v, changes %v; want the preview, no baseline, no changes", p.Preview, p.Pipelines[0].Baseline, p.Changes())
+	}
+	for _, s := range p.Pipelines[0].Steps {
+		if s.Action != Cached || s.Preview != "feat" || s.CachedFrom != "pr1" {
+			t.Errorf("step %s: %s from %q (preview %q); want cached from the preview's run", s.Name, s.Action, s.CachedFrom, s.Preview)
+		}
+	}
+	var stage *ModelChange
+	for _, c := range p.Models {
+		if c.Stage == "production" {
+			stage = c
+		}
+	}
+	if stage == nil || stage.GatePending || strings.Join(stage.GateResults, "") != "score >= 0.5: 0.9 ✓" || stage.Refused != "" {
+		t.Fatalf("production: %+v; want the gate evaluated on the preview's metrics and passed", stage)
+	}
+	if sum := p.Summary(); sum.Versions != 1 || sum.Promotions != 1 {
+		t.Errorf("summary %+v: want the version and the stage move the merge makes", sum)
+	}
+
+	// A failing gate is refused before the merge.
+	for _, c := range rec.cache {
+		if c.Step == "train" {
+			c.Metrics = map[string]float64{"score": 0.3}
+		}
+	}
+	if p, err = Compute(context.Background(), cfg, rec, src, st, Options{Source: Source{Commit: "c2"}, Preview: pv}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range p.Models {
+		if c.Stage == "production" && (c.Refused != "gate failed" || strings.Join(c.GateResults, "") != "score >= 0.5: 0.3 ✗") {
+			t.Errorf("production with score 0.3: %+v; want the gate failed", c)
+		}
+	}
+
+	// After the merge: the same keys, cached from the preview; the
+	// baseline moves; that is a change.
+	p, err = Compute(context.Background(), cfg, rec, src, st, Options{Source: Source{Commit: "c3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Summary().Run != 0 || p.Pipelines[0].Baseline == nil || !p.Changes() {
+		t.Errorf("after the merge: %d to run, baseline %+v, changes %v; want nothing to run and the baseline moving", p.Summary().Run, p.Pipelines[0].Baseline, p.Changes())
+	}
+}

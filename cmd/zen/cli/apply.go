@@ -49,6 +49,13 @@ outputs they stored, running nothing again: its cache keys are theirs. A
 pipeline whose steps are all cached runs nothing, but its baseline moves
 to what was applied, so that the next plan explains itself against it.
 
+With --preview, apply runs the steps a branch changes for its pull request
+and records the runs on refs/zen/preview/BRANCH (--branch, else the work
+tree's), pushed beside the state ref: no baseline, model version or stage
+moves. zen plan --preview then shows what they gave. The apply after the
+merge reuses their outputs (the cache keys are the same), runs nothing
+they ran, and records their runs on the state ref.
+
 zen apply PLANFILE applies a plan saved by zen plan -o PLANFILE, with the
 stack, pipelines and --set it was made with, and only if it still holds:
 the state ref, the source commit and the work tree are as they were, and
@@ -60,7 +67,8 @@ or a '/' is a plan file: pipeline names have neither.)`,
   zen apply --set training.n_estimators=200
   zen apply get-started --set get-started.train.n_est=50 --set get-started.train.max_depth=8
   zen apply --stack hpc --detach && zen runs watch
-  zen plan -o plan.zen && zen apply plan.zen`,
+  zen plan -o plan.zen && zen apply plan.zen
+  zen apply --preview --branch feature/lr   # in a pull request's job`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.g, f.forApply, f.stderr = g, true, g.stderr
 			var sess *session

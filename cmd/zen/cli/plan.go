@@ -114,6 +114,14 @@ nested params.yaml has them) and keeps the others. The value must be of
 the declared value's kind (a parameter declared a string takes the text
 as typed); a path to no parameter names the ones there are.
 
+--preview plans a pull-request preview of the branch (--branch, else the
+work tree's): what zen apply --preview would run and record on
+refs/zen/preview/BRANCH, then a report of what the preview ran: metrics
+and parameters against the state ref's latest run, failed steps with
+their logs' tails, each stage move's challenger against its champion and
+gate, and plot outputs (--plots DIR draws them). Model versions and stage
+moves are shown as the apply after the merge will make them.
+
 Plan never runs anything. It fetches the state ref from the git remote
 first (see zen state) and brings the local one up to it; it records
 nothing of its own.
@@ -131,7 +139,8 @@ make, stages or baselines to move).`,
   zen plan --set get-started.train.n_est=50   # a field of the struct parameter train
   zen plan --detailed-exitcode --output json > plan.json
   zen plan -o plan.zen     # then: zen apply plan.zen
-  zen plan --output markdown > comment.md`,
+  zen plan --output markdown > comment.md
+  zen plan --preview --branch feature/lr --output markdown --plots "$RUNNER_TEMP/plots"`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.g = g
 			if plotsDir != "" && !f.preview || plotsURL != "" && plotsDir == "" {
@@ -158,7 +167,7 @@ make, stages or baselines to move).`,
 				if err != nil {
 					return err
 				}
-				links, err := writePreviewPlots(g, rep, plotsDir, plotsURL)
+				links, err := writePreviewPlots(g, sess, rep, plotsDir, plotsURL)
 				if err != nil {
 					return err
 				}
@@ -184,12 +193,8 @@ make, stages or baselines to move).`,
 				}
 				// A plan file in the work tree, not ignored, makes the
 				// tree dirty: the plan it holds is stale at once.
-				if abs, err := filepath.Abs(g.path(out)); err == nil {
-					if rel, err := filepath.Rel(sess.ws.Root, abs); err == nil && filepath.IsLocal(rel) {
-						if changed, _, err := sess.ws.Changes(); err == nil && slices.Contains(changed, filepath.ToSlash(rel)) {
-							fmt.Fprintf(g.stderr, "zen: %s is in the work tree and not ignored by git: it makes the tree dirty, so the plan it holds no longer applies. Add it to .gitignore (zen init ignores *.zen), or save the plan outside the work tree.\n", out)
-						}
-					}
+				if dirties(sess, g.path(out)) {
+					fmt.Fprintf(g.stderr, "zen: %s is in the work tree and not ignored by git: it makes the tree dirty, so the plan it holds no longer applies. Add it to .gitignore (zen init ignores *.zen), or save the plan outside the work tree.\n", out)
 				}
 			}
 			if detailed && pl.Plan.Changes() {
@@ -239,7 +244,7 @@ func saveFile(name string, write func(io.Writer) error) error {
 // writePreviewPlots draws the plots of a preview's report into dir (none
 // when dir is ""), and returns each one's link by PIPELINE.STEP.OUTPUT:
 // url/FILE, else the file's path as given.
-func writePreviewPlots(g *globals, rep *zen.PreviewReport, dir, url string) (map[string]string, error) {
+func writePreviewPlots(g *globals, sess *session, rep *zen.PreviewReport, dir, url string) (map[string]string, error) {
 	links := map[string]string{}
 	if dir == "" {
 		return links, nil
@@ -264,5 +269,27 @@ func writePreviewPlots(g *globals, rep *zen.PreviewReport, dir, url string) (map
 			links[pp.Pipeline+"."+p.Name] = link
 		}
 	}
+	if dirties(sess, g.path(dir)) {
+		fmt.Fprintf(g.stderr, "zen: %s is in the work tree and not ignored by git: it makes the tree dirty, and a dirty tree makes no model version. Draw the plots outside the work tree (in CI, a temporary folder), or add it to .gitignore.\n", dir)
+	}
 	return links, nil
+}
+
+// dirties says whether the file or folder at path, just written, is in
+// sess's work tree and not ignored by git: it makes the tree dirty.
+func dirties(sess *session, path string) bool {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(sess.ws.Root, abs)
+	if err != nil || !filepath.IsLocal(rel) {
+		return false
+	}
+	changed, _, err := sess.ws.Changes()
+	if err != nil {
+		return false
+	}
+	rel = filepath.ToSlash(rel)
+	return slices.ContainsFunc(changed, func(c string) bool { return c == rel || strings.HasPrefix(c, rel+"/") })
 }

@@ -69,7 +69,7 @@ func (a *applier) recordSubmission(ctx context.Context) (*Result, error) {
 		}
 		sub.Runs = append(sub.Runs, run.ID)
 		res.Runs = append(res.Runs, run)
-		if err := put(files, state.RunPath(run.ID), run); err != nil {
+		if err := state.AddRun(files, run); err != nil {
 			return cancel(err)
 		}
 		summary = append(summary, fmt.Sprintf("%s run %s submitted (%d jobs)", run.Pipeline, run.ID, jobs))

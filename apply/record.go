@@ -47,7 +47,7 @@ func (a *applier) record(ctx context.Context, files map[string][]byte) (*Result,
 			failed = append(failed, run)
 		}
 		res.Runs = append(res.Runs, run)
-		if err := put(files, state.RunPath(run.ID), run); err != nil {
+		if err := state.AddRun(files, run); err != nil {
 			return nil, err
 		}
 		for _, n := range pr.nodes {

@@ -232,11 +232,9 @@ func (s *Store) Recover(ctx context.Context, l *LeftJournal) (string, error) {
 		r.Status = StatusCancelled
 		r.Error = fmt.Sprintf("zen apply was stopped before it recorded this run; the next apply recorded the %d steps that had finished", len(r.Steps))
 		r.Finished = l.Modified
-		b, err := Encode(r)
-		if err != nil {
+		if err := AddRun(files, r); err != nil {
 			return "", err
 		}
-		files[RunPath(r.ID)] = b
 		lines = append(lines, fmt.Sprintf("Run: %s %s %s", r.ID, r.Pipeline, r.Status))
 	}
 	for _, c := range l.Cache {

@@ -59,6 +59,10 @@ func TestJournalRecover(t *testing.T) {
 	if n, errs := recs.Check(); n != 3 || len(errs) != 0 {
 		t.Errorf("Check = %d, %v", n, errs)
 	}
+	// With its index entry: the pipeline's runs are found from the tree.
+	if data, ok, err := recs.Snapshot.Read(RunIndexPath(run.ID)); err != nil || !ok || string(data) != "p\n" {
+		t.Errorf("index entry of the recovered run = %q, %v, %v", data, ok, err)
+	}
 	if left, _ := s.LeftJournals(); len(left) != 0 {
 		t.Errorf("journal kept after Recover: %+v", left)
 	}

@@ -86,8 +86,9 @@ func TestPreviewRecords(t *testing.T) {
 	}
 
 	files, err := recs.Adopt("k2", "20261202-100000.000-bbbbbb")
-	if err != nil || len(files) != 2 || files[CachePath("k2")] == nil || files[RunPath("20261202-100000.000-bbbbbb")] == nil {
-		t.Errorf("Adopt(k2) = %v, %v; want the cache entry and the run", keys(files), err)
+	if err != nil || len(files) != 3 || files[CachePath("k2")] == nil || files[RunPath("20261202-100000.000-bbbbbb")] == nil ||
+		string(files[RunIndexPath("20261202-100000.000-bbbbbb")]) != "p\n" {
+		t.Errorf("Adopt(k2) = %v, %v; want the cache entry, the run and its index entry", keys(files), err)
 	}
 	if files, err := recs.Adopt("k1", "20261201-100000.000-aaaaaa"); err != nil || len(files) != 0 {
 		t.Errorf("Adopt(k1) = %v, %v; want nothing: the state ref has both", keys(files), err)

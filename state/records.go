@@ -154,12 +154,63 @@ type Fingerprint struct {
 
 // RunPath is where the record of run id is kept. Run ids start with the
 // UTC date (20261123-101500.123-3fa2c1), and runs are sharded by month.
-func RunPath(id string) string {
-	shard := "other"
-	if len(id) >= 6 {
-		shard = id[:6]
+func RunPath(id string) string { return path.Join("runs", runShard(id), id+".json") }
+
+// runShard is the month folder of run id, in runs/ and in the index.
+func runShard(id string) string {
+	if len(id) < 6 {
+		return "other"
 	}
-	return path.Join("runs", shard, id+".json")
+	return id[:6]
+}
+
+// RunIndexDir holds the index of the runs' pipelines, sharded by month
+// as runs/ is: an entry per run (see RunIndexPath) whose content is its
+// pipeline's name. Finding a pipeline's runs reads these tree entries and
+// a blob per pipeline, not the records.
+const RunIndexDir = "run-pipelines"
+
+// RunIndexPath is the index entry of run id: run-pipelines/<yyyymm>/<id>
+// beside runs/<yyyymm>/<id>.json. Its content is the run's pipeline's
+// name and a newline, one blob that every entry of the pipeline shares.
+// Every writer of a run record writes its entry in the same commit (see
+// AddRun).
+func RunIndexPath(id string) string { return path.Join(RunIndexDir, runShard(id), id) }
+
+var (
+	// indexPipelineRE is a pipeline name zen's schema accepts, and more:
+	// what an index entry holds, a line with no space or quote.
+	indexPipelineRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	// indexIDRE is a run id as zen makes them, and more: one path segment.
+	indexIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+)
+
+// indexable says whether run id of pipeline can have an index entry:
+// zen's names and ids always can; a record edited by hand to name another
+// pipeline or id may not, and RunsOf then reads it as it reads a record
+// recorded before the index.
+func indexable(pipeline, id string) bool {
+	return len(pipeline) <= 255 && len(id) <= 255 && indexPipelineRE.MatchString(pipeline) && indexIDRE.MatchString(id)
+}
+
+// AddRun adds to files, a Change's, the record of run at RunPath and its
+// index entry (IndexRun).
+func AddRun(files map[string][]byte, run *Run) error {
+	data, err := Encode(run)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", RunPath(run.ID), err)
+	}
+	files[RunPath(run.ID)] = data
+	IndexRun(files, run.Pipeline, run.ID)
+	return nil
+}
+
+// IndexRun adds to files, a Change's, the index entry of run id of
+// pipeline, unless the two cannot have one (see indexable).
+func IndexRun(files map[string][]byte, pipeline, id string) {
+	if indexable(pipeline, id) {
+		files[RunIndexPath(id)] = []byte(pipeline + "\n")
+	}
 }
 
 // CachePath is where the cache entry of key is kept, sharded by its first
@@ -416,9 +467,10 @@ func (r Records) read(p string, v any) (bool, error) {
 }
 
 // Adopt returns, as files to record on the state ref, the cache entry of
-// key and the record of run id when only a preview has them: an apply
-// that reuses a preview's outputs records where they came from, so that
-// the state ref alone traces them, whatever becomes of the preview.
+// key and the record of run id (with its index entry) when only a preview
+// has them: an apply that reuses a preview's outputs records where they
+// came from, so that the state ref alone traces them, whatever becomes of
+// the preview.
 func (r Records) Adopt(key, id string) (map[string][]byte, error) {
 	if len(r.Previews) == 0 {
 		return nil, nil
@@ -438,6 +490,14 @@ func (r Records) Adopt(key, id string) (map[string][]byte, error) {
 			}
 			if ok {
 				files[p] = data
+				if p == RunPath(id) {
+					// Indexed under the pipeline the record names; one
+					// that names none is read as a record from before the
+					// index.
+					if pipeline, err := recordPipeline(data); err == nil {
+						IndexRun(files, pipeline, id)
+					}
+				}
 				break
 			}
 		}

@@ -182,14 +182,14 @@ func (p *Project) PreviewReport(ctx context.Context, pl *Planned) (*PreviewRepor
 	rep := &PreviewReport{Branch: pn.Preview.Branch, Pipelines: []*PreviewPipeline{}}
 	for _, pp := range pn.Pipelines {
 		pv := &PreviewPipeline{Pipeline: pp.Name}
-		run, err := latestRun(own, func(r *state.Run) bool {
-			return r.Pipeline == pp.Name && r.SourceCommit == pn.Source.Commit && r.Dirty == pn.Source.Dirty
+		run, err := latestRun(own, pp.Name, func(r *state.Run) bool {
+			return r.SourceCommit == pn.Source.Commit && r.Dirty == pn.Source.Dirty
 		})
 		if err != nil {
 			return nil, err
 		}
-		base, err := latestRun(main, func(r *state.Run) bool {
-			return r.Pipeline == pp.Name && !r.Experiment && r.Status == state.StatusSucceeded
+		base, err := latestRun(main, pp.Name, func(r *state.Run) bool {
+			return !r.Experiment && r.Status == state.StatusSucceeded
 		})
 		if err != nil {
 			return nil, err
@@ -306,18 +306,15 @@ func hasPlots(r *state.Run) bool {
 	return false
 }
 
-// latestRun is the newest run of recs that match accepts, nil for none.
-func latestRun(recs state.Records, match func(*state.Run) bool) (*state.Run, error) {
-	ids, err := recs.RunIDs()
-	if err != nil {
-		return nil, err
-	}
-	for i := len(ids) - 1; i >= 0; i-- {
-		r, ok, err := recs.Run(ids[i])
+// latestRun is the newest run of pipeline in recs that match accepts, nil
+// for none. It reads the records of the pipeline's runs only (see
+// state.Records.RunsOf).
+func latestRun(recs state.Records, pipeline string, match func(*state.Run) bool) (*state.Run, error) {
+	for r, err := range recs.RunsOf(pipeline, "") {
 		if err != nil {
 			return nil, err
 		}
-		if ok && match(r) {
+		if match(r) {
 			return r, nil
 		}
 	}

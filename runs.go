@@ -40,11 +40,23 @@ func (p *Project) Runs(q RunsQuery) ([]*state.Run, error) {
 	if err != nil {
 		return nil, err
 	}
+	var runs []*state.Run
+	if q.Pipeline != "" {
+		// The index finds the pipeline's runs; only theirs are read.
+		for r, err := range recs.RunsOf(q.Pipeline, "") {
+			if err != nil {
+				return nil, err
+			}
+			if runs = append(runs, r); len(runs) == q.Limit {
+				break
+			}
+		}
+		return runs, nil
+	}
 	ids, err := recs.RunIDs()
 	if err != nil {
 		return nil, err
 	}
-	var runs []*state.Run
 	for i := len(ids) - 1; i >= 0 && (q.Limit <= 0 || len(runs) < q.Limit); i-- {
 		r, _, err := recs.Run(ids[i])
 		if err != nil {

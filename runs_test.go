@@ -109,6 +109,13 @@ func TestRuns(t *testing.T) {
 	if limited, _ := p.Runs(RunsQuery{Limit: 1}); len(limited) != 1 || limited[0].ID != runs[0].ID {
 		t.Errorf("limit 1: %+v", limited)
 	}
+	// A pipeline's runs, found through the index of runs by pipeline.
+	if demo, err := p.Runs(RunsQuery{Pipeline: "demo"}); err != nil || len(demo) != 2 || demo[0].ID != runs[0].ID || demo[1].ID != first {
+		t.Errorf("runs of demo: %+v, %v", demo, err)
+	}
+	if demo, err := p.Runs(RunsQuery{Pipeline: "demo", Limit: 1}); err != nil || len(demo) != 1 || demo[0].ID != runs[0].ID {
+		t.Errorf("runs of demo, limit 1: %+v, %v", demo, err)
+	}
 	if r, err := p.Run("latest"); err != nil || r.ID != runs[0].ID {
 		t.Errorf("latest: %v, %v", r, err)
 	}

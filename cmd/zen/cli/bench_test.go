@@ -204,8 +204,10 @@ func metricsRun(id, pipeline string, i int, at time.Time) *state.Run {
 // metricsState records n runs on a new repository in dir, on its state
 // ref in one commit: run i of pipeline pipelineOf(i), one every 50
 // minutes from 2026-01-01, so that the runs fill a year's monthly shards.
-// It returns the run ids, oldest first.
-func metricsState(b *testing.B, dir string, n int, pipelineOf func(i int) string) []string {
+// With indexed, each run has its entry in the index of the runs'
+// pipelines, as zen records runs; without, the records are alone, as zen
+// recorded them before the index. It returns the run ids, oldest first.
+func metricsState(b *testing.B, dir string, n int, pipelineOf func(i int) string, indexed bool) []string {
 	b.Helper()
 	gitRun(b, dir, "init", "-q")
 	gitRun(b, dir, "commit", "-q", "--allow-empty", "-m", "x")
@@ -222,7 +224,14 @@ func metricsState(b *testing.B, dir string, n int, pipelineOf func(i int) string
 	for i := range n {
 		at := start.Add(time.Duration(i) * 50 * time.Minute)
 		ids[i] = at.Format("20060102-150405.000") + fmt.Sprintf("-%06x", i)
-		data, err := state.Encode(metricsRun(ids[i], pipelineOf(i), i, at))
+		run := metricsRun(ids[i], pipelineOf(i), i, at)
+		if indexed {
+			if err := state.AddRun(files, run); err != nil {
+				b.Fatal(err)
+			}
+			continue
+		}
+		data, err := state.Encode(run)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -235,15 +244,19 @@ func metricsState(b *testing.B, dir string, n int, pipelineOf func(i int) string
 }
 
 // BenchmarkMetricsDiff10000Runs: zen metrics diff on a state ref holding
-// 10,000 runs of a year (target: under 200 ms).
+// 10,000 runs of a year (target: under 200 ms), each with its entry in the
+// index of the runs' pipelines, as zen records them.
 //
 //   - default-pair: the latest run against its pipeline's previous one,
 //     10 pipelines taking turns;
 //   - previous-far: the latest run's pipeline ran once before, as the
 //     oldest run, so the 9,998 runs between are passed over;
 //   - previous-far-cold: the same without .git/zen-run-pipelines, which
-//     remembers the pipelines of the records read through: a clone's
-//     first diff reads every record between;
+//     remembers the pipelines of the unindexed records read through, as
+//     in a fresh clone;
+//   - legacy-previous-far, legacy-previous-far-cold: the same on a state
+//     recorded before the index: a clone's first diff reads every record
+//     between, the next ones the cache;
 //   - named: two runs named by id, far apart;
 //   - process-zen: previous-far by the zen binary, as users run it;
 //   - process-git-show: git show of the same two records, the least a
@@ -266,10 +279,10 @@ func BenchmarkMetricsDiff10000Runs(b *testing.B) {
 		ids []string
 	}
 	repos := map[string]*repo{}
-	get := func(sb *testing.B, name string, pipelineOf func(int) string) *repo {
+	get := func(sb *testing.B, name string, pipelineOf func(int) string, indexed bool) *repo {
 		if repos[name] == nil {
 			dir := b.TempDir()
-			repos[name] = &repo{dir, metricsState(sb, dir, n, pipelineOf)}
+			repos[name] = &repo{dir, metricsState(sb, dir, n, pipelineOf, indexed)}
 		}
 		return repos[name]
 	}
@@ -283,7 +296,7 @@ func BenchmarkMetricsDiff10000Runs(b *testing.B) {
 		}
 		return bin
 	}
-	index := func(r *repo) string { return filepath.Join(r.dir, ".git", "zen-run-pipelines") }
+	cache := func(r *repo) string { return filepath.Join(r.dir, ".git", "zen-run-pipelines") }
 
 	cases := []struct {
 		name string
@@ -293,19 +306,27 @@ func BenchmarkMetricsDiff10000Runs(b *testing.B) {
 		cold bool
 	}{
 		{"default-pair", func(sb *testing.B) (*repo, []string, string) {
-			r := get(sb, "turns", turns)
+			r := get(sb, "turns", turns, true)
 			return r, nil, r.ids[n-11]
 		}, false},
 		{"previous-far", func(sb *testing.B) (*repo, []string, string) {
-			r := get(sb, "far", far)
+			r := get(sb, "far", far, true)
 			return r, nil, r.ids[0]
 		}, false},
 		{"previous-far-cold", func(sb *testing.B) (*repo, []string, string) {
-			r := get(sb, "far", far)
+			r := get(sb, "far", far, true)
+			return r, nil, r.ids[0]
+		}, true},
+		{"legacy-previous-far", func(sb *testing.B) (*repo, []string, string) {
+			r := get(sb, "far-legacy", far, false)
+			return r, nil, r.ids[0]
+		}, false},
+		{"legacy-previous-far-cold", func(sb *testing.B) (*repo, []string, string) {
+			r := get(sb, "far-legacy", far, false)
 			return r, nil, r.ids[0]
 		}, true},
 		{"named", func(sb *testing.B) (*repo, []string, string) {
-			r := get(sb, "turns", turns)
+			r := get(sb, "turns", turns, true)
 			return r, []string{r.ids[3], r.ids[n-2]}, r.ids[3]
 		}, false},
 	}
@@ -323,7 +344,7 @@ func BenchmarkMetricsDiff10000Runs(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				if c.cold {
 					b.StopTimer()
-					if err := os.Remove(index(r)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					if err := os.Remove(cache(r)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 						b.Fatal(err)
 					}
 					b.StartTimer()
@@ -334,9 +355,9 @@ func BenchmarkMetricsDiff10000Runs(b *testing.B) {
 	}
 
 	b.Run("process-zen", func(b *testing.B) {
-		r := get(b, "far", far)
+		r := get(b, "far", far, true)
 		zen := zenBinary(b)
-		zenCmd(b, r.dir, "metrics", "diff") // the index, as after a first diff
+		zenCmd(b, r.dir, "metrics", "diff")
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			cmd := exec.Command(zen, "-C", r.dir, "metrics", "diff")
@@ -346,7 +367,7 @@ func BenchmarkMetricsDiff10000Runs(b *testing.B) {
 		}
 	})
 	b.Run("process-git-show", func(b *testing.B) {
-		r := get(b, "far", far)
+		r := get(b, "far", far, true)
 		a, z := state.DefaultRef+":"+state.RunPath(r.ids[0]), state.DefaultRef+":"+state.RunPath(r.ids[n-1])
 		for i := 0; i < b.N; i++ {
 			cmd := exec.Command("git", "-C", r.dir, "show", a, z)

@@ -696,7 +696,7 @@ func (f *forge) runGitHubJob(name string, job *ghJob, wf *ghWorkflow, c change, 
 			with[k] = val
 		}
 		stepOK := true
-		outputs := map[string]string{}
+		var outputs map[string]string
 		switch {
 		case st.Uses != "" && st.Run != "":
 			f.ts.Fatalf("forge: step %d of job %s has both uses and run", i+1, name)

@@ -34,6 +34,11 @@ bench: build
 	ZEN_BENCH_LARGE=1 $(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 60m ./...
 	scripts/bench
 
+# The long reliability run: kills, races, registry faults, hostile input,
+# forgeries, secret scans and fuzzing, with a summary table (scripts/stress).
+stress: build
+	scripts/stress
+
 # gofmt, go vet and staticcheck (pinned; built once into the module cache).
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:

@@ -188,6 +188,13 @@ func (p *Project) PreviewReport(ctx context.Context, pl *Planned) (*PreviewRepor
 		if err != nil {
 			return nil, err
 		}
+		if run == nil {
+			// Pushed again with nothing new to run: the preview's run
+			// whose outputs the plan reuses.
+			if run, err = reusedPreviewRun(own, pp, pn.Preview.Branch); err != nil {
+				return nil, err
+			}
+		}
 		base, err := latestRun(main, pp.Name, func(r *state.Run) bool {
 			return !r.Experiment && r.Status == state.StatusSucceeded
 		})
@@ -201,6 +208,12 @@ func (p *Project) PreviewReport(ctx context.Context, pl *Planned) (*PreviewRepor
 			pv.Run, pv.Status = run.ID, run.Status
 			if base != nil {
 				pv.Metrics, pv.Params = DiffMetrics(base, run), DiffParams(base, run)
+				// A step that did not run in the preview (it failed, or
+				// one it reads did) has no metrics: not removed ones.
+				pv.Metrics.Rows = slices.DeleteFunc(pv.Metrics.Rows, func(r DiffRow) bool {
+					s := run.Steps[r.Step]
+					return s != nil && s.Status != state.StatusSucceeded && s.Status != state.StatusCached
+				})
 			}
 			for _, name := range runOrder(run) {
 				s := run.Steps[name]
@@ -304,6 +317,22 @@ func hasPlots(r *state.Run) bool {
 		}
 	}
 	return false
+}
+
+// reusedPreviewRun is the newest of the branch's preview runs that the
+// plan of pp reuses outputs of, nil for none.
+func reusedPreviewRun(own state.Records, pp *plan.Pipeline, branch string) (*state.Run, error) {
+	newest := ""
+	for _, s := range pp.Steps {
+		if s.Action == plan.Cached && s.Preview == branch && s.CachedFrom > newest {
+			newest = s.CachedFrom
+		}
+	}
+	if newest == "" {
+		return nil, nil
+	}
+	r, _, err := own.Run(newest)
+	return r, err
 }
 
 // latestRun is the newest run of pipeline in recs that match accepts, nil

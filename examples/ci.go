@@ -41,9 +41,13 @@ type CIStack struct {
 	PublicKey  string // the signer's public_key file, "" when not declared
 
 	// Secrets are all the secrets the workflow needs, as the file's head
-	// lists them; ApplyEnv the ones the apply job passes to zen apply.
-	Secrets  []CISecret
-	ApplyEnv []CISecret
+	// lists them; ApplyEnv the ones zen apply and zen apply --preview
+	// read: the signer's and the steps'. PreviewNeeds are those without
+	// which a preview cannot run: ApplyEnv but the key's password, which
+	// is empty for a key made without one.
+	Secrets      []CISecret
+	ApplyEnv     []CISecret
+	PreviewNeeds []CISecret
 }
 
 // CISecret is a secret a CI workflow reads.
@@ -125,7 +129,7 @@ func NewCIStack(system string, cfg *schema.Config, st *schema.Stack) (*CIStack, 
 	}
 
 	if system == "gitlab" {
-		cs.Secrets = append(cs.Secrets, CISecret{"ZEN_GITLAB_TOKEN", "a project access token with the api and write_repository scopes: it posts the plan and pushes the state"})
+		cs.Secrets = append(cs.Secrets, CISecret{"ZEN_GITLAB_TOKEN", "a project access token with the api and write_repository scopes: it writes the note and pushes the state and the previews"})
 	}
 	cs.Secrets = append(cs.Secrets,
 		CISecret{"REGISTRY_USER", "a user that can push to " + cs.Registry},
@@ -139,6 +143,7 @@ func NewCIStack(system string, cfg *schema.Config, st *schema.Stack) (*CIStack, 
 		pw := CISecret{"COSIGN_PASSWORD", "that key's password (leave it out for a key made with COSIGN_PASSWORD empty)"}
 		cs.Secrets = append(cs.Secrets, key, pw)
 		cs.ApplyEnv = append(cs.ApplyEnv, key, pw)
+		cs.PreviewNeeds = append(cs.PreviewNeeds, key)
 	}
 	for _, s := range stepSecrets(cfg) {
 		if cs.Signed && s.Env == schema.SecretEnv(cs.KeySecret) {
@@ -146,6 +151,7 @@ func NewCIStack(system string, cfg *schema.Config, st *schema.Stack) (*CIStack, 
 		}
 		cs.Secrets = append(cs.Secrets, s)
 		cs.ApplyEnv = append(cs.ApplyEnv, s)
+		cs.PreviewNeeds = append(cs.PreviewNeeds, s)
 	}
 	return cs, nil
 }

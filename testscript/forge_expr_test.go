@@ -1,6 +1,7 @@
 package testscript
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -14,7 +15,11 @@ func TestGitHubExpressions(t *testing.T) {
 			"event_name": "push", "ref_name": "trunk",
 			"event": map[string]any{"repository": map[string]any{"default_branch": "trunk"}, "pull_request": map[string]any{"number": float64(7)}},
 		}
-		return f.ghContext(path, ghc, map[string]map[string]string{"plan": {"exitcode": "2"}})
+		return f.ghContext(path, &ghContexts{github: ghc, runner: map[string]any{"temp": "/tmp/job"}, steps: map[string]*ghStepResult{
+			"plan":    {outcome: "success", conclusion: "success", outputs: map[string]string{"exitcode": "2"}},
+			"preview": {outcome: "failure", conclusion: "success", outputs: map[string]string{}},
+			"fork":    {outcome: "skipped", conclusion: "skipped", outputs: map[string]string{}},
+		}})
 	}
 	conds := []struct {
 		cond, status string
@@ -31,6 +36,9 @@ func TestGitHubExpressions(t *testing.T) {
 		{"${{ !(github.ref_name == 'main') }}", "success", true},
 		{"github.event.pull_request.number == '7'", "success", true},
 		{"steps.plan.outputs.missing == ''", "success", true},
+		{"steps.preview.outcome == 'failure'", "success", true},
+		{"steps.preview.conclusion == 'failure'", "success", false}, // continue-on-error
+		{"steps.fork.outcome == 'skipped'", "success", true},
 	}
 	for _, c := range conds {
 		got, err := ghCondition(c.cond, ctx, c.status)
@@ -43,6 +51,7 @@ func TestGitHubExpressions(t *testing.T) {
 		"${{ secrets.REGISTRY_USER }}":                            "bot",
 		"${{ secrets.COSIGN_PASSWORD }}":                          "", // documented, not set
 		"a ${{ 'it''s' }} b":                                      "a it's b",
+		"${{ runner.temp }}/plots":                                "/tmp/job/plots",
 	}
 	for in, want := range subst {
 		if got, err := ghSubst(in, ctx); err != nil || got != want {
@@ -53,6 +62,8 @@ func TestGitHubExpressions(t *testing.T) {
 		"${{ github.actor }}":                   "unknown context github.actor",
 		"${{ secrets.NOT_IN_HEAD }}":            "its head does not name it",
 		"${{ steps.nope.outputs.x }}":           "no earlier step has id nope",
+		"${{ steps.plan.status }}":              "unknown context steps.plan.status",
+		"${{ runner.arch }}":                    "unknown context runner.arch",
 		"${{ vars.X }}":                         "unknown context vars.X",
 		"${{ contains(github.ref_name, 'x') }}": "the harness knows only status functions",
 		"${{ github.event.repository }}":        "is an object",
@@ -97,6 +108,50 @@ func TestGitLabRules(t *testing.T) {
 		e := &glExpr{scanner: scanner{src: src, blanks: " "}, vars: vars}
 		if _, err := e.parse(); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err %v, want one saying %q", src, err, want)
+		}
+	}
+}
+
+// The notes API lists as GitLab does: newest first by default, pages of 20
+// at most 100, and a parameter it does not know is an error.
+func TestGitLabNotesList(t *testing.T) {
+	var notes []*glNote
+	for i := 1; i <= 120; i++ {
+		notes = append(notes, &glNote{ID: i, CreatedAt: glTime(i), UpdatedAt: glTime(200 - i)})
+	}
+	ids := func(q string) []int {
+		v, err := url.ParseQuery(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := listNotes(notes, v)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		var out []int
+		for _, n := range list {
+			out = append(out, n.ID)
+		}
+		return out
+	}
+	for q, want := range map[string][2]int{ // the first id and the last
+		"":                               {120, 101},
+		"sort=asc&per_page=100":          {1, 100},
+		"sort=asc&per_page=500&page=2":   {101, 120},
+		"order_by=updated_at&per_page=3": {1, 3}, // the oldest created was updated last
+	} {
+		got := ids(q)
+		if len(got) == 0 || got[0] != want[0] || got[len(got)-1] != want[1] {
+			t.Errorf("%q: %v, want %d … %d", q, got, want[0], want[1])
+		}
+	}
+	if got := ids("sort=asc&page=7"); len(got) != 0 {
+		t.Errorf("page 7 of 120 notes: %v, want none", got)
+	}
+	for q, want := range map[string]string{"search=zen": "parameter search", "sort=up": "sort does not", "per_page=0": "per_page is invalid"} {
+		v, _ := url.ParseQuery(q)
+		if _, err := listNotes(notes, v); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err %v, want one saying %q", q, err, want)
 		}
 	}
 }

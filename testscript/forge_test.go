@@ -10,12 +10,14 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -26,26 +28,35 @@ import (
 // for one event, line by line as written, in bash:
 //
 //	ci-run [-secrets DIR] FILE push BRANCH
-//	ci-run [-secrets DIR] FILE pull_request BRANCH     (GitHub)
-//	ci-run [-secrets DIR] FILE merge_request BRANCH    (GitLab)
+//	ci-run [-secrets DIR] [-fork] FILE pull_request BRANCH   (GitHub)
+//	ci-run [-secrets DIR] FILE merge_request BRANCH          (GitLab)
 //
 // FILE is .github/workflows/*.yml or .gitlab-ci.yml, in the clone in the
 // current directory, whose origin is a bare repository on this machine:
 // the forge's copy. push runs the pipeline for BRANCH as it is there; a
 // pull (merge) request runs it for a merge commit of BRANCH into the
 // default branch (the bare repository's HEAD), as the forge makes one.
+// -fork makes the pull request one from a fork: GitHub then gives the
+// workflow no secrets and a read-only token.
 // The files of DIR are the repository's secrets (GitHub) or CI/CD
-// variables (GitLab), one a file, named as the secret; NAME@file is a
-// GitLab variable of type File, whose value in the job is a file's path.
+// variables (GitLab), one a file, named as the secret; on GitLab,
+// NAME@file is a variable of type File, whose value in the job is a
+// file's path, and NAME@protected (or NAME@file@protected) a protected
+// variable, which reaches only pipelines of protected branches: here the
+// default branch's pushes.
 //
 // Each job runs in a fresh folder under $WORK/forge, with a shallow clone
 // of the commit (as actions/checkout and GitLab's runner make one), the
 // forge's variables, and no other environment. The forge's own steps are
-// emulated: the uses: steps (checkout, setup-go, docker login), the image
-// (golang), and go itself, whose `go install .../cmd/zen@V` puts this
-// test's zen in place. gh is a recorder; GitLab's API is a server on
-// loopback that records the notes curl posts. Comments and notes go to
-// $WORK/forge/pr-N.md or mr-N.md (the latest one) and are named on stdout.
+// emulated: the uses: steps (checkout, setup-go, docker login,
+// upload-artifact), the image (golang), GitLab's artifacts:, and go
+// itself, whose `go install .../cmd/zen@V` puts this test's zen in place.
+// gh is a recorder; GitLab's API is a server on loopback that lists,
+// creates and edits the notes curl sends it. Comments and notes go to
+// $WORK/forge/pr-N.md or mr-N.md (the latest one) and are named on
+// stdout; artifacts go to $WORK/forge/artifacts/run-N/NAME (GitHub) and
+// $WORK/forge/artifacts/job-N/PATH (GitLab); a GitHub job's step summary
+// to $WORK/forge/summary-JOB.md.
 //
 // GitHub's ${{ }} expressions and if: conditions, and GitLab's rules:, are
 // evaluated by a small evaluator that fails the script on any expression,
@@ -54,12 +65,19 @@ import (
 //
 // The command fails when a job that ran failed (use ! ci-run to expect it).
 func cmdCIRun(ts *testscript.TestScript, neg bool, args []string) {
-	secretsDir := ""
-	if len(args) > 1 && args[0] == "-secrets" {
-		secretsDir, args = ts.MkAbs(args[1]), args[2:]
+	secretsDir, fork := "", false
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		switch {
+		case args[0] == "-secrets" && len(args) > 1:
+			secretsDir, args = ts.MkAbs(args[1]), args[2:]
+		case args[0] == "-fork":
+			fork, args = true, args[1:]
+		default:
+			ts.Fatalf("ci-run: unknown flag %s", args[0])
+		}
 	}
 	if len(args) != 3 {
-		ts.Fatalf("usage: ci-run [-secrets DIR] FILE push|pull_request|merge_request BRANCH")
+		ts.Fatalf("usage: ci-run [-secrets DIR] [-fork] FILE push|pull_request|merge_request BRANCH")
 	}
 	f := newForge(ts, secretsDir)
 	file := ts.MkAbs(args[0])
@@ -68,9 +86,15 @@ func cmdCIRun(ts *testscript.TestScript, neg bool, args []string) {
 	var ok bool
 	switch {
 	case filepath.Base(file) == ".gitlab-ci.yml":
+		if fork {
+			ts.Fatalf("ci-run: -fork is for GitHub pull requests")
+		}
 		ok = f.runGitLab(src, args[1], args[2])
 	case filepath.Base(filepath.Dir(file)) == "workflows" && filepath.Base(filepath.Dir(filepath.Dir(file))) == ".github":
-		ok = f.runGitHub(src, args[1], args[2])
+		if fork && args[1] != "pull_request" {
+			ts.Fatalf("ci-run: -fork is for pull requests")
+		}
+		ok = f.runGitHub(src, args[1], args[2], fork)
 	default:
 		ts.Fatalf("ci-run: %s is neither a GitHub workflow nor .gitlab-ci.yml", args[0])
 	}
@@ -85,21 +109,24 @@ func cmdCIRun(ts *testscript.TestScript, neg bool, args []string) {
 // forge is what a CI run sees of the forge: the bare repository, the
 // secrets, and the folder the harness keeps its records in.
 type forge struct {
-	ts       *testscript.TestScript
-	out      io.Writer
-	dir      string            // $WORK/forge
-	remote   string            // the bare repository
-	defBr    string            // its default branch
-	secrets  map[string]string // name → value
-	files    map[string]bool   // the secrets that are GitLab variables of type File
-	head     string            // the workflow file's leading comment
-	zen      string            // this test's zen
-	sysPath  []string          // PATH without zen, for the jobs
-	registry string            // $REGISTRY, which the login names
+	ts        *testscript.TestScript
+	out       io.Writer
+	dir       string            // $WORK/forge
+	remote    string            // the bare repository
+	defBr     string            // its default branch
+	secrets   map[string]string // name → value
+	files     map[string]bool   // the secrets that are GitLab variables of type File
+	protected map[string]bool   // the secrets that are protected GitLab variables
+	head      string            // the workflow file's leading comment
+	zen       string            // this test's zen
+	sysPath   []string          // PATH without zen, for the jobs
+	registry  string            // $REGISTRY, which the login names
+	run       int               // this workflow run's (pipeline's) number
+	mu        sync.Mutex        // the notes API's store
 }
 
 func newForge(ts *testscript.TestScript, secretsDir string) *forge {
-	f := &forge{ts: ts, out: ts.Stdout(), dir: filepath.Join(ts.Getenv("WORK"), "forge"), secrets: map[string]string{}, files: map[string]bool{}, registry: ts.Getenv("REGISTRY")}
+	f := &forge{ts: ts, out: ts.Stdout(), dir: filepath.Join(ts.Getenv("WORK"), "forge"), secrets: map[string]string{}, files: map[string]bool{}, protected: map[string]bool{}, registry: ts.Getenv("REGISTRY")}
 	ts.Check(os.MkdirAll(f.dir, 0o755))
 	url := strings.TrimSpace(f.git(ts.MkAbs("."), "remote", "get-url", "origin"))
 	f.remote = strings.TrimPrefix(url, "file://")
@@ -113,11 +140,27 @@ func newForge(ts *testscript.TestScript, secretsDir string) *forge {
 		for _, e := range ents {
 			b, err := os.ReadFile(filepath.Join(secretsDir, e.Name()))
 			ts.Check(err)
-			name, file := strings.CutSuffix(e.Name(), "@file")
+			name, flags, _ := strings.Cut(e.Name(), "@")
 			f.secrets[name] = string(b)
-			f.files[name] = file
+			for _, fl := range strings.Split(flags, "@") {
+				switch fl {
+				case "":
+				case "file":
+					f.files[name] = true
+				case "protected":
+					f.protected[name] = true
+				default:
+					ts.Fatalf("forge: secret %s: @%s: want @file or @protected", e.Name(), fl)
+				}
+			}
 		}
 	}
+	// Runs are numbered in the order they start, as the forge does.
+	counter := filepath.Join(f.dir, "runs")
+	b, _ := os.ReadFile(counter)
+	f.run, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	f.run++
+	ts.Check(os.WriteFile(counter, []byte(strconv.Itoa(f.run)+"\n"), 0o644))
 	zen, err := exec.LookPath("zen")
 	ts.Check(err)
 	f.zen = zen
@@ -222,14 +265,58 @@ func (f *forge) prepare(event, branch string, refPrefix string) change {
 }
 
 // jobDir makes a fresh folder for a job: home, temp and the work tree's
-// parent, outside every repository.
-func (f *forge) jobDir(job string) string {
+// parent, outside every repository. It returns the job's number too, from
+// 1 in the order jobs start.
+func (f *forge) jobDir(job string) (string, int) {
 	runs, _ := filepath.Glob(filepath.Join(f.dir, "jobs", "*"))
-	dir := filepath.Join(f.dir, "jobs", fmt.Sprintf("%03d-%s", len(runs)+1, strings.ReplaceAll(job, " ", "-")))
+	n := len(runs) + 1
+	dir := filepath.Join(f.dir, "jobs", fmt.Sprintf("%03d-%s", n, strings.ReplaceAll(job, " ", "-")))
 	for _, d := range []string{"home", "temp", "tmp", "bin", "work"} {
 		f.ts.Check(os.MkdirAll(filepath.Join(dir, d), 0o755))
 	}
-	return dir
+	return dir, n
+}
+
+// copyTree copies the regular files under src (a file or a folder) to
+// dst, keeping their paths below src; it returns their paths, slash
+// separated and sorted. Anything but regular files and folders fails the
+// script: the jobs make none.
+func (f *forge) copyTree(src, dst string) []string {
+	var files []string
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return nil
+		case !d.Type().IsRegular():
+			return fmt.Errorf("%s is not a regular file", p)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		out := filepath.Join(dst, rel)
+		if rel == "." {
+			out = filepath.Join(dst, filepath.Base(p))
+			rel = filepath.Base(p)
+		}
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		files = append(files, filepath.ToSlash(rel))
+		return os.WriteFile(out, b, 0o644)
+	})
+	if err != nil {
+		f.ts.Fatalf("forge: artifacts: %v", err)
+	}
+	slices.Sort(files)
+	return files
 }
 
 // install writes the forge's programs for a job into dir/bin: go, whose
@@ -371,23 +458,44 @@ type ghTrigger struct {
 type ghJob struct {
 	If          string            `yaml:"if"`
 	RunsOn      string            `yaml:"runs-on"`
-	Concurrency map[string]any    `yaml:"concurrency"`
+	Concurrency *ghConcurrency    `yaml:"concurrency"`
 	Env         map[string]string `yaml:"env"`
 	Steps       []ghStep          `yaml:"steps"`
 }
 
+type ghConcurrency struct {
+	Group            string `yaml:"group"`
+	CancelInProgress bool   `yaml:"cancel-in-progress"`
+}
+
 type ghStep struct {
-	ID   string            `yaml:"id"`
-	Name string            `yaml:"name"`
-	If   string            `yaml:"if"`
-	Uses string            `yaml:"uses"`
-	With map[string]string `yaml:"with"`
-	Env  map[string]string `yaml:"env"`
-	Run  string            `yaml:"run"`
+	ID              string            `yaml:"id"`
+	Name            string            `yaml:"name"`
+	If              string            `yaml:"if"`
+	Uses            string            `yaml:"uses"`
+	With            map[string]string `yaml:"with"`
+	Env             map[string]string `yaml:"env"`
+	Run             string            `yaml:"run"`
+	ContinueOnError bool              `yaml:"continue-on-error"`
+}
+
+// ghStepResult is a step as the steps context has it: its outcome
+// (success, failure or skipped), its conclusion (the outcome, but success
+// for a failure that continue-on-error lets pass), and its outputs.
+type ghStepResult struct {
+	outcome, conclusion string
+	outputs             map[string]string
+}
+
+// ghContexts are the contexts a job's expressions read.
+type ghContexts struct {
+	github map[string]any
+	runner map[string]any
+	steps  map[string]*ghStepResult // by id, the steps that ran or were skipped so far
 }
 
 // runGitHub runs the workflow's jobs for an event, in the file's order.
-func (f *forge) runGitHub(src []byte, event, branch string) bool {
+func (f *forge) runGitHub(src []byte, event, branch string, fork bool) bool {
 	f.readHead(src)
 	var wf ghWorkflow
 	dec := yaml.NewDecoder(bytes.NewReader(src))
@@ -408,24 +516,40 @@ func (f *forge) runGitHub(src []byte, event, branch string) bool {
 		return true
 	}
 	for k := range f.files {
-		if f.files[k] {
-			f.ts.Fatalf("forge: secret %s@file: GitHub has no secrets of type File", k)
-		}
+		f.ts.Fatalf("forge: secret %s@file: GitHub has no secrets of type File", k)
+	}
+	for k := range f.protected {
+		f.ts.Fatalf("forge: secret %s@protected: GitHub has no protected secrets", k)
 	}
 	c := f.prepare(event, branch, "refs/pull")
+	token := "ghs_harness-token"
+	headRepo := "acme/demo"
+	if fork {
+		// A fork's pull request: no secrets, and a token that only reads.
+		f.secrets = map[string]string{}
+		token, headRepo = "ghs_harness-token-read-only", "someone/demo"
+	}
 	ev := map[string]any{"repository": map[string]any{"default_branch": f.defBr, "full_name": "acme/demo"}}
 	ghc := map[string]any{
-		"event_name": event, "sha": c.sha, "repository": "acme/demo", "token": "ghs_harness-token",
+		"event_name": event, "sha": c.sha, "repository": "acme/demo", "token": token,
+		"server_url": "https://github.com", "run_id": strconv.Itoa(f.run),
 	}
 	if event == "push" {
 		ghc["ref"], ghc["ref_name"] = c.ref, branch
 	} else {
 		ghc["ref"], ghc["ref_name"] = c.ref, strings.TrimPrefix(c.ref, "refs/pull/")
 		ghc["head_ref"], ghc["base_ref"] = branch, f.defBr
-		ev["pull_request"] = map[string]any{"number": float64(c.number)}
+		ev["pull_request"] = map[string]any{
+			"number": float64(c.number),
+			"head":   map[string]any{"ref": branch, "repo": map[string]any{"full_name": headRepo}},
+		}
 	}
 	ghc["event"] = ev
-	fmt.Fprintf(f.out, "workflow %s on %s of %s (default branch %s)\n", wf.Name, event, branch, f.defBr)
+	from := ""
+	if fork {
+		from = " from fork " + headRepo
+	}
+	fmt.Fprintf(f.out, "workflow %s run %d on %s of %s%s (default branch %s)\n", wf.Name, f.run, event, branch, from, f.defBr)
 
 	var order yaml.Node
 	f.ts.Check(yaml.Unmarshal(src, &order))
@@ -483,10 +607,10 @@ func (f *forge) runGitHubJob(name string, job *ghJob, wf *ghWorkflow, c change, 
 	if job.RunsOn != "ubuntu-latest" {
 		f.ts.Fatalf("forge: job %s runs on %q: the harness is ubuntu-latest", name, job.RunsOn)
 	}
-	outputs := map[string]map[string]string{}
+	cx := &ghContexts{github: ghc, steps: map[string]*ghStepResult{}}
 	status := "success"
 	ctx := func(path string) (any, error) {
-		return f.ghContext(path, ghc, outputs)
+		return f.ghContext(path, cx)
 	}
 	run, err := ghCondition(job.If, ctx, status)
 	f.ts.Check(err)
@@ -495,9 +619,19 @@ func (f *forge) runGitHubJob(name string, job *ghJob, wf *ghWorkflow, c change, 
 		return true
 	}
 	fmt.Fprintf(f.out, "job %s: runs\n", name)
-	dir := f.jobDir(name)
+	if job.Concurrency != nil {
+		// One run of a job at a time per group: the harness runs one.
+		group, err := ghSubst(job.Concurrency.Group, ctx)
+		f.ts.Check(err)
+		if group == "" {
+			f.ts.Fatalf("forge: job %s: concurrency without a group", name)
+		}
+		fmt.Fprintf(f.out, "concurrency group %s\n", group)
+	}
+	dir, _ := f.jobDir(name)
 	work := filepath.Join(dir, "work", "demo")
 	f.ts.Check(os.MkdirAll(work, 0o755))
+	cx.runner = map[string]any{"os": "Linux", "temp": filepath.Join(dir, "temp")}
 	evPath := filepath.Join(dir, "temp", "event.json")
 	b, _ := json.Marshal(ev)
 	f.ts.Check(os.WriteFile(evPath, b, 0o644))
@@ -508,6 +642,7 @@ func (f *forge) runGitHubJob(name string, job *ghJob, wf *ghWorkflow, c change, 
 		"GITHUB_REF": ghc["ref"].(string), "GITHUB_REF_NAME": ghc["ref_name"].(string),
 		"GITHUB_SHA": c.sha, "GITHUB_REPOSITORY": "acme/demo", "GITHUB_JOB": name,
 		"GITHUB_SERVER_URL": "https://github.com", "GITHUB_API_URL": "https://api.github.com",
+		"GITHUB_RUN_ID": ghc["run_id"].(string),
 	}
 	if c.event == "pull_request" {
 		vars["GITHUB_HEAD_REF"], vars["GITHUB_BASE_REF"] = c.branch, f.defBr
@@ -521,18 +656,27 @@ func (f *forge) runGitHubJob(name string, job *ghJob, wf *ghWorkflow, c change, 
 	}
 	f.install(dir, map[string]string{"gh": f.ghRecorder(c)})
 	f.ts.Check(os.WriteFile(filepath.Join(dir, "home", ".gitconfig"), []byte(noNetwork(dir)), 0o644))
-	var path []string // setup-go adds go and GOPATH/bin
+	j := &ghJobRun{name: name, dir: dir, work: work, c: c}
+	var summary bytes.Buffer
 	ok := true
 	for i, st := range job.Steps {
 		label := st.Name
 		if label == "" {
 			label = st.Uses
 		}
+		if st.ID != "" {
+			if _, dup := cx.steps[st.ID]; dup {
+				f.ts.Fatalf("forge: job %s: two steps have id %s", name, st.ID)
+			}
+		}
 		cond := st.If
 		run, err := ghCondition(cond, ctx, status)
 		f.ts.Check(err)
 		if !run {
 			fmt.Fprintf(f.out, "step %s: skipped (if: %s)\n", label, cond)
+			if st.ID != "" {
+				cx.steps[st.ID] = &ghStepResult{outcome: "skipped", conclusion: "skipped", outputs: map[string]string{}}
+			}
 			continue
 		}
 		fmt.Fprintf(f.out, "step %s\n", label)
@@ -552,11 +696,12 @@ func (f *forge) runGitHubJob(name string, job *ghJob, wf *ghWorkflow, c change, 
 			with[k] = val
 		}
 		stepOK := true
+		var outputs map[string]string
 		switch {
 		case st.Uses != "" && st.Run != "":
 			f.ts.Fatalf("forge: step %d of job %s has both uses and run", i+1, name)
 		case st.Uses != "":
-			path = f.ghUses(st.Uses, with, dir, work, c, path)
+			stepOK, outputs = f.ghUses(st.Uses, with, j)
 		case st.Run != "":
 			script, err := ghSubst(st.Run, ctx)
 			f.ts.Check(err)
@@ -567,22 +712,37 @@ func (f *forge) runGitHubJob(name string, job *ghJob, wf *ghWorkflow, c change, 
 				stepVars[k], files[k] = p, p
 			}
 			// GitHub's shell for run steps without shell: on Linux.
-			stepOK = f.shell(dir, work, f.jobEnv(dir, path, stepVars), []string{"-e"}, script)
-			if st.ID != "" {
-				outputs[st.ID] = readGitHubFile(f.ts, files["GITHUB_OUTPUT"])
-			}
+			stepOK = f.shell(dir, work, f.jobEnv(dir, j.path, stepVars), []string{"-e"}, script)
+			outputs = readGitHubFile(f.ts, files["GITHUB_OUTPUT"])
 			for k, v := range readGitHubFile(f.ts, files["GITHUB_ENV"]) {
 				vars[k] = v
 			}
 			if b, _ := os.ReadFile(files["GITHUB_PATH"]); len(b) > 0 {
-				path = append(strings.Fields(string(b)), path...)
+				j.path = append(strings.Fields(string(b)), j.path...)
 			}
+			b, _ := os.ReadFile(files["GITHUB_STEP_SUMMARY"])
+			summary.Write(b)
 		default:
 			f.ts.Fatalf("forge: step %d of job %s has neither uses nor run", i+1, name)
 		}
+		res := &ghStepResult{outcome: "success", conclusion: "success", outputs: outputs}
 		if !stepOK {
-			ok, status = false, "failure"
+			res.outcome, res.conclusion = "failure", "failure"
+			if st.ContinueOnError {
+				// The step failed, and the job goes on as if it had not.
+				res.conclusion = "success"
+				fmt.Fprintf(f.out, "step %s: failed (continue-on-error)\n", label)
+			} else {
+				ok, status = false, "failure"
+			}
 		}
+		if st.ID != "" {
+			cx.steps[st.ID] = res
+		}
+	}
+	if summary.Len() > 0 {
+		f.ts.Check(os.WriteFile(filepath.Join(f.dir, "summary-"+name+".md"), summary.Bytes(), 0o644))
+		fmt.Fprintf(f.out, "job %s: step summary written\n", name)
 	}
 	f.reportComments(c)
 	if ok {
@@ -593,9 +753,16 @@ func (f *forge) runGitHubJob(name string, job *ghJob, wf *ghWorkflow, c change, 
 	return ok
 }
 
-// ghUses emulates the actions the workflows use; it returns the new PATH
-// head.
-func (f *forge) ghUses(uses string, with map[string]string, dir, work string, c change, path []string) []string {
+// ghJobRun is a GitHub job as its steps change it.
+type ghJobRun struct {
+	name, dir, work string
+	c               change
+	path            []string // PATH's head: setup-go adds go and GOPATH/bin
+}
+
+// ghUses emulates the actions the workflows use; it returns whether the
+// step succeeded, and its outputs.
+func (f *forge) ghUses(uses string, with map[string]string, j *ghJobRun) (bool, map[string]string) {
 	only := func(keys ...string) {
 		for k := range with {
 			if !slices.Contains(keys, k) {
@@ -603,6 +770,7 @@ func (f *forge) ghUses(uses string, with map[string]string, dir, work string, c 
 			}
 		}
 	}
+	outputs := map[string]string{}
 	switch uses {
 	case "actions/checkout@v4":
 		only("fetch-depth")
@@ -612,11 +780,11 @@ func (f *forge) ghUses(uses string, with map[string]string, dir, work string, c 
 			f.ts.Check(err)
 			depth = n
 		}
-		env := f.jobEnv(dir, path, nil)
-		if c.event == "push" {
-			f.clone(env, work, "file://"+f.remote, c.sha, "refs/remotes/origin/"+c.branch, depth, c.branch)
+		env := f.jobEnv(j.dir, j.path, nil)
+		if j.c.event == "push" {
+			f.clone(env, j.work, "file://"+f.remote, j.c.sha, "refs/remotes/origin/"+j.c.branch, depth, j.c.branch)
 		} else {
-			f.clone(env, work, "file://"+f.remote, c.sha, "refs/remotes/pull/"+strings.TrimPrefix(c.ref, "refs/pull/"), depth, "")
+			f.clone(env, j.work, "file://"+f.remote, j.c.sha, "refs/remotes/pull/"+strings.TrimPrefix(j.c.ref, "refs/pull/"), depth, "")
 		}
 	case "actions/setup-go@v5":
 		only("go-version")
@@ -624,25 +792,94 @@ func (f *forge) ghUses(uses string, with map[string]string, dir, work string, c 
 			f.ts.Fatalf("forge: %s needs go-version", uses)
 		}
 		fmt.Fprintf(f.out, "go %s (the harness's go)\n", with["go-version"])
-		path = append([]string{filepath.Join(dir, "bin"), filepath.Join(dir, "home", "go", "bin")}, path...)
+		j.path = append([]string{filepath.Join(j.dir, "bin"), filepath.Join(j.dir, "home", "go", "bin")}, j.path...)
 	case "docker/login-action@v3":
 		only("registry", "username", "password")
-		f.dockerLogin(filepath.Join(dir, "home"), with["registry"], with["username"], with["password"])
+		f.dockerLogin(filepath.Join(j.dir, "home"), with["registry"], with["username"], with["password"])
+	case "actions/upload-artifact@v4":
+		return f.uploadArtifact(with, j)
 	default:
 		f.ts.Fatalf("forge: uses: %s: the harness does not emulate it", uses)
 	}
-	return path
+	return true, outputs
+}
+
+// uploadArtifact is actions/upload-artifact@v4 for one path, a file or a
+// folder (whose files the artifact holds, below it), without wildcards:
+// the files go to $WORK/forge/artifacts/run-N/NAME. As the action does, it
+// refuses a name the run has already, and on no files warns (the
+// default), fails (error) or says nothing (ignore).
+func (f *forge) uploadArtifact(with map[string]string, j *ghJobRun) (bool, map[string]string) {
+	for k := range with {
+		if !slices.Contains([]string{"name", "path", "if-no-files-found"}, k) {
+			f.ts.Fatalf("forge: actions/upload-artifact@v4 with %s: the harness does not know it", k)
+		}
+	}
+	name, path := with["name"], with["path"]
+	if name == "" {
+		name = "artifact"
+	}
+	switch {
+	case path == "":
+		f.ts.Fatalf("forge: actions/upload-artifact@v4: path is required")
+	case strings.ContainsAny(path, "*?[\n!"):
+		f.ts.Fatalf("forge: actions/upload-artifact@v4: path %q: the harness knows one file or folder, no patterns", path)
+	case strings.Contains(path, "$"):
+		f.ts.Fatalf("forge: actions/upload-artifact@v4: path %q: with: is not a shell, and does not expand variables", path)
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(j.work, path)
+	}
+	noFiles := with["if-no-files-found"]
+	if noFiles == "" {
+		noFiles = "warn"
+	}
+	if !slices.Contains([]string{"warn", "error", "ignore"}, noFiles) {
+		f.ts.Fatalf("forge: actions/upload-artifact@v4: if-no-files-found %q: want warn, error or ignore", noFiles)
+	}
+	dst := filepath.Join(f.dir, "artifacts", fmt.Sprintf("run-%d", f.run), name)
+	if _, err := os.Stat(dst); err == nil {
+		fmt.Fprintf(f.out, "Error: Failed to CreateArtifact: (409) Conflict: an artifact with this name already exists on the workflow run\n")
+		return false, nil
+	}
+	var files []string
+	if _, err := os.Stat(path); err == nil {
+		files = f.copyTree(path, dst)
+	}
+	if len(files) == 0 {
+		os.RemoveAll(dst)
+		switch noFiles {
+		case "warn":
+			fmt.Fprintf(f.out, "Warning: No files were found with the provided path: %s. No artifacts will be uploaded.\n", with["path"])
+		case "error":
+			fmt.Fprintf(f.out, "Error: No files were found with the provided path: %s. No artifacts will be uploaded.\n", with["path"])
+			return false, nil
+		}
+		return true, map[string]string{}
+	}
+	ids, _ := filepath.Glob(filepath.Join(f.dir, "artifacts", "run-*", "*"))
+	id := strconv.Itoa(len(ids))
+	fmt.Fprintf(f.out, "artifact %s uploaded: %s\n", name, strings.Join(files, " "))
+	return true, map[string]string{
+		"artifact-id":  id,
+		"artifact-url": fmt.Sprintf("https://github.com/acme/demo/actions/runs/%d/artifacts/%s", f.run, id),
+	}
 }
 
 // ghRecorder is gh for a job: it records `gh pr comment N --body-file F
 // [--edit-last]` in $WORK/forge, as GitHub would keep the comments, and
-// fails on anything else.
+// fails on anything else, and with a token that only reads (a fork's
+// pull request's) as GitHub refuses it.
 func (f *forge) ghRecorder(c change) string {
 	return `#!/bin/bash
 # gh, as the CI harness records it.
 die() { echo "gh (CI harness): $*" >&2; exit 2; }
 [ -n "$GH_TOKEN" ] || die "GH_TOKEN is not set"
-[ "$GH_TOKEN" = ghs_harness-token ] || die "GH_TOKEN is not the job's token"
+case "$GH_TOKEN" in
+ghs_harness-token) ;;
+ghs_harness-token-read-only) echo "GraphQL: Resource not accessible by integration (addComment)" >&2; exit 1 ;;
+*) die "GH_TOKEN is not the job's token" ;;
+esac
 [ "$1 $2" = "pr comment" ] || die "cannot gh $*"
 pr="$3"; shift 3
 [ "$pr" = ` + strconv.Itoa(c.number) + ` ] || die "no pull request $pr here"
@@ -726,11 +963,10 @@ func readGitHubFile(ts *testscript.TestScript, path string) map[string]string {
 
 // ghContext resolves a context path of an expression; an unknown one is
 // an error.
-func (f *forge) ghContext(path string, ghc map[string]any, outputs map[string]map[string]string) (any, error) {
+func (f *forge) ghContext(path string, cx *ghContexts) (any, error) {
 	parts := strings.Split(path, ".")
-	switch parts[0] {
-	case "github":
-		var cur any = ghc
+	walk := func(root map[string]any) (any, error) {
+		var cur any = root
 		for _, p := range parts[1:] {
 			m, ok := cur.(map[string]any)
 			if !ok {
@@ -744,6 +980,15 @@ func (f *forge) ghContext(path string, ghc map[string]any, outputs map[string]ma
 			return nil, fmt.Errorf("context %s is an object", path)
 		}
 		return cur, nil
+	}
+	switch parts[0] {
+	case "github":
+		return walk(cx.github)
+	case "runner":
+		if cx.runner == nil {
+			return nil, fmt.Errorf("context %s: runner is not there before the job runs", path)
+		}
+		return walk(cx.runner)
 	case "secrets":
 		if len(parts) != 2 {
 			return nil, fmt.Errorf("unknown context %s", path)
@@ -753,14 +998,22 @@ func (f *forge) ghContext(path string, ghc map[string]any, outputs map[string]ma
 		}
 		return f.secrets[parts[1]], nil // a secret not set is ''
 	case "steps":
-		if len(parts) != 4 || parts[2] != "outputs" {
+		if len(parts) < 3 {
 			return nil, fmt.Errorf("unknown context %s", path)
 		}
-		outs, ok := outputs[parts[1]]
+		st, ok := cx.steps[parts[1]]
 		if !ok {
 			return nil, fmt.Errorf("%s: no earlier step has id %s", path, parts[1])
 		}
-		return outs[parts[3]], nil
+		switch {
+		case len(parts) == 4 && parts[2] == "outputs":
+			return st.outputs[parts[3]], nil // an output not set is ''
+		case len(parts) == 3 && parts[2] == "outcome":
+			return st.outcome, nil
+		case len(parts) == 3 && parts[2] == "conclusion":
+			return st.conclusion, nil
+		}
+		return nil, fmt.Errorf("unknown context %s", path)
 	}
 	return nil, fmt.Errorf("unknown context %s", path)
 }
@@ -1059,6 +1312,14 @@ type glJob struct {
 	Script        []string          `yaml:"script"`
 	AfterScript   []string          `yaml:"after_script"`
 	ResourceGroup string            `yaml:"resource_group"`
+	Artifacts     *glArtifacts      `yaml:"artifacts"`
+}
+
+// glArtifacts is a job's artifacts:, as far as the pipeline uses them.
+type glArtifacts struct {
+	Paths    []string `yaml:"paths"`
+	When     string   `yaml:"when"`
+	ExposeAs string   `yaml:"expose_as"`
 }
 
 type glRule struct {
@@ -1073,6 +1334,7 @@ var glPredefined = []string{
 	"CI_PROJECT_PATH", "CI_SERVER_HOST", "CI_API_V4_URL", "CI_JOB_TOKEN",
 	"CI_JOB_NAME", "CI_MERGE_REQUEST_IID", "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME",
 	"CI_MERGE_REQUEST_TARGET_BRANCH_NAME", "CI_MERGE_REQUEST_REF_PATH", "CI_COMMIT_TAG",
+	"CI_JOB_ID", "CI_JOB_URL", "CI_PIPELINE_ID",
 }
 
 // runGitLab runs the pipeline for an event: its jobs stage by stage, each
@@ -1118,7 +1380,7 @@ func (f *forge) runGitLab(src []byte, event, branch string) bool {
 		"CI": "true", "GITLAB_CI": "true", "CI_DEFAULT_BRANCH": f.defBr,
 		"CI_COMMIT_SHA": c.sha, "CI_PROJECT_ID": "42", "CI_PROJECT_PATH": "acme/demo",
 		"CI_SERVER_HOST": "gitlab.test", "CI_API_V4_URL": api.URL + "/api/v4",
-		"CI_JOB_TOKEN": "job-token-read-only",
+		"CI_JOB_TOKEN": "job-token-read-only", "CI_PIPELINE_ID": strconv.Itoa(f.run),
 	}
 	if event == "push" {
 		pre["CI_PIPELINE_SOURCE"], pre["CI_COMMIT_BRANCH"], pre["CI_COMMIT_REF_NAME"] = "push", branch, branch
@@ -1129,7 +1391,11 @@ func (f *forge) runGitLab(src []byte, event, branch string) bool {
 		pre["CI_MERGE_REQUEST_SOURCE_BRANCH_NAME"], pre["CI_MERGE_REQUEST_TARGET_BRANCH_NAME"] = branch, f.defBr
 		pre["CI_MERGE_REQUEST_REF_PATH"] = c.ref
 	}
-	fmt.Fprintf(f.out, "pipeline on %s of %s (default branch %s)\n", pre["CI_PIPELINE_SOURCE"], branch, f.defBr)
+	fmt.Fprintf(f.out, "pipeline %d on %s of %s (default branch %s)\n", f.run, pre["CI_PIPELINE_SOURCE"], branch, f.defBr)
+	// Only the default branch is protected here: its pushes' pipelines
+	// get the protected variables; a merge request's, from another
+	// branch, do not.
+	protectedRef := event == "push" && branch == f.defBr
 
 	jobs := map[string]*glJob{}
 	for _, name := range jobNames {
@@ -1159,6 +1425,9 @@ func (f *forge) runGitLab(src []byte, event, branch string) bool {
 				vars[k] = v
 			}
 			for k, v := range f.secrets {
+				if f.protected[k] && !protectedRef {
+					continue
+				}
 				vars[k] = v // project variables win over the file's
 				if f.files[k] {
 					// A variable of type File: its value is a file's path.
@@ -1269,10 +1538,12 @@ func (f *forge) runGitLabJob(name string, job *glJob, vars map[string]string, c 
 	if !strings.HasPrefix(job.Image, "golang:") {
 		f.ts.Fatalf("forge: job %s: image %q: the harness is golang only", name, job.Image)
 	}
-	dir := f.jobDir(name)
+	dir, n := f.jobDir(name)
 	work := filepath.Join(dir, "work", "acme", "demo")
 	f.ts.Check(os.MkdirAll(work, 0o755))
 	vars["CI_PROJECT_DIR"] = work
+	vars["CI_JOB_ID"] = strconv.Itoa(n)
+	vars["CI_JOB_URL"] = fmt.Sprintf("https://gitlab.test/acme/demo/-/jobs/%d", n)
 	// The golang image: go on PATH, GOPATH/bin too.
 	gopath := filepath.Join(dir, "home", "go")
 	vars["GOPATH"] = gopath
@@ -1309,6 +1580,9 @@ func (f *forge) runGitLabJob(name string, job *glJob, vars map[string]string, c 
 		fmt.Fprintf(f.out, "after_script of %s\n", name)
 		f.shell(dir, work, env, nil, "set -eo pipefail\n"+strings.Join(job.AfterScript, "\n")+"\n")
 	}
+	if job.Artifacts != nil {
+		f.glArtifacts(name, n, job.Artifacts, work, ok)
+	}
 	f.reportComments(c)
 	if ok {
 		fmt.Fprintf(f.out, "job %s: succeeded\n", name)
@@ -1318,37 +1592,249 @@ func (f *forge) runGitLabJob(name string, job *glJob, vars map[string]string, c 
 	return ok
 }
 
-// gitlabAPI is GitLab's API as far as the pipeline uses it: posting a
-// note on the merge request, with a token.
+// gitlabAPI is GitLab's API as far as the pipeline uses it: the merge
+// request's notes, listed, created and edited with a token. The notes
+// are kept in $WORK/forge/comments/mr-N.json across pipelines; a merge
+// request starts with the system note GitLab writes when a branch is
+// pushed, so that a pipeline finds its own note among others.
 func (f *forge) gitlabAPI(c change) *httptest.Server {
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		want := fmt.Sprintf("/api/v4/projects/42/merge_requests/%d/notes", c.number)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		fail := func(code int, msg string) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			b, _ := json.Marshal(map[string]string{"message": msg})
+			w.Write(b)
+		}
+		base := fmt.Sprintf("/api/v4/projects/42/merge_requests/%d/notes", c.number)
+		rest, ok := strings.CutPrefix(r.URL.Path, base)
+		id := 0
+		if ok && rest != "" {
+			n, err := strconv.Atoi(strings.TrimPrefix(rest, "/"))
+			if err != nil || !strings.HasPrefix(rest, "/") || n <= 0 {
+				ok = false
+			}
+			id = n
+		}
 		switch {
-		case c.number == 0 || r.URL.Path != want:
-			http.Error(w, `{"message":"404 Not Found"}`, http.StatusNotFound)
-			return
-		case r.Method != http.MethodPost:
-			http.Error(w, `{"message":"405 Method Not Allowed"}`, http.StatusMethodNotAllowed)
+		case c.number == 0 || !ok:
+			fail(http.StatusNotFound, "404 Not Found")
 			return
 		case f.secrets["ZEN_GITLAB_TOKEN"] == "" || r.Header.Get("PRIVATE-TOKEN") != f.secrets["ZEN_GITLAB_TOKEN"]:
-			http.Error(w, `{"message":"401 Unauthorized"}`, http.StatusUnauthorized)
+			fail(http.StatusUnauthorized, "401 Unauthorized")
 			return
 		}
-		if err := r.ParseForm(); err != nil || r.PostForm.Get("body") == "" {
-			http.Error(w, `{"message":"400 body is missing"}`, http.StatusBadRequest)
-			return
+		notes := f.loadNotes(c.number)
+		switch {
+		case id == 0 && r.Method == http.MethodGet:
+			list, err := listNotes(notes, r.URL.Query())
+			if err != nil {
+				fail(http.StatusBadRequest, "400 "+err.Error())
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			b, _ := json.Marshal(list)
+			w.Write(b)
+		case id == 0 && r.Method == http.MethodPost, id != 0 && r.Method == http.MethodPut:
+			if err := r.ParseForm(); err != nil || r.PostForm.Get("body") == "" {
+				fail(http.StatusBadRequest, "400 body is missing")
+				return
+			}
+			body := r.PostForm.Get("body")
+			var n *glNote
+			what, code := "created", http.StatusCreated
+			if id == 0 {
+				n = &glNote{ID: len(notes) + 1, Body: body, Author: glBot, NoteableType: "MergeRequest", NoteableIID: c.number}
+				n.CreatedAt = glTime(n.ID)
+				n.UpdatedAt = n.CreatedAt
+				notes = append(notes, n)
+			} else {
+				if id > len(notes) {
+					fail(http.StatusNotFound, "404 Note Not Found")
+					return
+				}
+				n = notes[id-1]
+				if n.System || n.Author.ID != glBot.ID {
+					fail(http.StatusForbidden, "403 Forbidden")
+					return
+				}
+				n.Body, n.UpdatedAt = body, glTime(len(notes)+n.ID+100)
+				what, code = "edited", http.StatusOK
+			}
+			f.saveNotes(c.number, notes)
+			dir := filepath.Join(f.dir, "comments", fmt.Sprintf("mr-%d", c.number))
+			f.ts.Check(os.MkdirAll(dir, 0o755))
+			f.ts.Check(os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d.md", n.ID)), []byte(body), 0o644))
+			lf, err := os.OpenFile(filepath.Join(f.dir, "comments", fmt.Sprintf("mr-%d.log", c.number)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+			f.ts.Check(err)
+			fmt.Fprintf(lf, "%s %d\n", what, n.ID)
+			lf.Close()
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			b, _ := json.Marshal(n)
+			w.Write(b)
+		default:
+			fail(http.StatusMethodNotAllowed, "405 Method Not Allowed")
 		}
-		dir := filepath.Join(f.dir, "comments", fmt.Sprintf("mr-%d", c.number))
-		os.MkdirAll(dir, 0o755)
-		ents, _ := os.ReadDir(dir)
-		n := len(ents) + 1
-		os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d.md", n)), []byte(r.PostForm.Get("body")), 0o644)
-		lf, _ := os.OpenFile(filepath.Join(f.dir, "comments", fmt.Sprintf("mr-%d.log", c.number)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-		fmt.Fprintf(lf, "created %d\n", n)
-		lf.Close()
-		w.WriteHeader(http.StatusCreated)
-		fmt.Fprintf(w, `{"id":%d}`, n)
 	}))
+}
+
+// glNote is a note as GitLab's API writes it: its fields in GitLab's
+// order, id first, and, as GitLab's JSON does, with <, > and & escaped
+// (\u003c), as encoding/json writes them.
+type glNote struct {
+	ID           int     `json:"id"`
+	Type         *string `json:"type"`
+	Body         string  `json:"body"`
+	Attachment   *string `json:"attachment"`
+	Author       glUser  `json:"author"`
+	CreatedAt    string  `json:"created_at"`
+	UpdatedAt    string  `json:"updated_at"`
+	System       bool    `json:"system"`
+	NoteableID   int     `json:"noteable_id"`
+	NoteableType string  `json:"noteable_type"`
+	Resolvable   bool    `json:"resolvable"`
+	Confidential bool    `json:"confidential"`
+	Internal     bool    `json:"internal"`
+	NoteableIID  int     `json:"noteable_iid"`
+}
+
+type glUser struct {
+	ID       int    `json:"id"`
+	Username string `json:"username"`
+	Name     string `json:"name"`
+	State    string `json:"state"`
+}
+
+// glBot is the user of ZEN_GITLAB_TOKEN, a project access token's bot;
+// glAlice pushes the branches.
+var (
+	glBot   = glUser{ID: 7, Username: "project_42_bot_1", Name: "zen", State: "active"}
+	glAlice = glUser{ID: 2, Username: "alice", Name: "Alice", State: "active"}
+)
+
+// glTime is the n-th minute of the harness's day, as GitLab writes times.
+func glTime(n int) string {
+	return time.Date(2026, 1, 2, 9, 0, 0, 0, time.UTC).Add(time.Duration(n) * time.Minute).Format("2006-01-02T15:04:05.000Z")
+}
+
+func (f *forge) notesFile(mr int) string {
+	return filepath.Join(f.dir, "comments", fmt.Sprintf("mr-%d.json", mr))
+}
+
+// loadNotes reads a merge request's notes, id i at index i-1.
+func (f *forge) loadNotes(mr int) []*glNote {
+	b, err := os.ReadFile(f.notesFile(mr))
+	if os.IsNotExist(err) {
+		return []*glNote{{ID: 1, Body: "added 1 commit", Author: glAlice, CreatedAt: glTime(0), UpdatedAt: glTime(0),
+			System: true, NoteableType: "MergeRequest", NoteableIID: mr}}
+	}
+	f.ts.Check(err)
+	var notes []*glNote
+	f.ts.Check(json.Unmarshal(b, &notes))
+	return notes
+}
+
+func (f *forge) saveNotes(mr int, notes []*glNote) {
+	b, err := json.Marshal(notes)
+	f.ts.Check(err)
+	f.ts.Check(os.MkdirAll(filepath.Dir(f.notesFile(mr)), 0o755))
+	f.ts.Check(os.WriteFile(f.notesFile(mr), b, 0o644))
+}
+
+// listNotes is GET .../notes: sort (asc, desc: the default), order_by
+// (created_at: the default, updated_at), per_page (20 by default, at most
+// 100) and page; any other parameter is one the harness does not know.
+func listNotes(notes []*glNote, q url.Values) ([]*glNote, error) {
+	for k := range q {
+		if !slices.Contains([]string{"sort", "order_by", "per_page", "page"}, k) {
+			return nil, fmt.Errorf("parameter %s: the harness does not know it", k)
+		}
+	}
+	key := func(n *glNote) string { return n.CreatedAt }
+	switch q.Get("order_by") {
+	case "", "created_at":
+	case "updated_at":
+		key = func(n *glNote) string { return n.UpdatedAt }
+	default:
+		return nil, fmt.Errorf("order_by does not have a valid value")
+	}
+	out := slices.Clone(notes)
+	slices.SortStableFunc(out, func(a, b *glNote) int { return strings.Compare(key(a), key(b)) })
+	switch q.Get("sort") {
+	case "asc":
+	case "", "desc":
+		slices.Reverse(out)
+	default:
+		return nil, fmt.Errorf("sort does not have a valid value")
+	}
+	perPage, page := 20, 1
+	for name, v := range map[string]*int{"per_page": &perPage, "page": &page} {
+		if s := q.Get(name); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				return nil, fmt.Errorf("%s is invalid", name)
+			}
+			*v = n
+		}
+	}
+	perPage = min(perPage, 100)
+	from := min((page-1)*perPage, len(out))
+	return out[from:min(from+perPage, len(out))], nil
+}
+
+// glArtifacts uploads a job's artifacts: as GitLab's runner does, after
+// after_script, when the job's status matches when: (on_success by
+// default); each path, relative to the project folder, to
+// $WORK/forge/artifacts/job-N/PATH. A path that matches nothing is a
+// warning, as it is to the runner.
+func (f *forge) glArtifacts(name string, n int, a *glArtifacts, work string, ok bool) {
+	when := a.When
+	if when == "" {
+		when = "on_success"
+	}
+	switch when {
+	case "on_success", "on_failure", "always":
+	default:
+		f.ts.Fatalf("forge: job %s: artifacts:when %q: want on_success, on_failure or always", name, when)
+	}
+	if len(a.Paths) == 0 {
+		f.ts.Fatalf("forge: job %s: artifacts without paths: the harness does not know them", name)
+	}
+	if when == "on_success" && !ok || when == "on_failure" && ok {
+		fmt.Fprintf(f.out, "artifacts of %s: not uploaded (when: %s)\n", name, when)
+		return
+	}
+	uploaded := 0
+	for _, p := range a.Paths {
+		clean := filepath.Clean(p)
+		switch {
+		case strings.ContainsAny(p, "*?[]{}$"):
+			f.ts.Fatalf("forge: job %s: artifacts path %q: the harness knows plain paths, no patterns or variables", name, p)
+		case filepath.IsAbs(p) || !filepath.IsLocal(clean):
+			f.ts.Fatalf("forge: job %s: artifacts path %q is outside the project folder", name, p)
+		}
+		src := filepath.Join(work, clean)
+		fi, err := os.Stat(src)
+		if err != nil {
+			fmt.Fprintf(f.out, "WARNING: %s: no matching files. Ensure that the artifact path is relative to the working directory\n", p)
+			continue
+		}
+		if a.ExposeAs != "" && fi.IsDir() && !strings.HasSuffix(p, "/") {
+			f.ts.Fatalf("forge: job %s: artifacts:expose_as: the folder %q must end in /", name, p)
+		}
+		files := f.copyTree(src, filepath.Join(f.dir, "artifacts", fmt.Sprintf("job-%d", n), clean))
+		if len(files) == 0 {
+			fmt.Fprintf(f.out, "WARNING: %s: no matching files. Ensure that the artifact path is relative to the working directory\n", p)
+			continue
+		}
+		fmt.Fprintf(f.out, "artifacts of %s: %s: %s\n", name, p, strings.Join(files, " "))
+		uploaded += len(files)
+	}
+	if a.ExposeAs != "" && uploaded > 0 {
+		fmt.Fprintf(f.out, "artifacts of %s: exposed on the merge request as %q\n", name, a.ExposeAs)
+	}
 }
 
 // glExpr is GitLab's rules: if: language, as far as the pipeline uses it:

@@ -130,7 +130,7 @@ func initCI(g *globals, dir, system, stack string) error {
 	if !cs.Signed {
 		fmt.Fprintf(g.stdout, "\nStack %s has signer none: the versions CI makes are UNSIGNED.\n", cs.Name)
 	} else if cs.PublicKey == "" {
-		fmt.Fprintf(g.stderr, "note: stack %s declares no signer.public_key, so plans on pull requests, which have no private key, check no signatures of cached artifacts\n", cs.Name)
+		fmt.Fprintf(g.stderr, "note: stack %s declares no signer.public_key, so a plan made without the private key (a fork's pull request; on GitLab, a pipeline not given the protected key) checks no signatures of cached artifacts\n", cs.Name)
 	}
 	var secrets []string
 	for _, s := range cs.Secrets {

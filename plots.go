@@ -102,35 +102,38 @@ func (p *Project) Plots(q PlotsQuery) (*Plot, error) {
 		}
 		return VersionsPlot(q.Model, vs, q.Metrics, q.Last)
 	}
-	ids, err := recs.RunIDs()
-	if err != nil {
-		return nil, err
-	}
-	if len(ids) == 0 {
-		return nil, fmt.Errorf("no runs recorded on %s yet: zen apply records one", recs.Ref)
-	}
-	all := make([]*state.Run, 0, len(ids))
-	for _, id := range ids {
-		r, _, err := recs.Run(id)
+	pipeline := q.Pipeline
+	if pipeline == "" {
+		latest, err := findRun(recs, "latest")
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, r)
+		pipeline = latest.Pipeline
 	}
-	pipeline := q.Pipeline
-	if pipeline == "" {
-		pipeline = all[len(all)-1].Pipeline
-	}
+	// The pipeline's runs, through the state ref's index of runs by
+	// pipeline: the others' records are not read.
 	var runs []*state.Run
-	for _, r := range all {
-		if r.Pipeline == pipeline {
-			runs = append(runs, r)
+	for r, err := range recs.RunsOf(pipeline, "") {
+		if err != nil {
+			return nil, err
 		}
+		runs = append(runs, r)
 	}
+	slices.Reverse(runs)
 	if len(runs) == 0 {
 		have := map[string]bool{}
-		for _, r := range all {
-			have[r.Pipeline] = true
+		ids, err := recs.RunIDs()
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			r, ok, err := recs.Run(id)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				have[r.Pipeline] = true
+			}
 		}
 		return nil, fmt.Errorf("pipeline %s has no recorded runs (pipelines with runs: %s)", pipeline, strings.Join(slices.Sorted(maps.Keys(have)), ", "))
 	}

@@ -152,8 +152,12 @@ func (p *Project) Plan(ctx context.Context, opts PlanOptions) (_ *Planned, err e
 	}
 	var previews []state.Records
 	if opts.Preview != "" {
-		if pl.preview, pl.previewRemoteHead, pl.previewAhead, err = p.pullPreview(ctx, opts.Preview, pl.Remote, opts.ForApply, log); err != nil {
+		var warn string
+		if pl.preview, pl.previewRemoteHead, pl.previewAhead, warn, err = p.pullPreview(ctx, opts.Preview, pl.Remote, opts.ForApply, log); err != nil {
 			return nil, err
+		}
+		if warn != "" {
+			notes = append(notes, warn)
 		}
 		snap, err := pl.preview.Head()
 		if err != nil {

@@ -23,33 +23,36 @@ import (
 
 // pullPreview opens branch's preview ref and brings it up to remote's (""
 // for none). For an apply it also records what a stopped preview apply
-// had finished, and a remote that cannot be read is an error.
-func (p *Project) pullPreview(ctx context.Context, branch, remote string, forApply bool, log io.Writer) (_ *state.Store, remoteHead string, ahead bool, _ error) {
+// had finished, and a remote that cannot be read is an error; for a plan,
+// a note for people (warn).
+func (p *Project) pullPreview(ctx context.Context, branch, remote string, forApply bool, log io.Writer) (_ *state.Store, remoteHead string, ahead bool, warn string, _ error) {
 	ref, err := state.PreviewRef(branch)
 	if err != nil {
-		return nil, "", false, err
+		return nil, "", false, "", err
 	}
 	st, err := state.Open(p.ws.Root, ref)
 	if err != nil {
-		return nil, "", false, err
+		return nil, "", false, "", err
 	}
 	if remote != "" {
 		sync, err := st.Pull(ctx, remote)
 		switch {
 		case err != nil && forApply:
-			return nil, "", false, err
-		case err == nil:
+			return nil, "", false, "", err
+		case err != nil:
+			warn = fmt.Sprintf("planned against the clone's preview of %s: %v", branch, err)
+		default:
 			remoteHead, ahead = sync.RemoteHead, sync.Ahead > 0
 		}
 	}
 	if forApply {
 		recovered, err := recoverJournals(ctx, st, log)
 		if err != nil {
-			return nil, "", false, err
+			return nil, "", false, "", err
 		}
 		ahead = ahead || recovered && remote != ""
 	}
-	return st, remoteHead, ahead, nil
+	return st, remoteHead, ahead, warn, nil
 }
 
 // previewRecords are the records of every preview the clone has, fetched

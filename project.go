@@ -25,7 +25,11 @@
 //     the state ref's history;
 //   - verify.go: checking a model version, or every artifact of a run,
 //     against a key, each failure typed by the check that failed;
-//   - graph.go: pipelines' step graphs.
+//   - graph.go: pipelines' step graphs;
+//   - metrics.go and plots.go: runs' metrics and parameters compared,
+//     and metrics or plot outputs as Plots to draw;
+//   - preview.go: pull-request previews, recorded on
+//     refs/zen/preview/<branch>, reported, listed and cleaned up.
 //
 // This package reads no environment variable, never changes the working
 // directory and keeps no package-level state: a Project is given its

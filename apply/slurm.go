@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/zen-dev/zen/internal/wait"
+	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
 )
 
@@ -267,19 +268,28 @@ func (s *slurm) Collect(ctx context.Context, jj Job) *state.StepResult {
 		}
 		return res
 	}
+	return endedWithoutResult(&js, n.step.Resources)
+}
+
+// endedWithoutResult is the result of a job that ended without its step
+// runner's: what Slurm says happened to it, with the limit r set that it
+// most likely reached.
+func endedWithoutResult(js *job, r *schema.Resources) *state.StepResult {
 	res := &state.StepResult{Status: state.StatusFailed, Node: js.node}
 	node := cmpOr(js.node, "its node")
 	switch {
 	case js.cancelled || js.state == "CANCELLED":
 		res.Status, res.Reason = state.StatusCancelled, fmt.Sprintf("job %s cancelled", js.id)
 	case js.state == "TIMEOUT":
-		res.Reason = fmt.Sprintf("job %s killed by Slurm on %s: time limit reached%s", js.id, js.node, limit(n.step.Resources, "time"))
+		res.Reason = fmt.Sprintf("job %s killed by Slurm on %s: time limit reached%s", js.id, js.node, limit(r, "time"))
 	case js.state == "OUT_OF_MEMORY":
-		res.Reason = fmt.Sprintf("job %s killed by Slurm on %s: out of memory%s", js.id, js.node, limit(n.step.Resources, "memory"))
-	case js.signal == 9 && limit(n.step.Resources, "memory") != "":
+		res.Reason = fmt.Sprintf("job %s killed by Slurm on %s: out of memory%s", js.id, js.node, limit(r, "memory"))
+	case (js.signal == 9 || js.exit == 128+9) && limit(r, "memory") != "":
 		// Where Slurm enforces memory without cgroups (OverMemoryKill),
-		// a job over its limit is killed and merely FAILED.
-		res.Reason = fmt.Sprintf("job %s killed on %s (signal KILL): over its memory limit, most likely%s", js.id, node, limit(n.step.Resources, "memory"))
+		// a job over its limit is killed and merely FAILED: by signal 9,
+		// or, where the batch script's shell outlived its killed child
+		// (zen step-run), with the shell's exit 137.
+		res.Reason = fmt.Sprintf("job %s killed on %s (signal KILL): over its memory limit, most likely%s", js.id, node, limit(r, "memory"))
 	case js.signal != 0:
 		res.Reason = fmt.Sprintf("job %s on %s ended by signal %d before zen reported a result", js.id, node, js.signal)
 	case js.comment != "":

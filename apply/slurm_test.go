@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/zen-dev/zen/schema"
+	"github.com/zen-dev/zen/state"
 )
 
 func TestSbatchArgs(t *testing.T) {
@@ -103,5 +104,31 @@ func TestSqueueRetryingCancel(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("squeueRetrying ignored the cancelled context")
+	}
+}
+
+// TestEndedWithoutResult: what zen says of a job that ended without its
+// step runner's result, from what Slurm says of it.
+func TestEndedWithoutResult(t *testing.T) {
+	mem := &schema.Resources{Memory: "50M"}
+	for _, c := range []struct {
+		js     job
+		r      *schema.Resources
+		status string
+		reason string
+	}{
+		{job{id: "7", node: "n1", state: "FAILED", signal: 9}, mem, state.StatusFailed, "job 7 killed on n1 (signal KILL): over its memory limit, most likely (memory 50M)"},
+		// The batch script's shell outlived its killed child.
+		{job{id: "7", node: "n1", state: "FAILED", exit: 137}, mem, state.StatusFailed, "job 7 killed on n1 (signal KILL): over its memory limit, most likely (memory 50M)"},
+		{job{id: "7", node: "n1", state: "FAILED", exit: 137}, nil, state.StatusFailed, "job 7 ended failed on n1 (exit 137) without a result: zen step-run could not store one (the node's slurmd log has its output)"},
+		{job{id: "7", node: "n1", state: "FAILED", signal: 9}, nil, state.StatusFailed, "job 7 on n1 ended by signal 9 before zen reported a result"},
+		{job{id: "7", node: "n1", state: "OUT_OF_MEMORY"}, mem, state.StatusFailed, "job 7 killed by Slurm on n1: out of memory (memory 50M)"},
+		{job{id: "7", state: "CANCELLED"}, nil, state.StatusCancelled, "job 7 cancelled"},
+		{job{id: "7", state: "FAILED", exit: 127}, nil, state.StatusFailed, "job 7 ended failed on its node before zen reported a result: is zen on the nodes at the stack's orchestrator.zen path?"},
+	} {
+		res := endedWithoutResult(&c.js, c.r)
+		if res.Status != c.status || res.Reason != c.reason {
+			t.Errorf("%+v: %s %q; want %s %q", c.js, res.Status, res.Reason, c.status, c.reason)
+		}
 	}
 }

@@ -234,6 +234,7 @@ func (l *loader) step(pname, sname string, rs rawStep) *Step {
 		Description: rs.Description,
 		Run:         rs.Run,
 		Image:       rs.Image,
+		Network:     rs.Network,
 		Code:        rs.Code,
 		Inputs:      map[string]*Input{},
 		Outputs:     map[string]*Output{},
@@ -340,6 +341,10 @@ func (l *loader) step(pname, sname string, rs rawStep) *Step {
 			l.errorf(l.pos(p...), ps, "invalid timeout %q: want a positive Go duration such as \"30m\"", rs.Timeout)
 		}
 		s.Timeout = d
+	}
+	if rs.Network && rs.Image == "" {
+		p, ps := at("network")
+		l.errorf(l.pos(p...), ps, "network applies to a step that runs in an image: add image, or remove network (a step on the host reaches what the host does)")
 	}
 	if r := rs.Resources; r != nil && r.Time != "" {
 		if d, err := time.ParseDuration(r.Time); err != nil || d <= 0 {

@@ -127,6 +127,7 @@ type rawStep struct {
 	Description string                     `json:"description"`
 	Run         []string                   `json:"run"`
 	Image       string                     `json:"image"`
+	Network     bool                       `json:"network"`
 	Code        []string                   `json:"code"`
 	Inputs      map[string]rawInput        `json:"inputs"`
 	Outputs     map[string]rawOutput       `json:"outputs"`

@@ -125,6 +125,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown default stack", base + `default_stack: "gpu"` + "\n" + `stacks: local: {orchestrator: flavor: "local", artifact_store: flavor: "oci-layout"}`, `zen.cue:3:1: default_stack: unknown stack "gpu" (stacks: local)`},
 		{"no default stack", base + `stacks: k: {orchestrator: flavor: "local", artifact_store: flavor: "oci-layout"}`, `zen.cue:3:1: default_stack: no stack named "local", the default: add one or set default_stack to one of k`},
 		{"bad timeout", base + `pipelines: p: steps: s: {run: ["x"], timeout: "5 min"}`, `zen.cue:3:38: pipelines.p.steps.s.timeout: invalid timeout "5 min": want a positive Go duration such as "30m"`},
+		{"network without image", base + `pipelines: p: steps: s: {run: ["x"], network: true}`, `zen.cue:3:38: pipelines.p.steps.s.network: network applies to a step that runs in an image: add image, or remove network (a step on the host reaches what the host does)`},
 		{"bad name", base + `pipelines: "My Pipe": steps: s: run: ["x"]`, `zen.cue:3:12: pipeline name "My Pipe": names are lowercase letters, digits, '-' and '_', starting with a letter, with no '-' or '_' at the end or two in a row; write "my-pipe"`},
 		{"incomplete", base + `pipelines: p: steps: s: {run: ["x"], parameters: n: int}`, `zen.cue:3:53: pipelines.p.steps.s.parameters.n: incomplete value int`},
 		{"wrong input type", base + `pipelines: p: steps: s: {run: ["x"], inputs: k: {file: 3}}`, `zen.cue:3:56: pipelines.p.steps.s.inputs.k.file: conflicting values 3 and string (mismatched types int and string)`},

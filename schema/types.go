@@ -66,16 +66,22 @@ type Step struct {
 	Name        string
 	Description string
 	Run         []string
-	Image       string
-	Code        []string
-	Inputs      map[string]*Input
-	Outputs     map[string]*Output
-	Parameters  map[string]any
-	Env         map[string]EnvValue
-	Cache       bool
-	Retries     Retries
-	Timeout     time.Duration
-	Resources   *Resources
+	// Image is the OCI image the step runs in, as declared ("" for the
+	// host); plan pins it to a digest.
+	Image string
+	// Network lets a step that runs in an image reach the network. It is
+	// not part of the cache key: it says what the step may reach, not
+	// what it computes.
+	Network    bool
+	Code       []string
+	Inputs     map[string]*Input
+	Outputs    map[string]*Output
+	Parameters map[string]any
+	Env        map[string]EnvValue
+	Cache      bool
+	Retries    Retries
+	Timeout    time.Duration
+	Resources  *Resources
 }
 
 // Upstream returns the names of the steps whose outputs s reads, sorted and

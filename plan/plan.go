@@ -12,6 +12,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/zen-dev/zen/registry/provenance"
@@ -134,6 +135,28 @@ type Step struct {
 	// Resources are what the step asks of the machine that runs it (on a
 	// Slurm stack, sbatch options).
 	Resources *schema.Resources `json:"resources,omitempty"`
+	// Image is the image the step runs in, as declared and as pinned;
+	// nil for a step on the host. The pinned reference is also the
+	// fingerprint's Image, which apply runs.
+	Image *Image `json:"image,omitempty"`
+}
+
+// Image is a step's image: the reference declared in CUE (a tag or a
+// digest) and the one plan pinned it to, name@sha256:….
+type Image struct {
+	Declared string `json:"declared"`
+	Pinned   string `json:"pinned"`
+}
+
+// Digest is the pinned manifest digest, sha256:….
+func (im *Image) Digest() string {
+	_, d, _ := strings.Cut(im.Pinned, "@")
+	return d
+}
+
+// Tagged reports whether the declared reference was not already a digest.
+func (im *Image) Tagged() bool {
+	return im.Declared != im.Pinned && !strings.Contains(im.Declared, "@sha256:")
 }
 
 // Runs reports whether the step runs.
@@ -275,6 +298,10 @@ type Options struct {
 	Signing Signing
 	// Preview plans a pull-request preview (see Plan.Preview).
 	Preview *Preview
+	// Images pins a step's image reference to name@sha256:… (see
+	// registry.ResolveImage); an error names why the image cannot run.
+	// Nil keeps images as declared.
+	Images func(ctx context.Context, ref string) (string, error)
 }
 
 // ErrUntrusted is wrapped by the errors of Options.Verify for an artifact
@@ -377,6 +404,16 @@ func planPipeline(ctx context.Context, pl *schema.Pipeline, rec Recorded, src So
 		fp, err := Fingerprint(s, src, upstream)
 		if err != nil {
 			return nil, fmt.Errorf("step %s: %w", name, err)
+		}
+		if s.Image != "" && opts.Images != nil {
+			pinned, err := opts.Images(ctx, s.Image)
+			if err != nil {
+				return nil, fmt.Errorf("step %s: image %s: %w", name, s.Image, err)
+			}
+			// The key holds the digest, never the tag: a tag that moves
+			// changes the key, and apply runs what was planned.
+			fp.Image = pinned
+			ps.Image = &Image{Declared: s.Image, Pinned: pinned}
 		}
 		ps.Fingerprint = fp
 		var last *state.StepState

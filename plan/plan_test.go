@@ -317,3 +317,47 @@ func TestBaselineMoves(t *testing.T) {
 		t.Errorf("baseline = %+v, want it to move for load, recorded as failed", b)
 	}
 }
+
+// TestImagePinned: the key holds the digest a tag resolves to, so a tag
+// that moves is an image change; an image that cannot be resolved fails
+// the plan, naming the step and the image.
+func TestImagePinned(t *testing.T) {
+	cfg := pipeline()
+	cfg.Pipelines["p"].Steps["load"].Image = "reg.example/base:1"
+	src := files{"data.csv": "sha256:d1", "load.py": "sha256:l1", "train.py": "sha256:t1"}
+	rec := &recorded{cache: map[string]*state.Cache{}, pipelines: map[string]*state.Pipeline{}}
+	tags := map[string]string{"reg.example/base:1": "reg.example/base@sha256:aaa"}
+	opts := Options{Images: func(_ context.Context, ref string) (string, error) {
+		if d, ok := tags[ref]; ok {
+			return d, nil
+		}
+		return "", errors.New("no such image")
+	}}
+	p, err := Compute(context.Background(), cfg, rec, src, store{}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := p.Pipelines[0].Steps[0]
+	if load.Fingerprint.Image != "reg.example/base@sha256:aaa" || load.Image == nil || load.Image.Digest() != "sha256:aaa" || !load.Image.Tagged() {
+		t.Fatalf("load: fingerprint image %q, image %+v", load.Fingerprint.Image, load.Image)
+	}
+	if p.Pipelines[0].Steps[1].Image != nil {
+		t.Errorf("train has no image, got %+v", p.Pipelines[0].Steps[1].Image)
+	}
+	// Recorded with the tag at aaa; the tag moves to bbb.
+	rec.pipelines["p"] = &state.Pipeline{Pipeline: "p", Steps: map[string]*state.StepState{
+		"load": {Fingerprint: load.Fingerprint, Key: load.Key, Status: state.StatusSucceeded, RunID: "r1"}}}
+	tags["reg.example/base:1"] = "reg.example/base@sha256:bbb"
+	p, err = Compute(context.Background(), cfg, rec, src, store{}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := reasons(p.Pipelines[0].Steps[0]); got != "image changed: reg.example/base@sha256:aaa → reg.example/base@sha256:bbb" {
+		t.Errorf("moved tag: %q", got)
+	}
+	cfg.Pipelines["p"].Steps["load"].Image = "reg.example/gone:1"
+	_, err = Compute(context.Background(), cfg, rec, src, store{}, opts)
+	if err == nil || err.Error() != "pipeline p: step load: image reg.example/gone:1: no such image" {
+		t.Errorf("missing image: %v", err)
+	}
+}

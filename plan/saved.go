@@ -208,6 +208,11 @@ func actions(p *Plan) string {
 	for _, pl := range p.Pipelines {
 		for _, s := range pl.Steps {
 			fmt.Fprintf(&b, "step %s.%s %s %s\n", pl.Name, s.Name, s.Action, s.Key)
+			if s.Image != nil {
+				// A step after one that runs has no key yet: its pinned
+				// image is compared on its own, so a moved tag is seen.
+				fmt.Fprintf(&b, "step %s.%s image %s\n", pl.Name, s.Name, s.Image.Pinned)
+			}
 		}
 		if pl.Baseline != nil {
 			fmt.Fprintf(&b, "baseline %s moves\n", pl.Name)

@@ -71,6 +71,9 @@ func Text(w io.Writer, p *plan.Plan, s Style) {
 		}
 		for _, st := range pl.Steps {
 			fmt.Fprintf(w, "  %s %-*s  %s%s\n", s.action(st.Action), width, st.Name, Why(st), resources(st))
+			if st.Image != nil && st.Image.Tagged() {
+				fmt.Fprintf(w, "    %-*s  image %s → %s\n", width, "", st.Image.Declared, st.Image.Digest())
+			}
 		}
 	}
 	if len(p.Models) > 0 {

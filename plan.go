@@ -244,6 +244,7 @@ func (p *Project) Plan(ctx context.Context, opts PlanOptions) (_ *Planned, err e
 			return d, err == nil, err
 		}
 	}
+	po.Images = imageResolver(st)
 	computed, err := plan.Compute(ctx, cfg, recs, p.ws, store, po)
 	if err != nil {
 		return nil, err
@@ -288,4 +289,27 @@ func (p *Project) LockApply(ctx context.Context, what string, timeout time.Durat
 		log = io.Discard
 	}
 	return p.state.LockApply(ctx, what, timeout, lockWaiting(log, timeout))
+}
+
+// imageResolver pins a step's image to its digest, asking the image's
+// registry once per reference for a plan. Only the local stack runs steps
+// in images yet.
+func imageResolver(st *schema.Stack) func(context.Context, string) (string, error) {
+	if st.Orchestrator.Flavor != "local" {
+		return func(context.Context, string) (string, error) {
+			return "", fmt.Errorf("image on a %s stack (%s) is not supported yet; run it on a local stack", st.Orchestrator.Flavor, st.Name)
+		}
+	}
+	pinned := map[string]string{}
+	return func(ctx context.Context, ref string) (string, error) {
+		if d, ok := pinned[ref]; ok {
+			return d, nil
+		}
+		d, err := registry.ResolveImage(ctx, ref)
+		if err != nil {
+			return "", err
+		}
+		pinned[ref] = d
+		return d, nil
+	}
 }

@@ -56,7 +56,7 @@ func (a *applier) execute(ctx context.Context) error {
 		// collected.
 		for _, t := range tasks {
 			n := t.n
-			fp, err := plan.Fingerprint(n.step, a.env.Sources, n.upstreamDigests())
+			fp, err := n.fingerprint(a.env.Sources, n.upstreamDigests())
 			if err != nil {
 				return fmt.Errorf("pipeline %s: step %s: %w", n.pr.pipeline.Name, n.step.Name, err)
 			}
@@ -83,6 +83,17 @@ func (a *applier) execute(ctx context.Context) error {
 	return a.close()
 }
 
+// fingerprint is what the step's key is made of now that its upstream
+// steps ran, with the image the plan pinned: a tag that moved since does
+// not change what runs.
+func (n *node) fingerprint(src plan.Sources, upstream map[string]string) (*state.Fingerprint, error) {
+	fp, err := plan.Fingerprint(n.step, src, upstream)
+	if err == nil && n.planned.Fingerprint != nil {
+		fp.Image = n.planned.Fingerprint.Image
+	}
+	return fp, err
+}
+
 func (a *applier) task(n *node) *Task {
 	return &Task{Run: n.pr.run, Pipeline: n.pr.pipeline, Step: n.step, Action: n.planned.Action, Env: n.env, n: n}
 }
@@ -107,7 +118,7 @@ func (a *applier) schedule(ctx context.Context, n *node, sem chan struct{}) {
 		return
 	}
 	upstream := n.upstreamDigests()
-	fp, err := plan.Fingerprint(n.step, a.env.Sources, upstream)
+	fp, err := n.fingerprint(a.env.Sources, upstream)
 	if err != nil {
 		n.res = &state.StepResult{Status: state.StatusFailed, Reason: err.Error()}
 		return

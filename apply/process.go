@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // killGrace is how long a step's processes get between SIGTERM and SIGKILL
@@ -29,13 +31,20 @@ type process struct {
 	stream  io.Writer // the terminal, or nil
 	prefix  string
 	redact  []string
+	// exitSignals: an exit code of 128+N means the command was killed by
+	// signal N (podman reports a container's end so).
+	exitSignals bool
+	// stopped runs after a timeout or a cancel killed the process (a
+	// container's removal), before the output is read to its end.
+	stopped func()
 }
 
 // outcome is how an attempt ended.
 type outcome struct {
-	exitCode  int  // -1 when the process did not exit by itself
-	timedOut  bool // killed by the step's timeout
-	cancelled bool // killed because the apply was cancelled
+	exitCode  int            // 128+N when killed by signal N; -1 when zen killed it
+	signal    syscall.Signal // the signal that killed it, 0 for none
+	timedOut  bool           // killed by the step's timeout
+	cancelled bool           // killed because the apply was cancelled
 	err       error
 }
 
@@ -49,6 +58,8 @@ func (o outcome) String() string {
 		return "timed out"
 	case o.err != nil:
 		return o.err.Error()
+	case o.signal != 0:
+		return fmt.Sprintf("killed by signal %s (exit code %d)", strings.TrimPrefix(unix.SignalName(o.signal), "SIG"), o.exitCode)
 	default:
 		return fmt.Sprintf("exited with code %d", o.exitCode)
 	}
@@ -113,9 +124,21 @@ func (p *process) run(ctx context.Context) outcome {
 	// Grandchildren may hold the pipe open: the group is gone by now or
 	// was never ours to wait for; kill what is left so the copy ends.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	if (out.timedOut || out.cancelled) && p.stopped != nil {
+		p.stopped()
+	}
 	<-copied
 	pr.Close()
 	out.exitCode = cmd.ProcessState.ExitCode()
+	if !out.timedOut && !out.cancelled {
+		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		switch {
+		case ws.Signaled():
+			out.signal, out.exitCode = ws.Signal(), 128+int(ws.Signal())
+		case p.exitSignals && out.exitCode > 128 && out.exitCode <= 128+64:
+			out.signal = syscall.Signal(out.exitCode - 128)
+		}
+	}
 	var ee *exec.ExitError
 	if werr != nil && !errors.As(werr, &ee) {
 		out.err = werr

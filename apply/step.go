@@ -32,7 +32,25 @@ func (a *applier) runStep(ctx context.Context, n *node, key string) *state.StepR
 	dir := filepath.Join(a.work, n.pr.pipeline.Name, n.step.Name)
 	inputs, outputs, tmp := filepath.Join(dir, "inputs"), filepath.Join(dir, "outputs"), filepath.Join(dir, "tmp")
 	params, metrics, logPath := filepath.Join(dir, "params.json"), filepath.Join(dir, "metrics.json"), filepath.Join(dir, "log.txt")
-	for _, d := range []string{inputs, tmp} {
+	var ctr *container
+	if n.step.Image != "" {
+		// The step writes its metrics into a folder of their own: the
+		// container sees the step's folder read-only but for it, its
+		// outputs and TMPDIR.
+		metrics = filepath.Join(dir, "metrics", "metrics.json")
+		ctr = &container{
+			image: n.planned.Fingerprint.Image, name: containerName(n.pr.run.ID, n.pr.pipeline.Name, n.step.Name),
+			network: n.step.Network, root: a.env.Config.Root,
+			ro: []string{a.work}, rw: []string{outputs, tmp, filepath.Dir(metrics)},
+		}
+		if !strings.Contains(ctr.image, "@sha256:") {
+			// Plan pins every image (Options.Images); a tag here would run
+			// whatever it points at now.
+			res.Reason = fmt.Sprintf("image %s is not pinned to a digest", ctr.image)
+			return res
+		}
+	}
+	for _, d := range []string{inputs, tmp, filepath.Dir(metrics)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			res.Reason = err.Error()
 			return res
@@ -55,12 +73,24 @@ func (a *applier) runStep(ctx context.Context, n *node, key string) *state.StepR
 		res.Reason = err.Error()
 		return res
 	}
-	env := stepEnv(os.Environ(), false)
-	env = append(env,
-		"ZEN_INPUTS="+inputs, "ZEN_OUTPUTS="+outputs, "ZEN_PARAMS="+params, "ZEN_METRICS="+metrics,
-		"ZEN_RUN_ID="+n.pr.run.ID, "ZEN_PIPELINE="+n.pr.pipeline.Name, "ZEN_STEP="+n.step.Name,
-		"ZEN_COMMIT="+n.pr.run.SourceCommit, "TMPDIR="+tmp, "PYTHONDONTWRITEBYTECODE=1")
-	env = append(env, n.env...)
+	contract := []string{
+		"ZEN_INPUTS=" + inputs, "ZEN_OUTPUTS=" + outputs, "ZEN_PARAMS=" + params, "ZEN_METRICS=" + metrics,
+		"ZEN_RUN_ID=" + n.pr.run.ID, "ZEN_PIPELINE=" + n.pr.pipeline.Name, "ZEN_STEP=" + n.step.Name,
+		"ZEN_COMMIT=" + n.pr.run.SourceCommit, "TMPDIR=" + tmp, "PYTHONDONTWRITEBYTECODE=1"}
+	env := append(append(stepEnv(os.Environ(), false), contract...), n.env...)
+	argv := n.step.Run
+	if ctr != nil {
+		ctr.env = contract
+		for _, kv := range n.env {
+			name, _, _ := strings.Cut(kv, "=")
+			if n.step.Env[name].Secret != "" {
+				ctr.secrets = append(ctr.secrets, kv)
+			} else {
+				ctr.env = append(ctr.env, kv)
+			}
+		}
+		argv, env = ctr.command(n.step.Run), ctr.environ()
+	}
 
 	attempts := n.step.Retries.Attempts + 1
 	backoff := n.step.Retries.Backoff
@@ -83,7 +113,10 @@ func (a *applier) runStep(ctx context.Context, n *node, key string) *state.StepR
 			res.Reason = err.Error()
 			break
 		}
-		p := &process{argv: n.step.Run, dir: a.env.Config.Root, env: env, timeout: n.step.Timeout, log: logFile, stream: a.stream, prefix: n.prefix(), redact: a.secrets}
+		p := &process{argv: argv, dir: a.env.Config.Root, env: env, timeout: n.step.Timeout, log: logFile, stream: a.stream, prefix: n.prefix(), redact: a.secrets}
+		if ctr != nil {
+			p.exitSignals, p.stopped = true, ctr.remove
+		}
 		out := p.run(ctx)
 		code := out.exitCode
 		res.ExitCode = &code

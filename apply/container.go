@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -93,7 +94,19 @@ func (c *container) command(argv []string) []string {
 // environ is podman's own environment: zen's, less what no step gets
 // (stepEnv), with the secrets' values podman passes on by name.
 func (c *container) environ() []string {
-	return append(stepEnv(os.Environ(), false), c.secrets...)
+	var env []string
+	for _, kv := range stepEnv(os.Environ(), false) {
+		// A DOCKER_CONFIG folder without config.json holds no
+		// credentials: the keychain plan resolved with reads it so, but
+		// podman refuses to pull.
+		if dir, ok := strings.CutPrefix(kv, "DOCKER_CONFIG="); ok {
+			if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
+				continue
+			}
+		}
+		env = append(env, kv)
+	}
+	return append(env, c.secrets...)
 }
 
 // remove kills and removes the container, if it is still there: podman

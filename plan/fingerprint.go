@@ -85,8 +85,11 @@ func Fingerprint(s *schema.Step, src Sources, upstream map[string]string) (*stat
 		return nil, err
 	}
 	fp.Code = code
-	if fp.Executable, err = src.Executable(s.Run[0]); err != nil {
-		return nil, err
+	// In an image, the program is the image's: its digest covers it.
+	if s.Image == "" {
+		if fp.Executable, err = src.Executable(s.Run[0]); err != nil {
+			return nil, err
+		}
 	}
 	return fp, nil
 }

@@ -70,9 +70,9 @@ func TestScripts(t *testing.T) {
 	})
 }
 
-// condition answers [registry-process], [cosign], [crane], [oras] and
-// [skopeo]: whether docker-registry, the cosign CLI, crane, oras and skopeo
-// are installed.
+// condition answers [registry-process], [cosign], [crane], [oras],
+// [skopeo] and [podman]: whether docker-registry, the cosign CLI, crane,
+// oras, skopeo and podman (with runc, catatonit and busybox) are installed.
 func condition(cond string) (bool, error) {
 	switch cond {
 	case "registry-process":
@@ -85,6 +85,15 @@ func condition(cond string) (bool, error) {
 		return installed("oras", "go install oras.land/oras/cmd/oras@v1.3.6")
 	case "skopeo":
 		return installed("skopeo", "apt-get install skopeo")
+	case "podman":
+		// The image scripts build their image from busybox-static and run
+		// it with podman, runc and catatonit (--init).
+		for _, p := range []string{"podman", "runc", "busybox", "catatonit"} {
+			if ok, err := installed(p, "apt-get install podman runc uidmap catatonit busybox-static"); !ok {
+				return ok, err
+			}
+		}
+		return true, nil
 	case "slurm":
 		if !testslurm.Available() || os.Geteuid() != 0 {
 			if os.Getenv("CI") != "" {

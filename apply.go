@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/zen-dev/zen/apply"
+	"github.com/zen-dev/zen/internal/wait"
 	"github.com/zen-dev/zen/plan/render"
 	"github.com/zen-dev/zen/registry/signature"
 	"github.com/zen-dev/zen/state"
@@ -111,7 +112,7 @@ func (p *Project) applyPreview(ctx context.Context, pl *Planned, opts ApplyOptio
 	if !pl.Plan.Changes() {
 		if pl.Remote != "" && pl.previewAhead {
 			// Runs an earlier preview could not push.
-			return nil, pl.preview.Push(ctx, pl.Remote, pl.previewRemoteHead)
+			return nil, push(ctx, pl.preview, pl.Remote, pl.previewRemoteHead, pushRetry, wait.Sleep)
 		}
 		return nil, nil
 	}
@@ -130,7 +131,7 @@ func (p *Project) applyPreview(ctx context.Context, pl *Planned, opts ApplyOptio
 		return nil, err
 	}
 	if pl.Remote != "" && res != nil && (res.StateCommit != "" || pl.previewAhead) {
-		if perr := pl.preview.Push(ctx, pl.Remote, pl.previewRemoteHead); perr != nil {
+		if perr := push(ctx, pl.preview, pl.Remote, pl.previewRemoteHead, pushRetry, wait.Sleep); perr != nil {
 			err = errors.Join(err, perr)
 		} else {
 			pl.Pushed = true

@@ -98,14 +98,14 @@ const pushRetry = time.Second
 // pipeline's baseline, the same model's stage) is theirs to keep, and the
 // error then says to plan again.
 func (p *Project) Push(ctx context.Context, remote, expected string) error {
-	return p.push(ctx, remote, expected, pushRetry, wait.Sleep)
+	return push(ctx, p.state, remote, expected, pushRetry, wait.Sleep)
 }
 
-// push is Push with its pause between attempts given: tests see the
-// pauses through pause.
-func (p *Project) push(ctx context.Context, remote, expected string, retry time.Duration, pause func(context.Context, time.Duration) error) error {
+// push is Push of st's ref (the state ref, or a preview's), with its
+// pause between attempts given: tests see the pauses through pause.
+func push(ctx context.Context, st *state.Store, remote, expected string, retry time.Duration, pause func(context.Context, time.Duration) error) error {
 	for attempt := range 3 {
-		err := p.state.Push(ctx, remote, expected)
+		err := st.Push(ctx, remote, expected)
 		if err != nil && ctx.Err() != nil {
 			return fmt.Errorf("%w; stopped: %w", err, ctx.Err())
 		}
@@ -120,12 +120,12 @@ func (p *Project) push(ctx context.Context, remote, expected string, retry time.
 		if !errors.Is(err, state.ErrStateMoved) {
 			return err
 		}
-		sync, err := p.state.Pull(ctx, remote)
+		sync, err := st.Pull(ctx, remote)
 		if err != nil {
 			return err
 		}
 		if len(sync.Dropped) > 0 {
-			if perr := p.state.Push(ctx, remote, sync.RemoteHead); perr != nil {
+			if perr := st.Push(ctx, remote, sync.RemoteHead); perr != nil {
 				return perr
 			}
 			return fmt.Errorf("another apply pushed to %s first and changed %s: %w (the runs were recorded and pushed; their versions of those records are kept)",

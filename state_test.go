@@ -67,7 +67,7 @@ func TestPushCancel(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- p.push(ctx, "origin", "", time.Hour, pause) }()
+	go func() { done <- push(ctx, p.state, "origin", "", time.Hour, pause) }()
 	// The push failed and it pauses an hour before the next.
 	if d := <-paused; d != time.Hour {
 		t.Fatalf("paused %s, want the retry pause", d)

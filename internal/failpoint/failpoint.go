@@ -28,6 +28,10 @@ const (
 	// RefMoved: the state ref has moved to the runs' commit; the journal
 	// is still there.
 	RefMoved = "state.ref-moved"
+	// MigrateCopied: zen stack migrate copied one manifest with its
+	// blobs and tag; the rest is not copied. Not in Points: an apply
+	// never reaches it.
+	MigrateCopied = "migrate.copied"
 )
 
 // Points lists every failpoint.

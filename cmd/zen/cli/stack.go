@@ -2,12 +2,14 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"slices"
 
 	"github.com/spf13/cobra"
 
+	"github.com/zen-dev/zen"
 	"github.com/zen-dev/zen/view"
 )
 
@@ -91,5 +93,78 @@ committed, so each clone and CI job chooses its own.`,
 			return nil
 		},
 	})
+	cmd.AddCommand(newStackMigrate(g))
 	return cmd
+}
+
+func newStackMigrate(g *globals) *cobra.Command {
+	var from, to string
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "migrate --from STACK --to STACK [--yes]",
+		Short: "Copy what the state ref references from one stack's store to another's",
+		Long: `Migrate copies, from stack --from's artifact store to stack --to's, every
+artifact of the runs recorded on --from (outputs and logs), every model
+version pushed to it with its version tag, the stage tags of those
+versions, and the signatures and attestations of all of them. Digests are
+kept byte for byte, so signatures verify on --to, and zen plan there
+reuses the cache.
+
+Without --yes it only prints the plan: what there is, and what --to lacks.
+With --yes it copies. What --to holds already is not copied again: a
+migration stopped midway is finished by the next one, and a second
+migration copies nothing. The state ref is not changed; verify on the new
+stack with zen verify --stack.`,
+		Example: "  zen stack migrate --from local --to shared\n  zen stack migrate --from local --to shared --yes",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sess, err := open(g, true)
+			if err != nil {
+				return err
+			}
+			m, err := sess.Migrate(cmd.Context(), from, to, yes)
+			if err != nil {
+				return err
+			}
+			for _, w := range m.Warnings {
+				fmt.Fprintf(g.stderr, "warning: %s\n", w)
+			}
+			if g.output == "json" {
+				return writeJSON(g.stdout, m)
+			}
+			return viewMigration(g.stdout, m)
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "the stack whose store to copy from")
+	cmd.Flags().StringVar(&to, "to", "", "the stack whose store to copy to")
+	cmd.Flags().BoolVar(&yes, "yes", false, "copy (without it, only print the plan)")
+	return cmd
+}
+
+// viewMigration writes a migration's plan, or what it copied.
+func viewMigration(w io.Writer, m *zen.Migration) error {
+	t := m.Totals()
+	fmt.Fprintf(w, "migrate %s (%s) → %s (%s)\n", m.From, m.FromStore, m.To, m.ToStore)
+	fmt.Fprintf(w, "  %d artifacts, %d model versions, %d stage tags, %d signatures, %d attestations\n",
+		t.Artifacts, t.Models, t.Stages, t.Signatures, t.Attestations)
+	for _, s := range m.Missing {
+		fmt.Fprintf(w, "  not in %s's store, not copied: %s\n", m.From, s)
+	}
+	if t.Kept > 0 {
+		fmt.Fprintf(w, "  %s has its own signatures of %d of them, kept\n", m.To, t.Kept)
+	}
+	all := len(m.Items)
+	if t.Needed == 0 {
+		fmt.Fprintf(w, "%s holds all %d already: nothing to copy\n", m.To, all)
+		return nil
+	}
+	what := fmt.Sprintf("%d manifests, %d blobs (%d bytes), %d tags", t.Manifests, t.Blobs, t.Bytes, t.Tags)
+	if m.Applied {
+		fmt.Fprintf(w, "copied %s to %s\n", what, m.To)
+		return nil
+	}
+	fmt.Fprintf(w, "  %s holds %d of %d already\n", m.To, all-t.Needed, all)
+	fmt.Fprintf(w, "to copy: %s\n", what)
+	fmt.Fprintf(w, "Run zen stack migrate --from %s --to %s --yes to copy.\n", m.From, m.To)
+	return nil
 }

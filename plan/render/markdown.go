@@ -61,7 +61,11 @@ func Markdown(w io.Writer, p *plan.Plan) {
 		fmt.Fprintln(w, "| | step | why |")
 		fmt.Fprintln(w, "|---|---|---|")
 		for _, st := range pl.Steps {
-			fmt.Fprintf(w, "| `%s` | %s | %s |\n", st.Action.Symbol(), st.Name, mdEscape(Why(st)))
+			why := Why(st)
+			if st.Image != nil && st.Image.Tagged() {
+				why += "; image " + st.Image.Declared + " → " + st.Image.Digest()
+			}
+			fmt.Fprintf(w, "| `%s` | %s | %s |\n", st.Action.Symbol(), st.Name, mdEscape(why))
 		}
 		fmt.Fprintln(w, "\n</details>")
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 
+	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
 )
 
@@ -73,6 +74,9 @@ type LineageInput struct {
 	Source string `json:"source"`
 	Digest string `json:"digest"`
 	Step   string `json:"step,omitempty"` // the upstream step, when the input is another step's output
+	// Data: the input is data zen data push stored, in the artifact store
+	// under Digest; Source is "data NAME@sha256:…".
+	Data bool `json:"data,omitempty"`
 }
 
 // SameSource reports whether the run ran from the commit that declares
@@ -130,6 +134,10 @@ func (p *Project) traceLineage(recs state.Records, mv *state.ModelVersion) (*Lin
 			st.Command, st.Parameters, st.Code = fp.Command, fp.Parameters, fp.Code
 			for _, in := range slices.Sorted(maps.Keys(fp.Inputs)) {
 				li := LineageInput{Name: in, Source: res.Sources[in], Digest: fp.Inputs[in]}
+				// Data zen data push stored: fetchable by its digest.
+				if _, d, err := schema.ParseDataRef(li.Source); err == nil && d == li.Digest {
+					li.Source, li.Data = "data "+li.Source, true
+				}
 				if up, _, ok := strings.Cut(li.Source, "."); ok && !strings.Contains(li.Source, "/") && run.Steps[up] != nil {
 					li.Step = up
 					queue = append(queue, up)

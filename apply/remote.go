@@ -263,14 +263,25 @@ func (a *applier) storeSpecs(ctx context.Context, tasks []*Task) (map[*node]*Ste
 		return nil, err
 	}
 	a.source = sd.Digest
-	// A {model, stage} input is verified here, as a local apply does before
-	// the step reads it: the nodes hold no key, and check only its content.
+	// A {model, stage} or {data} input is verified here, as a local apply
+	// does before the step reads it: the nodes hold no key, and check only
+	// its content (a data input's digest is in the source tree's CUE).
 	verified := map[string]bool{}
 	for _, t := range tasks {
 		n := t.n
 		for _, in := range n.step.Inputs {
 			d := n.planned.Fingerprint.Inputs[in.Name]
-			if in.Kind != schema.InputModel || verified[d] {
+			if verified[d] {
+				continue
+			}
+			if in.Kind == schema.InputData {
+				if err := a.verifyData(ctx, in); err != nil {
+					return nil, fmt.Errorf("step %s.%s: input %s (data %s): %w", n.pr.pipeline.Name, n.step.Name, in.Name, in.Source(), err)
+				}
+				verified[d] = true
+				continue
+			}
+			if in.Kind != schema.InputModel {
 				continue
 			}
 			ms, ok := a.env.Store.(registry.ModelStore)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/zen-dev/zen/internal/wait"
 	"github.com/zen-dev/zen/registry"
+	"github.com/zen-dev/zen/registry/signature"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
 )
@@ -223,10 +224,37 @@ func (a *applier) linkInputs(ctx context.Context, n *node, dir string) error {
 				return fmt.Errorf("input %s (%s): %w", name, in.Source(), err)
 			}
 			target = p
+		case schema.InputData:
+			p, err := a.once("artifacts", in.Digest, func(dest string) error {
+				if err := a.verifyData(ctx, in); err != nil {
+					return err
+				}
+				// Pull checks the bytes against the digest: content that
+				// does not match never appears at dest.
+				return a.env.Store.Pull(ctx, in.Digest, dest)
+			})
+			if err != nil {
+				return fmt.Errorf("input %s (data %s): %w", name, in.Source(), err)
+			}
+			target = p
 		}
 		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
 			return fmt.Errorf("input %s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// verifyData checks that a data input is signed by the stack's key, as a
+// cache hit's outputs are, before a step reads it. Without a key (a stack
+// that signs nothing, or a Slurm node, whose submitting apply checked it)
+// the content's digest is all that is checked.
+func (a *applier) verifyData(ctx context.Context, in *schema.Input) error {
+	if a.env.Verifier == nil {
+		return nil
+	}
+	if err := signature.Verify(ctx, a.env.Store.ArtifactRepository(), in.Digest, a.env.Verifier); err != nil {
+		return fmt.Errorf("signature: %w", err)
 	}
 	return nil
 }

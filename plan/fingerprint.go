@@ -2,6 +2,7 @@ package plan
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -70,10 +71,20 @@ func Fingerprint(s *schema.Step, src Sources, upstream map[string]string) (*stat
 			if d, ok = upstream[name]; !ok {
 				continue
 			}
-		case schema.InputFile:
-			d, err = src.File(in.Path)
-		case schema.InputDir:
-			d, err = src.Dir(in.Path)
+		case schema.InputFile, schema.InputDir:
+			if in.GitIgnored && !in.Ignored {
+				// Its bytes would be stored nowhere: another clone, a
+				// Slurm node or lineage could never fetch them.
+				return nil, fmt.Errorf("input %s: %s is ignored by git, so no clone holds its bytes: store it with `zen data push %s` and declare the {data: …} input it prints instead (or add ignored: true to the input to use it as it is)", name, in.Path, in.Path)
+			}
+			if in.Kind == schema.InputDir {
+				d, err = src.Dir(in.Path)
+			} else {
+				d, err = src.File(in.Path)
+			}
+		case schema.InputData:
+			// The digest pins the bytes: planning needs no network.
+			d = in.Digest
 		}
 		if err != nil {
 			return nil, fmt.Errorf("input %s: %w", name, err)
@@ -92,6 +103,26 @@ func Fingerprint(s *schema.Step, src Sources, upstream map[string]string) (*stat
 		}
 	}
 	return fp, nil
+}
+
+// checkData makes sure the store holds each {data: NAME@sha256:…} input
+// of s, as it must hold a cached step's outputs: a digest that was never
+// pushed there fails the plan rather than the apply.
+func checkData(ctx context.Context, store Store, s *schema.Step) error {
+	for _, name := range s.InputNames() {
+		in := s.Inputs[name]
+		if in.Kind != schema.InputData {
+			continue
+		}
+		ok, err := store.Has(ctx, in.Digest)
+		if err != nil {
+			return fmt.Errorf("input %s: %w", name, err)
+		}
+		if !ok {
+			return fmt.Errorf("input %s: data %s is not in the artifact store %s (push it there with zen data push)", name, in.Source(), store)
+		}
+	}
+	return nil
 }
 
 // keyPrefix versions the key's encoding: changing it invalidates every cache.

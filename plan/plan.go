@@ -405,6 +405,9 @@ func planPipeline(ctx context.Context, pl *schema.Pipeline, rec Recorded, src So
 		if err != nil {
 			return nil, fmt.Errorf("step %s: %w", name, err)
 		}
+		if err := checkData(ctx, store, s); err != nil {
+			return nil, fmt.Errorf("step %s: %w", name, err)
+		}
 		if s.Image != "" && opts.Images != nil {
 			pinned, err := opts.Images(ctx, s.Image)
 			if err != nil {

@@ -259,14 +259,14 @@ func (l *loader) step(pname, sname string, rs rawStep) *Step {
 		ri := rs.Inputs[name]
 		in := &Input{Name: name}
 		kinds := 0
-		for _, set := range []bool{ri.Ref != "", ri.File != "", ri.Dir != "", ri.Stage != ""} {
+		for _, set := range []bool{ri.Ref != "", ri.File != "", ri.Dir != "", ri.Stage != "", ri.Data != ""} {
 			if set {
 				kinds++
 			}
 		}
 		if kinds != 1 || (ri.Ref == "" && ri.Type != "") || (ri.Stage != "" && ri.Model == "") || (ri.Model != "" && ri.Ref == "" && ri.Stage == "") {
 			p, ps := at("inputs", name)
-			l.errorf(l.pos(p...), ps, "an input is one of: another step's output (steps.NAME.outputs.NAME), {file: PATH}, {dir: PATH}, or {model: NAME, stage: NAME}")
+			l.errorf(l.pos(p...), ps, "an input is one of: another step's output (steps.NAME.outputs.NAME), {file: PATH}, {dir: PATH}, {model: NAME, stage: NAME}, or {data: NAME@sha256:…}")
 			continue
 		}
 		switch {
@@ -290,16 +290,31 @@ func (l *loader) step(pname, sname string, rs rawStep) *Step {
 			}
 		case ri.Stage != "":
 			in.Kind, in.Model, in.Stage = InputModel, ri.Model, ri.Stage
+		case ri.Data != "":
+			in.Kind = InputData
+			var err error
+			if in.Data, in.Digest, err = ParseDataRef(ri.Data); err != nil {
+				p, ps := at("inputs", name, "data")
+				l.errorf(l.pos(p...), ps, "%v", err)
+			}
 		case ri.Dir != "":
 			in.Kind, in.Path = InputDir, ri.Dir
 		default:
 			in.Kind, in.Path = InputFile, ri.File
 		}
 		if in.Kind == InputFile || in.Kind == InputDir {
+			in.Ignored = ri.Ignored
 			p, ps := at("inputs", name, string(in.Kind))
 			if msg := l.checkRepoPath(in.Path, in.Kind == InputDir); msg != "" {
 				l.errorf(l.pos(p...), ps, "%s", msg)
+			} else {
+				// Refused by plan, not here: zen data push, which loads
+				// the CUE, is what mends it.
+				in.GitIgnored = l.gitIgnores(in.Path)
 			}
+		} else if ri.Ignored {
+			p, ps := at("inputs", name, "ignored")
+			l.errorf(l.pos(p...), ps, "only a file: or dir: input can be ignored by git")
 		}
 		s.Inputs[name] = in
 	}

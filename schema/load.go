@@ -140,12 +140,15 @@ type rawStep struct {
 }
 
 type rawInput struct {
-	Type  string `json:"type"`
-	Ref   string `json:"ref"`
-	File  string `json:"file"`
-	Dir   string `json:"dir"`
-	Model string `json:"model"`
-	Stage string `json:"stage"`
+	Type string `json:"type"`
+	Ref  string `json:"ref"`
+	File string `json:"file"`
+	Dir  string `json:"dir"`
+	// Ignored: a file or dir input that git ignores is meant.
+	Ignored bool   `json:"ignored"`
+	Data    string `json:"data"`
+	Model   string `json:"model"`
+	Stage   string `json:"stage"`
 }
 
 type rawOutput struct {

@@ -114,6 +114,7 @@ const (
 	InputFile  InputKind = "file"  // a file of the repository
 	InputDir   InputKind = "dir"   // a folder of the repository
 	InputModel InputKind = "model" // the model version in a stage
+	InputData  InputKind = "data"  // data zen data push stored, by digest
 )
 
 // Input is one named input of a step.
@@ -126,6 +127,13 @@ type Input struct {
 	Path string
 	// Kind model.
 	Model, Stage string
+	// Kind data: the name it was pushed under and its manifest digest
+	// ("sha256:<hex>"), which is the input's digest in the cache key.
+	Data, Digest string
+	// Kind file or dir: GitIgnored says git ignores the path (the
+	// repository's .gitignore files and excludes, when the CUE was
+	// loaded); Ignored that the input says it means that (ignored: true).
+	GitIgnored, Ignored bool
 }
 
 // Source describes where the input comes from, for messages:
@@ -136,6 +144,8 @@ func (in *Input) Source() string {
 		return in.Step + "." + in.Output
 	case InputModel:
 		return in.Model + "@" + in.Stage
+	case InputData:
+		return in.Data + "@" + in.Digest
 	default:
 		return in.Path
 	}

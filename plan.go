@@ -244,7 +244,7 @@ func (p *Project) Plan(ctx context.Context, opts PlanOptions) (_ *Planned, err e
 			return d, err == nil, err
 		}
 	}
-	po.Images = imageResolver(st)
+	po.Images = imageResolver()
 	computed, err := plan.Compute(ctx, cfg, recs, p.ws, store, po)
 	if err != nil {
 		return nil, err
@@ -292,14 +292,10 @@ func (p *Project) LockApply(ctx context.Context, what string, timeout time.Durat
 }
 
 // imageResolver pins a step's image to its digest, asking the image's
-// registry once per reference for a plan. Only the local stack runs steps
-// in images yet.
-func imageResolver(st *schema.Stack) func(context.Context, string) (string, error) {
-	if st.Orchestrator.Flavor != "local" {
-		return func(context.Context, string) (string, error) {
-			return "", fmt.Errorf("image on a %s stack (%s) is not supported yet; run it on a local stack", st.Orchestrator.Flavor, st.Name)
-		}
-	}
+// registry once per reference for a plan. Every stack runs the pinned
+// reference: the local stack here, a Slurm stack on its nodes (the step's
+// spec carries it).
+func imageResolver() func(context.Context, string) (string, error) {
 	pinned := map[string]string{}
 	return func(ctx context.Context, ref string) (string, error) {
 		if d, ok := pinned[ref]; ok {

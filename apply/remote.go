@@ -45,10 +45,16 @@ type StepSpec struct {
 	Env []string `json:"env,omitempty"`
 	// Sets are the experiment's --set overrides, PATH=VALUE.
 	Sets []string `json:"sets,omitempty"`
+	// Image is the image the plan pinned for a step with image:
+	// name@sha256:…, never the tag, so that the node runs what was
+	// planned even if the tag moved since.
+	Image string `json:"image,omitempty"`
 }
 
-// specVersion is the version of StepSpec and of results this zen writes.
-const specVersion = 1
+// specVersion is the version of StepSpec and of results this zen writes:
+// 2 since a spec carries the step's pinned image, which a node reading
+// version 1 would not run.
+const specVersion = 2
 
 // resultTag is the tag, in the store's artifacts repository, of a step's
 // result in a run; specTag that of its spec.
@@ -232,6 +238,9 @@ func runRemote(ctx context.Context, store registry.Store, spec *StepSpec, work s
 		}
 		pr.nodes[in.Step] = &node{res: up.Result}
 	}
+	// The step runner runs the plan's pinned image, as on the local stack
+	// (runStep refuses a step with image: and no pinned reference).
+	fp.Image = spec.Image
 	n := &node{pr: pr, step: step, planned: &plan.Step{Name: step.Name, Action: plan.Run, Fingerprint: fp}, env: spec.Env}
 	if err := os.MkdirAll(a.work, 0o755); err != nil {
 		return nil, err
@@ -298,7 +307,7 @@ func (a *applier) storeSpecs(ctx context.Context, tasks []*Task) (map[*node]*Ste
 	// each that failed.
 	for _, t := range tasks {
 		n := t.n
-		spec := &StepSpec{Version: specVersion, RunID: t.Run.ID, Pipeline: t.Pipeline.Name, Step: t.Step.Name, Source: sd.Digest, SourceCommit: t.Run.SourceCommit, Inputs: map[string]string{}, Env: t.Env, Sets: sets}
+		spec := &StepSpec{Version: specVersion, RunID: t.Run.ID, Pipeline: t.Pipeline.Name, Step: t.Step.Name, Source: sd.Digest, SourceCommit: t.Run.SourceCommit, Inputs: map[string]string{}, Env: t.Env, Sets: sets, Image: n.planned.Fingerprint.Image}
 		for _, in := range n.step.Inputs {
 			switch in.Kind {
 			case schema.InputStep:

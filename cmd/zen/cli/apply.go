@@ -158,7 +158,10 @@ func applySaved(ctx context.Context, f *planFlags, args []string) (*session, *ze
 	if len(args) > 1 {
 		return nil, nil, fmt.Errorf("a plan file is applied alone: %s was given with %s", name, strings.Join(args[1:], " "))
 	}
-	if f.stack != "" || f.noCache || len(f.sets) > 0 || f.preview {
+	if f.preview {
+		return nil, nil, fmt.Errorf("%s is a saved plan, and a preview is not saved: zen apply --preview plans it", name)
+	}
+	if f.stack != "" || f.noCache || len(f.sets) > 0 {
 		return nil, nil, fmt.Errorf("%s carries the stack, pipelines, --no-cache and --set it was made with: apply it without them", name)
 	}
 	// Not blocking on a FIFO: a plan file is a regular file.

@@ -76,9 +76,9 @@ func (n *node) build(entry string) *provenance.Build {
 }
 
 // fingerprinted adds what a step's fingerprint says to b: its parameters,
-// inputs and code files.
+// inputs, code files and the image it ran in.
 func fingerprinted(b *provenance.Build, fp *state.Fingerprint) {
 	if fp != nil {
-		b.Parameters, b.Inputs, b.Code = fp.Parameters, fp.Inputs, fp.Code
+		b.Parameters, b.Inputs, b.Code, b.Image = fp.Parameters, fp.Inputs, fp.Code, fp.Image
 	}
 }

@@ -15,7 +15,10 @@
 //	materials                           the commit, the dirty tree's digest
 //	                                    for a dirty run, each input
 //	                                    ("zen:input/<step>/<name>") and each
-//	                                    code file ("git+path:<path>")
+//	                                    code file ("git+path:<path>"), and
+//	                                    for a step run in an image, that
+//	                                    image ("oci://<registry>/<repo>",
+//	                                    its manifest digest as sha256)
 //
 // A model version is built by the apply of the commit that declares it,
 // from an output a run made, perhaps a run of another commit, of an
@@ -60,6 +63,9 @@ const (
 	// runDirtySuffix, that run's uncommitted changes.
 	runURI         = "zen:run/"
 	runDirtySuffix = "/dirty-tree"
+	// imageURI + repository is the image a step ran in, by its manifest
+	// digest.
+	imageURI = "oci://"
 )
 
 // Build is what an attestation says made an artifact.
@@ -78,6 +84,10 @@ type Build struct {
 	// each code file's path to its digest.
 	Inputs map[string]string
 	Code   map[string]string
+	// Image is the image the step ran in, pinned
+	// (registry/repo@sha256:…, the fingerprint's); "" for a step run on
+	// the host, and in attestations and records made before zen kept it.
+	Image string
 	// RunCommit and RunDirty are, for a model version, the commit the run
 	// that made its output ran from and the digest of that run's
 	// uncommitted changes ("" for a clean run). Commit is then the commit
@@ -118,6 +128,11 @@ func (b *Build) Predicate() (json.RawMessage, error) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(b.Code)) {
 		materials = append(materials, common.ProvenanceMaterial{URI: codeURI + name, Digest: sha256(b.Code[name])})
+	}
+	if repo, digest, ok := strings.Cut(b.Image, "@"); ok {
+		materials = append(materials, common.ProvenanceMaterial{URI: imageURI + repo, Digest: sha256(digest)})
+	} else if b.Image != "" {
+		return nil, fmt.Errorf("provenance: image %s is not pinned by digest", b.Image)
 	}
 	if b.namesRun() {
 		materials = append(materials, common.ProvenanceMaterial{URI: runURI + b.Run, Digest: common.DigestSet{"sha1": b.RunCommit}})
@@ -180,6 +195,8 @@ func Parse(raw json.RawMessage) (*Build, error) {
 			b.Code[strings.TrimPrefix(m.URI, codeURI)] = d
 		case m.URI == dirtyURI:
 			b.Dirty = d
+		case strings.HasPrefix(m.URI, imageURI):
+			b.Image = strings.TrimPrefix(m.URI, imageURI) + "@" + d
 		case strings.HasPrefix(m.URI, runURI):
 			run, dirty := strings.CutSuffix(strings.TrimPrefix(m.URI, runURI), runDirtySuffix)
 			if run != b.Run {
@@ -197,7 +214,7 @@ func Parse(raw json.RawMessage) (*Build, error) {
 
 // Mismatch says how got differs from want in what a record can vouch for:
 // the run, the source commit, the entry point and, where want has them,
-// the input digests. It returns "" when they agree.
+// the image and the input digests. It returns "" when they agree.
 func Mismatch(got, want *Build) string {
 	switch {
 	case got.Entry != want.Entry:
@@ -211,6 +228,11 @@ func Mismatch(got, want *Build) string {
 			return fmt.Sprintf("does not name the commit run %s ran from, the record %s", want.Run, want.RunCommit)
 		}
 		return fmt.Sprintf("names run %s from commit %s, the record from %s", got.Run, got.RunCommit, cmp.Or(want.RunCommit, "none"))
+	case want.Image != "" && got.Image != want.Image:
+		if got.Image == "" {
+			return fmt.Sprintf("names no image, the record %s", want.Image)
+		}
+		return fmt.Sprintf("names image %s, the record %s", got.Image, want.Image)
 	case want.namesRun() && got.RunDirty != want.RunDirty:
 		return fmt.Sprintf("names run %s's uncommitted changes as %s, the record %s", got.Run, cmp.Or(got.RunDirty, "none"), cmp.Or(want.RunDirty, "none"))
 	}

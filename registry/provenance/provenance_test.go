@@ -158,3 +158,40 @@ func TestRunOfAnotherCommit(t *testing.T) {
 		t.Errorf("Parse of a run material naming another run: %v", err)
 	}
 }
+
+// TestImage attests a step run in an image: the image is a material, by
+// its manifest digest, and a record that names another image, or one the
+// attestation does not name, is a mismatch; a record without an image
+// (a step on the host, or made before zen kept it) compares none.
+func TestImage(t *testing.T) {
+	img := "127.0.0.1:5000/base@sha256:" + strings.Repeat("b", 64)
+	b := &Build{Entry: "p.s.o", Run: "r1", Commit: "c1", Image: img}
+	raw, err := b.Predicate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"uri":"oci://127.0.0.1:5000/base","digest":{"sha256":"` + strings.Repeat("b", 64) + `"}}`; !strings.Contains(string(raw), want) {
+		t.Errorf("predicate %s lacks %s", raw, want)
+	}
+	got, err := Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Image != img || Mismatch(got, b) != "" {
+		t.Errorf("round trip: %+v", got)
+	}
+	other := "127.0.0.1:5000/base@sha256:" + strings.Repeat("c", 64)
+	for _, tt := range []struct{ got, want, why string }{
+		{img, other, "names image " + img + ", the record " + other},
+		{"", img, "names no image, the record " + img},
+		{img, "", ""},
+		{"", "", ""},
+	} {
+		if why := Mismatch(&Build{Entry: "p.s.o", Run: "r1", Image: tt.got}, &Build{Entry: "p.s.o", Run: "r1", Image: tt.want}); why != tt.why {
+			t.Errorf("got image %q, record %q: %q, want %q", tt.got, tt.want, why, tt.why)
+		}
+	}
+	if _, err := (&Build{Entry: "p.s.o", Run: "r1", Image: "base:1"}).Predicate(); err == nil {
+		t.Error("attested an image by tag")
+	}
+}

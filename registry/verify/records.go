@@ -35,7 +35,7 @@ func ModelBuild(runs Runs, mv *state.ModelVersion) (*provenance.Build, error) {
 		}
 	}
 	if res := run.Steps[mv.Step]; res != nil && res.Fingerprint != nil {
-		b.Inputs = nonNil(res.Fingerprint.Inputs)
+		b.Inputs, b.Image = nonNil(res.Fingerprint.Inputs), res.Fingerprint.Image
 	}
 	return b, nil
 }
@@ -49,13 +49,13 @@ func dirtyNote(d string) string {
 
 // ArtifactBuild is what the attestation of an artifact of a step must name:
 // the run that made it (for a cached step, the run it was reused from,
-// whose record is made), its commit, the entry point and the step's input
-// digests. artifact is an output's name, or "log".
+// whose record is made), its commit, the entry point, the step's input
+// digests and the image it ran in. artifact is an output's name, or "log".
 func ArtifactBuild(runs Runs, run *state.Run, step, artifact string) (*provenance.Build, error) {
 	res := run.Steps[step]
 	b := &provenance.Build{Entry: run.Pipeline + "." + step + "." + artifact, Run: run.ID, Commit: run.SourceCommit}
 	if res != nil && res.Fingerprint != nil {
-		b.Inputs = nonNil(res.Fingerprint.Inputs)
+		b.Inputs, b.Image = nonNil(res.Fingerprint.Inputs), res.Fingerprint.Image
 	}
 	if res == nil || res.CachedFrom == "" {
 		return b, nil

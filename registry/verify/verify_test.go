@@ -229,3 +229,44 @@ func TestModelFromAnotherRun(t *testing.T) {
 		t.Errorf("old attestation, new record: %v", err)
 	}
 }
+
+// TestArtifactImage verifies an artifact of a step run in an image: the
+// attestation must name the image the run's record pins; a record of a
+// step on the host names none and compares none.
+func TestArtifactImage(t *testing.T) {
+	ctx := context.Background()
+	store, err := registry.OpenLayout(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	key := signer(t)
+	img := "127.0.0.1:5000/base@sha256:" + strings.Repeat("b", 64)
+	moved := "127.0.0.1:5000/base@sha256:" + strings.Repeat("c", 64)
+	inImage := push(t, store, "in image", key, &provenance.Build{Entry: "p.s.out", Run: "r1", Commit: "c1", Image: img})
+	onHost := push(t, store, "on host", key, &provenance.Build{Entry: "p.s.out", Run: "r1", Commit: "c1"})
+	record := func(image string) *state.Run {
+		return &state.Run{ID: "r1", Pipeline: "p", SourceCommit: "c1", Steps: map[string]*state.StepResult{
+			"s": {Fingerprint: &state.Fingerprint{Image: image}},
+		}}
+	}
+	v := &verify.Verifier{Key: key.Public()}
+	for _, tt := range []struct {
+		name, digest, image string
+		kind                verify.Kind
+	}{
+		{"the recorded image", inImage, img, 0},
+		{"another image recorded", inImage, moved, verify.ProvenanceMismatch},
+		{"attested without the recorded image", onHost, img, verify.ProvenanceMismatch},
+		{"a record without an image", onHost, "", 0},
+	} {
+		want, err := verify.ArtifactBuild(nil, record(tt.image), "s", "out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = v.Artifact(ctx, store, tt.digest, want, false)
+		if got := verify.KindOf(err); got != tt.kind || (tt.kind == 0 && err != nil) {
+			t.Errorf("%s: kind %v (%v), want %v", tt.name, got, err, tt.kind)
+		}
+	}
+}

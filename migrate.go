@@ -166,7 +166,9 @@ func (p *Project) Migrate(ctx context.Context, from, to string, apply bool) (*Mi
 	if err != nil {
 		return nil, err
 	}
-	if src.String() == dst.String() {
+	// The store's name as given may differ in spelling ("reg/ml/" and
+	// "reg/ml"); its artifacts repository's name is the canonical one.
+	if src.String() == dst.String() || src.ArtifactRepository().Reference() == dst.ArtifactRepository().Reference() {
 		dst.Close()
 		return nil, fmt.Errorf("migrate: stacks %s and %s have the same artifact store, %s: nothing to copy", from, to, src)
 	}

@@ -22,6 +22,9 @@ import (
 //     and the folder of $ZEN_METRICS read-write over it: what the step
 //     writes anywhere else is lost with the container;
 //   - no network unless the step says network: true;
+//   - resources.memory is the container's memory limit, swap included
+//     (podman --memory, --memory-swap): over it, the kernel kills the
+//     step, recorded as killed by signal KILL, as a process;
 //   - the step's variables are zen's contract and its declared env, not
 //     the host's environment: PATH, HOME and the rest are the image's. A
 //     secret is passed by name (--env NAME), its value through podman's
@@ -35,6 +38,7 @@ type container struct {
 	image   string // name@sha256:…
 	name    string
 	network bool
+	memory  string   // resources.memory, as Slurm spells it ("50M"); "" for no limit
 	root    string   // the repository
 	ro      []string // folders mounted read-only
 	rw      []string // folders mounted read-write
@@ -65,6 +69,9 @@ func (c *container) command(argv []string) []string {
 		args = append(args, "--userns", "keep-id")
 	}
 	args = append(args, containerUlimits...)
+	if c.memory != "" {
+		args = append(args, "--memory", c.memory, "--memory-swap", c.memory)
+	}
 	if !c.network {
 		args = append(args, "--network", "none")
 	}

@@ -44,6 +44,9 @@ func (a *applier) runStep(ctx context.Context, n *node, key string) *state.StepR
 			network: n.step.Network, root: a.env.Config.Root,
 			ro: []string{a.work}, rw: []string{outputs, tmp, filepath.Dir(metrics)},
 		}
+		if r := n.step.Resources; r != nil {
+			ctr.memory = r.Memory
+		}
 		if !strings.Contains(ctr.image, "@sha256:") {
 			// Plan pins every image (Options.Images); a tag here would run
 			// whatever it points at now.

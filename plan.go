@@ -244,7 +244,11 @@ func (p *Project) Plan(ctx context.Context, opts PlanOptions) (_ *Planned, err e
 			return d, err == nil, err
 		}
 	}
-	po.Images = imageResolver()
+	check, err := p.imageCheck(st)
+	if err != nil {
+		return nil, err
+	}
+	po.Images = imageResolver(check)
 	computed, err := plan.Compute(ctx, cfg, recs, p.ws, store, po)
 	if err != nil {
 		return nil, err
@@ -292,10 +296,11 @@ func (p *Project) LockApply(ctx context.Context, what string, timeout time.Durat
 }
 
 // imageResolver pins a step's image to its digest, asking the image's
-// registry once per reference for a plan. Every stack runs the pinned
-// reference: the local stack here, a Slurm stack on its nodes (the step's
-// spec carries it).
-func imageResolver() func(context.Context, string) (string, error) {
+// registry once per reference for a plan, and checks the pinned image
+// with check where it is not nil. Every stack runs the pinned reference:
+// the local stack here, a Slurm stack on its nodes (the step's spec
+// carries it).
+func imageResolver(check func(context.Context, string) error) func(context.Context, string) (string, error) {
 	pinned := map[string]string{}
 	return func(ctx context.Context, ref string) (string, error) {
 		if d, ok := pinned[ref]; ok {
@@ -304,6 +309,11 @@ func imageResolver() func(context.Context, string) (string, error) {
 		d, err := registry.ResolveImage(ctx, ref)
 		if err != nil {
 			return "", err
+		}
+		if check != nil {
+			if err := check(ctx, d); err != nil {
+				return "", err
+			}
 		}
 		pinned[ref] = d
 		return d, nil

@@ -197,6 +197,9 @@ func (l *loader) stack(name string, rs map[string]any) *Stack {
 	st := &Stack{Name: name}
 	st.Description, _ = rs["description"].(string)
 	st.Signer, _ = rs["signer"].(map[string]any)
+	images, _ := rs["images"].(map[string]any)
+	verify, _ := images["verify"].(map[string]any)
+	st.ImageKey, _ = verify["key"].(string)
 	comp := func(field string, known []string) Component {
 		m, _ := rs[field].(map[string]any)
 		c := Component{Settings: map[string]any{}}

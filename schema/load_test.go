@@ -58,7 +58,7 @@ pipelines: training: {
 
 stacks: {
 	local: {orchestrator: flavor: "local", artifact_store: flavor: "oci-layout"}
-	shared: {orchestrator: flavor: "local", artifact_store: {flavor: "oci", repository: "127.0.0.1:5000/ml"}}
+	shared: {orchestrator: flavor: "local", artifact_store: {flavor: "oci", repository: "127.0.0.1:5000/ml"}, images: verify: key: "images.pub"}
 }
 
 models: "fraud-detector": {}
@@ -103,6 +103,9 @@ func TestLoad(t *testing.T) {
 	if cfg.DefaultStack != "local" || cfg.Stacks["shared"].ArtifactStore.String("repository") != "127.0.0.1:5000/ml" {
 		t.Errorf("stacks = %+v", cfg.Stacks)
 	}
+	if cfg.Stacks["shared"].ImageKey != "images.pub" || cfg.Stacks["local"].ImageKey != "" {
+		t.Errorf("image keys = %q, %q; want images.pub and none", cfg.Stacks["shared"].ImageKey, cfg.Stacks["local"].ImageKey)
+	}
 }
 
 func TestLoadErrors(t *testing.T) {
@@ -123,6 +126,8 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown flavor", base + `default_stack: "k"` + "\n" + `stacks: k: {orchestrator: flavor: "k8s", artifact_store: flavor: "oci-layout"}`, `zen.cue:4:27: stacks.k.orchestrator.flavor: unknown orchestrator flavor "k8s" (known: local, slurm)`},
 		{"oci without repository", base + `stacks: local: {orchestrator: flavor: "local", artifact_store: flavor: "oci"}`, `zen.cue:3:48: stacks.local.artifact_store.repository: an oci artifact store needs a repository, such as "registry.example.com/ml"`},
 		{"unknown default stack", base + `default_stack: "gpu"` + "\n" + `stacks: local: {orchestrator: flavor: "local", artifact_store: flavor: "oci-layout"}`, `zen.cue:3:1: default_stack: unknown stack "gpu" (stacks: local)`},
+		{"empty image key", base + `stacks: local: {orchestrator: flavor: "local", artifact_store: flavor: "oci-layout", images: verify: key: ""}`, `zen.cue:3:107: stacks.local.images.verify.key: invalid value "" (out of bound !="")`},
+		{"unknown image field", base + `stacks: local: {orchestrator: flavor: "local", artifact_store: flavor: "oci-layout", images: sign: true}`, `zen.cue:3:94: stacks.local.images.sign: field not allowed`},
 		{"no default stack", base + `stacks: k: {orchestrator: flavor: "local", artifact_store: flavor: "oci-layout"}`, `zen.cue:3:1: default_stack: no stack named "local", the default: add one or set default_stack to one of k`},
 		{"bad timeout", base + `pipelines: p: steps: s: {run: ["x"], timeout: "5 min"}`, `zen.cue:3:38: pipelines.p.steps.s.timeout: invalid timeout "5 min": want a positive Go duration such as "30m"`},
 		{"network without image", base + `pipelines: p: steps: s: {run: ["x"], network: true}`, `zen.cue:3:38: pipelines.p.steps.s.network: network applies to a step that runs in an image: add image, or remove network (a step on the host reaches what the host does)`},

@@ -205,6 +205,10 @@ type Stack struct {
 	Orchestrator  Component      `json:"orchestrator"`
 	ArtifactStore Component      `json:"artifact_store"`
 	Signer        map[string]any `json:"signer,omitempty"`
+	// ImageKey is the public key (a path in the repository) that every
+	// step's image must be signed by: images: verify: key. "" checks no
+	// image signature.
+	ImageKey string `json:"image_key,omitempty"`
 }
 
 // Component is a stack component: a flavor and its settings.

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/registry/provenance"
@@ -127,6 +128,23 @@ type Result struct {
 // store's raw repository, through Repository).
 func (v *Verifier) Signature(ctx context.Context, repo signature.Repository, digest string) error {
 	return classify(signature.Verify(ctx, repo, digest, v.Key), "signature")
+}
+
+// Image checks that an image, pinned by digest ("registry/repo@sha256:…",
+// as registry.ResolveImage returns it), is signed by the key in its own
+// repository, where cosign sign puts the signature (the tag
+// "sha256-<hex>.sig"). An image carries no provenance of zen's: only the
+// signature is checked.
+func (v *Verifier) Image(ctx context.Context, pinned string) error {
+	at := strings.LastIndex(pinned, "@")
+	if at < 0 {
+		return fmt.Errorf("image %s is not pinned by digest", pinned)
+	}
+	repo, err := registry.ImageRepository(pinned)
+	if err != nil {
+		return err
+	}
+	return v.Signature(ctx, repo, pinned[at+1:])
 }
 
 // Provenance checks that digest carries a provenance attestation by the

@@ -11,10 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/zen-dev/zen/internal/testregistry"
 )
 
 // pinCUE has comments, odd spacing, a template two steps share, a
@@ -42,22 +40,7 @@ pipelines: p: steps: {
 // pushImage pushes a random image as REG/repo:tag and returns its digest.
 func pushImage(t *testing.T, reg, ref string) string {
 	t.Helper()
-	img, err := random.Image(64, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := name.ParseReference(reg + "/" + ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatal(err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d.String()
+	return testregistry.PushImage(t, reg+"/"+ref)
 }
 
 // zen pin changes only the literals' bytes, lists the reference it cannot

@@ -7,26 +7,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/zen-dev/zen/internal/testregistry"
 )
 
 func TestResolveImage(t *testing.T) {
 	srv := httptest.NewServer(ggcrregistry.New())
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
-	img, err := random.Image(64, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tag, _ := name.NewTag(host + "/base:1")
-	if err := remote.Write(tag, img); err != nil {
-		t.Fatal(err)
-	}
-	d, _ := img.Digest()
-	want := host + "/base@" + d.String()
+	want := host + "/base@" + testregistry.PushImage(t, host+"/base:1")
 	ctx := context.Background()
 	for _, ref := range []string{host + "/base:1", want} {
 		got, err := ResolveImage(ctx, ref)
@@ -34,7 +23,7 @@ func TestResolveImage(t *testing.T) {
 			t.Errorf("ResolveImage(%s) = %q, %v; want %q", ref, got, err, want)
 		}
 	}
-	_, err = ResolveImage(ctx, host+"/base:2")
+	_, err := ResolveImage(ctx, host+"/base:2")
 	if !errors.Is(err, ErrImageNotFound) {
 		t.Errorf("missing tag: %v, want ErrImageNotFound", err)
 	}

@@ -8,11 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/zen-dev/zen/internal/testregistry"
 	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/registry/signature"
 	"github.com/zen-dev/zen/registry/verify"
@@ -35,18 +33,9 @@ func TestImage(t *testing.T) {
 	repo := store.ArtifactRepository()
 	image := func(tag string) string {
 		t.Helper()
-		img, err := random.Image(64, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ref, err := name.ParseReference(host + "/ml/artifacts:" + tag)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remote.Write(ref, img); err != nil {
-			t.Fatal(err)
-		}
-		pinned, err := registry.ResolveImage(ctx, ref.String())
+		ref := host + "/ml/artifacts:" + tag
+		testregistry.PushImage(t, ref)
+		pinned, err := registry.ResolveImage(ctx, ref)
 		if err != nil {
 			t.Fatal(err)
 		}

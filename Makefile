@@ -3,6 +3,8 @@ export GOTOOLCHAIN := local
 GO      ?= go
 BIN     ?= bin/zen
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# The end-to-end scripts' screenshots (browser screenshot) are copied here.
+export ZEN_TEST_ARTIFACTS ?= $(CURDIR)/test-artifacts
 
 .PHONY: build test test-fast bench stress lint quickstart clean
 
@@ -51,4 +53,4 @@ quickstart: build
 	scripts/quickstart
 
 clean:
-	rm -rf bin .quickstart
+	rm -rf bin .quickstart test-artifacts

@@ -31,7 +31,8 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"zen": func() { os.Exit(cli.Main()) },
+		"zen":        func() { os.Exit(cli.Main()) },
+		"fileserver": func() { os.Exit(fileserverMain()) },
 	})
 }
 
@@ -61,20 +62,26 @@ func TestScripts(t *testing.T) {
 		},
 		Condition: condition,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"ci-run":   cmdCIRun,
-			"registry": cmdRegistry,
-			"slurm":    cmdSlurm,
-			"stateref": cmdStateRef,
-			"waitfile": cmdWaitFile,
+			"browser":   cmdBrowser,
+			"ci-run":    cmdCIRun,
+			"freeport":  cmdFreePort,
+			"httpserve": cmdHTTPServe,
+			"registry":  cmdRegistry,
+			"slurm":     cmdSlurm,
+			"stateref":  cmdStateRef,
+			"waitfile":  cmdWaitFile,
 		},
 	})
 }
 
 // condition answers [registry-process], [cosign], [crane], [oras],
-// [skopeo] and [podman]: whether docker-registry, the cosign CLI, crane,
-// oras, skopeo and podman (with runc, catatonit and busybox) are installed.
+// [skopeo], [podman] and [browser]: whether docker-registry, the cosign
+// CLI, crane, oras, skopeo, podman (with runc, catatonit and busybox) and
+// Chromium are installed.
 func condition(cond string) (bool, error) {
 	switch cond {
+	case "browser":
+		return installed("chromium", "apt-get install chromium")
 	case "registry-process":
 		return installed("docker-registry", "apt-get install docker-registry")
 	case "cosign":

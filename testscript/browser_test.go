@@ -10,8 +10,9 @@ package testscript
 //	                              for up to 30 s while nothing answers at URL
 //	                              (a server started with & may not be up yet);
 //	                              fails on an HTTP status of 400 or more.
-//	                              ! browser open URL: the page loads with such
-//	                              a status
+//	                              ! browser open URL: the page does not open
+//	                              (an error status or a load error, printed
+//	                              on stderr; no retry)
 //	browser click SELECTOR        click the first visible element that matches
 //	                              the CSS selector; when that starts a
 //	                              navigation, wait for the new page to load
@@ -31,6 +32,10 @@ package testscript
 //	browser errors                print every uncaught exception and
 //	                              console.error of the pages; fail if there
 //	                              was one
+//
+// Every subcommand but click and screenshot can be negated with !: text,
+// count and url then wait for the page not to match, requests and errors
+// fail unless there was something to report.
 //
 // A request to any other host is seen and recorded, then failed in the
 // browser (as blocked by the client), so a test never sends traffic off the
@@ -426,7 +431,10 @@ func cmdBrowser(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// browserOpen navigates to u, retrying while nothing answers there.
+// browserOpen navigates to u. It retries while no server answers there,
+// except in the negated form, which expects the page not to open: it
+// passes on an HTTP error status or a load error, and prints which on
+// stderr.
 func browserOpen(ts *testscript.TestScript, b *browser, neg bool, u string) {
 	deadline := time.Now().Add(serverWait)
 	for {
@@ -434,25 +442,40 @@ func browserOpen(ts *testscript.TestScript, b *browser, neg bool, u string) {
 		resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(u))
 		cancel()
 		var le *chromedp.LoadError
-		if errors.As(err, &le) && time.Now().Before(deadline) {
+		if errors.As(err, &le) && !neg && notUp(le.ErrorText) && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond) // polling for the server, with a deadline
 			continue
 		}
-		if err != nil {
-			ts.Fatalf("browser open %s: %v", u, err)
+		failure := ""
+		switch {
+		case le != nil:
+			failure = le.ErrorText
+		case err != nil:
+			ts.Fatalf("browser open %s: %v", u, err) // the browser, not the page
+		case resp != nil && resp.Status >= 400:
+			failure = fmt.Sprintf("HTTP %d %s", resp.Status, resp.StatusText)
 		}
-		status := int64(0)
-		if resp != nil {
-			status = resp.Status
-		}
-		if bad := status >= 400; bad != neg {
-			if neg {
-				ts.Fatalf("browser open %s: HTTP %d, not an error status", u, status)
-			}
-			ts.Fatalf("browser open %s: HTTP %d %s", u, status, resp.StatusText)
+		switch {
+		case failure != "" && neg:
+			fmt.Fprintf(ts.Stderr(), "browser open %s: %s\n", u, failure)
+		case failure != "":
+			ts.Fatalf("browser open %s: %s", u, failure)
+		case neg:
+			ts.Fatalf("browser open %s: the page opened", u)
 		}
 		return
 	}
+}
+
+// notUp reports whether a page failed to load because no server answers
+// there (yet).
+func notUp(chromiumError string) bool {
+	for _, e := range []string{"ERR_CONNECTION_REFUSED", "ERR_CONNECTION_RESET", "ERR_EMPTY_RESPONSE"} {
+		if strings.Contains(chromiumError, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // browserClick clicks the first visible match of sel and, when that starts

@@ -88,18 +88,18 @@ func New(p *zen.Project, opts Options) (*UI, error) {
 	u.mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(assets)))
 	u.mux.HandleFunc("GET /api/state", u.locked(u.apiState))
 	for pattern, h := range map[string]func(http.ResponseWriter, *http.Request){
-		"GET /{$}":                              u.runsPage,
-		"GET /runs/{id}":                        u.runPage,
-		"GET /runs/{id}/steps/{step}":           u.stepPage,
-		"GET /models":                           u.modelsPage,
-		"GET /models/{model}":                   u.modelPage,
+		"GET /{$}":                               u.runsPage,
+		"GET /runs/{id}":                         u.runPage,
+		"GET /runs/{id}/steps/{step}":            u.stepPage,
+		"GET /models":                            u.modelsPage,
+		"GET /models/{model}":                    u.modelPage,
 		"GET /models/{model}/versions/{version}": u.versionPage,
-		"GET /models/{model}/stages/{stage}":    u.auditPage,
-		"GET /metrics":                          u.metricsPage,
-		"GET /compare":                          u.comparePage,
-		"GET /previews":                         u.previewsPage,
-		"GET /previews/{branch...}":             u.previewPage,
-		"GET /records/{commit}/{path...}":       u.recordPage,
+		"GET /models/{model}/stages/{stage}":     u.auditPage,
+		"GET /metrics":                           u.metricsPage,
+		"GET /compare":                           u.comparePage,
+		"GET /previews":                          u.previewsPage,
+		"GET /previews/{branch...}":              u.previewPage,
+		"GET /records/{commit}/{path...}":        u.recordPage,
 	} {
 		u.mux.HandleFunc(pattern, u.locked(h))
 	}

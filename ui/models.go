@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/zen-dev/zen"
 	"github.com/zen-dev/zen/state"
@@ -24,13 +25,23 @@ func (u *UI) modelsPage(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, http.StatusInternalServerError, "cannot list the models", err)
 		return
 	}
+	// Models lists the declared models' versions; a declared model with
+	// none yet is listed too.
+	cfg, err := u.p.Config()
+	if err != nil {
+		u.fail(w, r, http.StatusInternalServerError, "cannot load the work tree's CUE", err)
+		return
+	}
+	byName := map[string]*modelSummary{}
 	var models []*modelSummary
+	for _, name := range slices.Sorted(maps.Keys(cfg.Models)) {
+		byName[name] = &modelSummary{Name: name}
+		models = append(models, byName[name])
+	}
 	for _, row := range rows {
-		if len(models) == 0 || models[len(models)-1].Name != row.Model {
-			models = append(models, &modelSummary{Name: row.Model})
+		if m := byName[row.Model]; m != nil {
+			m.Versions = append(m.Versions, row)
 		}
-		m := models[len(models)-1]
-		m.Versions = append(m.Versions, row)
 	}
 	u.render(w, r, "models", "Models", "models", models)
 }
@@ -150,7 +161,7 @@ func lineageGraph(l *zen.Lineage) graph {
 		id := "step:" + s.Name
 		g.Nodes = append(g.Nodes, node{ID: id, Label: s.Name, Kind: "step", Href: stepHref(l.Run.ID, s.Name)})
 		if i == 0 {
-			g.Edges = append(g.Edges, edge{From: id, To: "version", Label: l.Output})
+			g.Edges = append(g.Edges, edge{From: id, To: "version", Label: l.Output[strings.LastIndex(l.Output, ".")+1:]})
 		}
 		upstream := false
 		for _, in := range s.Inputs {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -43,10 +44,17 @@ warns when the address is not a loopback one: the dashboard has no login.`,
 			if err != nil {
 				return fmt.Errorf("--addr %s: %w", addr, err)
 			}
-			if !loopback(ln.Addr()) {
-				fmt.Fprintf(g.stderr, "zen ui: warning: %s is not a loopback address: the dashboard is reachable from other machines, without a login\n", ln.Addr())
+			// Named with the host as given ("0.0.0.0", not Go's "[::]"),
+			// and the port listened on.
+			host, _, _ := net.SplitHostPort(addr)
+			if host == "" {
+				host = "0.0.0.0"
 			}
-			fmt.Fprintf(g.stdout, "zen ui: serving http://%s/ (read-only; Ctrl-C stops)\n", ln.Addr())
+			where := net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+			if !loopback(ln.Addr()) {
+				fmt.Fprintf(g.stderr, "zen ui: warning: %s is not a loopback address: the dashboard is reachable from other machines, without a login\n", where)
+			}
+			fmt.Fprintf(g.stdout, "zen ui: serving http://%s/ (read-only; Ctrl-C stops)\n", where)
 			srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 			done := make(chan error, 1)
 			go func() { done <- srv.Serve(ln) }()

@@ -200,6 +200,7 @@ func (l *loader) stack(name string, rs map[string]any) *Stack {
 	images, _ := rs["images"].(map[string]any)
 	verify, _ := images["verify"].(map[string]any)
 	st.ImageKey, _ = verify["key"].(string)
+	st.ImagesPinned, _ = images["pinned"].(bool)
 	comp := func(field string, known []string) Component {
 		m, _ := rs[field].(map[string]any)
 		c := Component{Settings: map[string]any{}}

@@ -45,7 +45,7 @@ package testscript
 //
 //	httpserve VAR DIR   serve DIR over HTTP on 127.0.0.1 for the rest of the
 //	                    script; set $VAR to its host:port
-//	freeport VAR        set $VAR to a TCP port on 127.0.0.1 that is free now
+//	freeport VAR        (ui_test.go) set $VAR to a free port on 127.0.0.1
 //	exec fileserver [-wait D] ADDR DIR &
 //	                    a separate process that serves DIR at ADDR, after
 //	                    waiting D (a duration) as a slow server would
@@ -56,7 +56,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -598,21 +597,6 @@ func cmdHTTPServe(ts *testscript.TestScript, neg bool, args []string) {
 	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	ts.Defer(srv.Close)
 	ts.Setenv(args[0], srv.Listener.Addr().String())
-}
-
-// cmdFreePort finds a TCP port on 127.0.0.1 that nothing listens on, for a
-// server that a script starts in the background.
-//
-//	freeport VAR
-func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: freeport VAR")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	ts.Check(err)
-	port := l.Addr().(*net.TCPAddr).Port
-	ts.Check(l.Close())
-	ts.Setenv(args[0], strconv.Itoa(port))
 }
 
 // fileserverMain is the fileserver program (see the top of this file).

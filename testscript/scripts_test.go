@@ -65,6 +65,7 @@ func TestScripts(t *testing.T) {
 			"browser":   cmdBrowser,
 			"ci-run":    cmdCIRun,
 			"freeport":  cmdFreePort,
+			"httpget":   cmdHTTPGet,
 			"httpserve": cmdHTTPServe,
 			"registry":  cmdRegistry,
 			"slurm":     cmdSlurm,

@@ -96,6 +96,11 @@ var chromiumFlags = []string{
 // seconds to answer on a loaded machine (a python3 http.server took 11 s
 // with 2 cores and a load of 13), so open waits longer than it should
 // ever need to.
+// The page's size: a laptop's screen rather than headless Chromium's
+// 800×600, so that screenshots show pages as people see them. A full-page
+// screenshot is as tall as the page.
+const viewportWidth, viewportHeight = 1280, 800
+
 // hostResolverRules make every host name but loopback's unknown to the
 // browser. Despite the flags above, Chromium 156 still looks up
 // clients2.google.com, accounts.google.com, update.googleapis.com and
@@ -198,7 +203,7 @@ func scriptBrowser(ts *testscript.TestScript) *browser {
 		started <- chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 			_, err := cdp.Call(ctx, t, fetch.Enable, fetch.EnableParams{})
 			return err
-		}))
+		}), chromedp.EmulateViewport(viewportWidth, viewportHeight))
 	}()
 	select {
 	case err := <-started:

@@ -32,6 +32,7 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"zen": func() { os.Exit(cli.Main()) },
+		"pty": func() { os.Exit(ptyMain()) },
 	})
 }
 

@@ -111,7 +111,9 @@ func (t *Terminal) tick() {
 				var b bytes.Buffer
 				t.clear(&b)
 				t.draw(&b)
-				_, _ = t.out.Write(b.Bytes())
+				if b.Len() > 0 {
+					_, _ = t.out.Write(b.Bytes())
+				}
 			}
 			t.mu.Unlock()
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/zen-dev/zen/registry/verify"
 	"github.com/zen-dev/zen/schema"
@@ -32,4 +34,47 @@ func (p *Project) imageCheck(st *schema.Stack) (func(context.Context, string) er
 		}
 		return nil
 	}, nil
+}
+
+// requirePinned refuses, on a stack with images: pinned: true, every step
+// of the planned pipelines whose image is written as a tag without its
+// digest, naming where each is written: what such a stack runs changes
+// only through a diff that shows the new digest.
+func (p *Project) requirePinned(st *schema.Stack, cfg *schema.Config, pipelines []string) error {
+	if !st.ImagesPinned {
+		return nil
+	}
+	var tags []string
+	for name, pl := range cfg.Pipelines {
+		if len(pipelines) > 0 && !slices.Contains(pipelines, name) {
+			continue
+		}
+		for _, s := range pl.Steps {
+			if s.Image != "" && !ImagePinned(s.Image) {
+				tags = append(tags, name+"."+s.Name)
+			}
+		}
+	}
+	if len(tags) == 0 {
+		return nil
+	}
+	// Where each is written, for the message; the evaluation above
+	// already passed, so a failure here leaves the step names alone.
+	var lines []string
+	sites, _ := schema.ImageSites(p.ws.Root)
+	for _, s := range sites {
+		if !slices.Contains(tags, s.Pipeline+"."+s.Step) || ImagePinned(s.Ref) {
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("%s: pipelines.%s.steps.%s.image: %q is a tag without a digest", s.Pos, s.Pipeline, s.Step, s.Ref))
+	}
+	if len(lines) == 0 {
+		slices.Sort(tags)
+		for _, t := range tags {
+			lines = append(lines, fmt.Sprintf("step %s: image is a tag without a digest", t))
+		}
+	}
+	slices.Sort(lines)
+	lines = slices.Compact(lines)
+	return fmt.Errorf("stack %s requires images pinned by digest (images: pinned: true); zen pin writes the digests:\n  %s", st.Name, strings.Join(lines, "\n  "))
 }

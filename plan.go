@@ -248,6 +248,9 @@ func (p *Project) Plan(ctx context.Context, opts PlanOptions) (_ *Planned, err e
 	if err != nil {
 		return nil, err
 	}
+	if err := p.requirePinned(st, cfg, opts.Pipelines); err != nil {
+		return nil, err
+	}
 	po.Images = imageResolver(check)
 	computed, err := plan.Compute(ctx, cfg, recs, p.ws, store, po)
 	if err != nil {

@@ -24,7 +24,10 @@ import (
 //   - no network unless the step says network: true;
 //   - resources.memory is the container's memory limit, swap included
 //     (podman --memory, --memory-swap): over it, the kernel kills the
-//     step, recorded as killed by signal KILL, as a process;
+//     step, recorded as killed by signal KILL, as a process, and as out
+//     of memory ("likely" where podman cannot tell, as on cgroup v1
+//     hosts): such a container is kept until podman has said whether the
+//     kernel's OOM killer ended it, then removed;
 //   - the step's variables are zen's contract and its declared env, not
 //     the host's environment: PATH, HOME and the rest are the image's. A
 //     secret is passed by name (--env NAME), its value through podman's
@@ -62,7 +65,11 @@ func (c *container) command(argv []string) []string {
 	if _, err := exec.LookPath("runc"); err == nil {
 		args = append(args, "--runtime", "runc")
 	}
-	args = append(args, "run", "--rm", "--init", "--quiet", "--name", c.name,
+	args = append(args, "run")
+	if !c.kept() {
+		args = append(args, "--rm")
+	}
+	args = append(args, "--init", "--quiet", "--name", c.name,
 		"--pull", "missing", "--user", fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid()))
 	if os.Getuid() != 0 {
 		// Rootless: the invoking user is the same uid in the container.
@@ -123,6 +130,20 @@ func (c *container) remove() {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, podman, "rm", "--force", "--ignore", "--time", "0", c.name)
 	_ = cmd.Run()
+}
+
+// kept reports whether the container outlives its command, for
+// oomKilled to ask about it: only one with a memory limit, since removing
+// it after costs a podman call.
+func (c *container) kept() bool { return c.memory != "" }
+
+// oomKilled reports whether the kernel's OOM killer ended the container,
+// as podman recorded it; false when podman cannot say.
+func (c *container) oomKilled() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, podman, "inspect", "--type", "container", "--format", "{{.State.OOMKilled}}", c.name).Output()
+	return err == nil && strings.TrimSpace(string(out)) == "true"
 }
 
 // containerName is a container's name for a step of a run: podman allows

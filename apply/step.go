@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/zen-dev/zen/internal/wait"
@@ -123,6 +124,19 @@ func (a *applier) runStep(ctx context.Context, n *node, key string) *state.StepR
 			p.exitSignals, p.stopped = true, ctr.remove
 		}
 		out := p.run(ctx)
+		// A container over its memory limit is killed by the kernel with
+		// SIGKILL; podman says so where it can tell (cgroup v2), and
+		// where it cannot, SIGKILL under a limit is most likely that.
+		oom := ""
+		if ctr != nil && ctr.kept() {
+			if out.signal == syscall.SIGKILL && !out.timedOut && !out.cancelled {
+				oom = "likely out of memory"
+				if ctr.oomKilled() {
+					oom = "out of memory"
+				}
+			}
+			ctr.remove()
+		}
 		code := out.exitCode
 		res.ExitCode = &code
 		switch {
@@ -130,6 +144,8 @@ func (a *applier) runStep(ctx context.Context, n *node, key string) *state.StepR
 			res.Status, res.Reason = state.StatusCancelled, "apply cancelled while the step ran"
 		case out.timedOut:
 			res.Reason = fmt.Sprintf("timed out after %s", n.step.Timeout)
+		case oom != "":
+			res.Reason = fmt.Sprintf("%s: %s (resources.memory %s)", out, oom, ctr.memory)
 		case !out.ok():
 			res.Reason = out.String()
 		default:

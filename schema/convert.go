@@ -112,7 +112,12 @@ func (l *loader) convert(raw *rawZen) *Config {
 		rp := raw.Pipelines[pname]
 		p := &Pipeline{Name: pname, Description: rp.Description, Parameters: rp.Parameters, Steps: map[string]*Step{}}
 		for _, sname := range slices.Sorted(maps.Keys(rp.Steps)) {
-			p.Steps[sname] = l.step(pname, sname, rp.Steps[sname])
+			rs := rp.Steps[sname]
+			if rs.Image == "" {
+				// The pipeline's image is the default of its steps.
+				rs.Image = rp.Image
+			}
+			p.Steps[sname] = l.step(pname, sname, rs)
 		}
 		l.checkRefs(p)
 		p.Order = l.order(p)
@@ -200,6 +205,7 @@ func (l *loader) stack(name string, rs map[string]any) *Stack {
 	images, _ := rs["images"].(map[string]any)
 	verify, _ := images["verify"].(map[string]any)
 	st.ImageKey, _ = verify["key"].(string)
+	st.ImagesPinned, _ = images["pinned"].(bool)
 	comp := func(field string, known []string) Component {
 		m, _ := rs[field].(map[string]any)
 		c := Component{Settings: map[string]any{}}

@@ -209,6 +209,9 @@ type Stack struct {
 	// step's image must be signed by: images: verify: key. "" checks no
 	// image signature.
 	ImageKey string `json:"image_key,omitempty"`
+	// ImagesPinned is images: pinned: every step's image must be written
+	// with its digest, never as a tag alone.
+	ImagesPinned bool `json:"images_pinned,omitempty"`
 }
 
 // Component is a stack component: a flavor and its settings.

@@ -121,24 +121,16 @@ func (s *screen) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (s *screen) String() string { return strings.Join(s.lines[:min(s.row, len(s.lines))], "\n") + "\n" }
+func (s *screen) String() string {
+	return strings.Join(s.lines[:min(s.row, len(s.lines))], "\n") + "\n"
+}
 
 // newTest is a Terminal on a screen of width columns, with a fake clock
-// and no ticker: the test draws with tick.
+// and no ticker: the test draws with redraw.
 func newTest(width int) (*Terminal, *screen, *clock) {
 	s := &screen{}
 	c := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
 	return newTerminal(s, func() int { return width }, c.now), s, c
-}
-
-// tick draws the block as the ticker does.
-func (t *Terminal) tickOnce() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var b bytes.Buffer
-	t.clear(&b)
-	t.draw(&b)
-	_, _ = t.out.Write(b.Bytes())
 }
 
 func TestTerminalBlock(t *testing.T) {
@@ -152,10 +144,10 @@ func TestTerminalBlock(t *testing.T) {
 	term.Meter().Hashed(3 << 20)
 	term.Meter().ToPush(1 << 30)
 	clk.add(time.Second)
-	term.tickOnce()
+	term.redraw()
 	term.Meter().Pushed(96 << 20)
 	clk.add(2 * time.Second)
-	term.tickOnce()
+	term.redraw()
 	want := `+ p.train running
 [train] epoch 1
 [train] epoch 2
@@ -174,7 +166,7 @@ hashed 3.0 MiB, pushed 96 MiB of 1.0 GiB, 48 MiB/s
 		term.Report(e)
 	}
 	clk.add(time.Second)
-	term.tickOnce()
+	term.redraw()
 	want = `+ p.train running
 [train] epoch 1
 [train] epoch 2
@@ -231,7 +223,7 @@ func TestTerminalTruncatesTheBlockToTheWidth(t *testing.T) {
 		term.Report(Event{Step: name, State: Running})
 	}
 	term.Meter().Pulled(5000)
-	term.tickOnce()
+	term.redraw()
 	for _, l := range scr.lines {
 		if n := len([]rune(l)); n >= 20 {
 			t.Errorf("line %q is %d columns on a 20-column screen", l, n)
@@ -249,7 +241,7 @@ func TestTerminalListsAtMostMaxRunning(t *testing.T) {
 		term.Report(Event{Step: "p.s" + strconv.Itoa(i+10), State: Running})
 	}
 	term.Report(Event{Step: "p.q", State: Queued})
-	term.tickOnce()
+	term.redraw()
 	out := scr.String()
 	if n := strings.Count(out, "  running p.s"); n != maxRunning-1 {
 		t.Errorf("%d running lines, want %d:\n%s", n, maxRunning-1, out)
@@ -349,4 +341,25 @@ func TestParseModeAndOpen(t *testing.T) {
 		t.Fatal("--progress tty gave no terminal")
 	}
 	term.Close()
+}
+
+// BenchmarkMeterReader reads 64 MiB through a counting reader, as a push
+// reads a blob, and without one: the counting must cost next to nothing
+// beside the copy.
+func BenchmarkMeterReader(b *testing.B) {
+	buf := make([]byte, 64<<20)
+	for _, c := range []struct {
+		name string
+		m    *Meter
+	}{{"none", nil}, {"counted", &Meter{}}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(buf)))
+			for b.Loop() {
+				r := c.m.Reader(bytes.NewReader(buf), c.m.Pushed)
+				if _, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{r}, make([]byte, 32<<10)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -106,17 +106,24 @@ func (t *Terminal) tick() {
 		case <-t.stop:
 			return
 		case <-tk.C:
-			t.mu.Lock()
-			if !t.closed {
-				var b bytes.Buffer
-				t.clear(&b)
-				t.draw(&b)
-				if b.Len() > 0 {
-					_, _ = t.out.Write(b.Bytes())
-				}
-			}
-			t.mu.Unlock()
+			t.redraw()
 		}
+	}
+}
+
+// redraw draws the block again, as the elapsed times and the bytes moved
+// since the last draw make it, unless the Terminal is closed.
+func (t *Terminal) redraw() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	var b bytes.Buffer
+	t.clear(&b)
+	t.draw(&b)
+	if b.Len() > 0 {
+		_, _ = t.out.Write(b.Bytes())
 	}
 }
 

@@ -128,7 +128,7 @@ keeps them.`,
 
 // progressFlag gives cmd the --progress flag, into mode.
 func progressFlag(cmd *cobra.Command, mode *string) {
-	cmd.Flags().StringVar(mode, "progress", string(progress.ModeAuto), "how progress shows on stderr: `MODE` auto (tty when stderr is a terminal and TERM is not dumb, else plain), tty (a status block redrawn in place: steps running with their elapsed time, bytes hashed and pushed with a rate) or plain (lines only)")
+	cmd.Flags().StringVar(mode, "progress", string(progress.ModeAuto), "show progress on stderr as `MODE`: auto (tty when stderr is a terminal and TERM is not dumb, else plain), tty (a status block redrawn in place: steps running with their elapsed time, bytes hashed and pushed with a rate) or plain (lines only)")
 }
 
 // showProgress starts showing progress on stderr in mode: a terminal's

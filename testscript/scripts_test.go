@@ -63,6 +63,8 @@ func TestScripts(t *testing.T) {
 		Condition: condition,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"ci-run":   cmdCIRun,
+			"freeport": cmdFreePort,
+			"httpget":  cmdHTTPGet,
 			"registry": cmdRegistry,
 			"slurm":    cmdSlurm,
 			"stateref": cmdStateRef,

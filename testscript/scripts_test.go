@@ -33,6 +33,7 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"zen":        func() { os.Exit(cli.Main()) },
 		"fileserver": func() { os.Exit(fileserverMain()) },
+		"pty":        func() { os.Exit(ptyMain()) },
 	})
 }
 

@@ -94,6 +94,9 @@ const (
 	Running   State = "running"
 	Unhealthy State = "unhealthy"
 	Exited    State = "exited"
+	// Stopped: declared, and nothing serves it. A Deployer never
+	// reports it; a listing of the declared deployments does.
+	Stopped State = "stopped"
 )
 
 // Serves reports whether s serves t's version as t says: running, the

@@ -141,18 +141,22 @@ func (l *Local) Deploy(ctx context.Context, t *Target) (*Status, error) {
 	rec, err := l.start(ctx, t, release, port)
 	if err != nil {
 		removeAll(dir)
-		if sameProcessPort {
+		var se *startError
+		if !errors.As(err, &se) {
+			return nil, err
+		}
+		switch {
+		case sameProcessPort:
 			if back, rerr := l.start(context.WithoutCancel(ctx), &old.Target, old.Release, old.Port); rerr == nil {
 				_ = l.write(back)
-				return nil, fmt.Errorf("%w; %s %s serves again on port %d", err, t.Name, old.Status.Version, port)
+				se.what += fmt.Sprintf("; %s %s serves again on port %d", t.Name, old.Status.Version, port)
 			} else {
-				return nil, fmt.Errorf("%w; and %s %s did not start again: %v", err, t.Name, old.Status.Version, rerr)
+				se.what += fmt.Sprintf("; and %s %s did not start again: %v", t.Name, old.Status.Version, rerr)
 			}
+		case old != nil:
+			se.what += fmt.Sprintf("; %s %s still serves at %s", t.Name, old.Status.Version, old.Status.URL)
 		}
-		if old != nil {
-			return nil, fmt.Errorf("%w; %s %s still serves at %s", err, t.Name, old.Status.Version, old.Status.URL)
-		}
-		return nil, err
+		return nil, se
 	}
 	if err := l.write(rec); err != nil {
 		l.kill(rec)
@@ -287,7 +291,7 @@ func (l *Local) start(ctx context.Context, t *Target, release string, port int) 
 			if sp.Container != "" {
 				apply.RemoveContainer(sp.Container)
 			}
-			return nil, fmt.Errorf("%s exited before it was ready (%v)%s", what, exitText(err), logTail(logPath))
+			return nil, &startError{fmt.Sprintf("%s exited before it was ready (%v)", what, exitText(err)), logTail(logPath)}
 		default:
 		}
 		if ready(ctx, port, t.Health) {
@@ -299,7 +303,7 @@ func (l *Local) start(ctx context.Context, t *Target, release string, port int) 
 			if t.Health != "" {
 				check = fmt.Sprintf("%s did not answer 2xx on port %d", t.Health, port)
 			}
-			return nil, fmt.Errorf("%s was not ready within %s: %s%s", what, timeout, check, logTail(logPath))
+			return nil, &startError{fmt.Sprintf("%s was not ready within %s: %s", what, timeout, check), logTail(logPath)}
 		}
 		if err := wait.Sleep(ctx, pollEvery); err != nil {
 			l.kill(rec)
@@ -307,6 +311,12 @@ func (l *Local) start(ctx context.Context, t *Target, release string, port int) 
 		}
 	}
 }
+
+// startError is a serving process that did not become ready: what
+// happened, then the end of its log.
+type startError struct{ what, tail string }
+
+func (e *startError) Error() string { return e.what + e.tail }
 
 // probe says how rec's process is: exited, running (ready), or unhealthy.
 func (l *Local) probe(ctx context.Context, rec *record) *Status {
@@ -510,7 +520,8 @@ func exitText(err error) string {
 const tailLines = 10
 
 // logTail is the last lines of the log at p, for an error: "; its log
-// ends:\n  …", or "; its log is empty".
+// ends:\n  …", or "; its log is empty". The log goes with the release
+// that failed, so the error holds what it says.
 func logTail(p string) string {
 	b, err := os.ReadFile(p)
 	if err != nil || len(bytes.TrimSpace(b)) == 0 {
@@ -520,7 +531,7 @@ func logTail(p string) string {
 	if len(lines) > tailLines {
 		lines = lines[len(lines)-tailLines:]
 	}
-	return fmt.Sprintf("; its log (%s) ends:\n  %s", p, strings.Join(lines, "\n  "))
+	return "; its log ends:\n  " + strings.Join(lines, "\n  ")
 }
 
 func shortDigest(d string) string {

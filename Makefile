@@ -4,7 +4,7 @@ GO      ?= go
 BIN     ?= bin/zen
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test test-fast bench stress lint quickstart clean
+.PHONY: build test test-fast bench stress lint quickstart clean ui-assets ui-assets-check
 
 build:
 	$(GO) build -ldflags "-X github.com/zen-dev/zen/cmd/zen/cli.version=$(VERSION)" -o $(BIN) ./cmd/zen
@@ -28,11 +28,24 @@ test:
 test-fast:
 	$(GO) test -short -count=1 -parallel 4 -timeout 10m ./...
 
-# Benchmarks, BenchmarkPlanLarge's 1,000 pipelines too, then side-by-side
+# Benchmarks, BenchmarkPlanLarge's 1,000 pipelines too (and zen ui's
+# pages on 10,000 runs, BenchmarkUI10000Runs), then side-by-side
 # comparisons with cue, make and crane (scripts/bench).
 bench: build
 	ZEN_BENCH_LARGE=1 $(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 60m ./...
 	scripts/bench
+
+# zen ui's front-end libraries (graph layout, charts): the versions
+# ui/web/package-lock.json pins, installed with npm ci, their dist files
+# copied into ui/assets/vendor, which is committed and embedded in the
+# binary. ui-assets-check builds them again into a temporary folder and
+# fails when a committed file differs.
+ui-assets:
+	ui/web/build.sh ui/assets/vendor
+
+ui-assets-check:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && ui/web/build.sh "$$tmp" && \
+	diff -r "$$tmp" ui/assets/vendor && echo "ui/assets/vendor matches ui/web/package-lock.json"
 
 # The long reliability run: kills, races, registry faults, hostile input,
 # forgeries, secret scans and fuzzing, with a summary table (scripts/stress).

@@ -10,6 +10,7 @@ import (
 	"github.com/zen-dev/zen/apply"
 	"github.com/zen-dev/zen/internal/wait"
 	"github.com/zen-dev/zen/plan/render"
+	"github.com/zen-dev/zen/progress"
 	"github.com/zen-dev/zen/registry/signature"
 	"github.com/zen-dev/zen/state"
 )
@@ -24,6 +25,9 @@ type ApplyOptions struct {
 	// Log receives the steps' output, prefixed with their names, and
 	// progress. Nil discards it.
 	Log io.Writer
+	// Progress, when not nil, receives the progress of the steps instead
+	// of Log (see apply.Env.Progress).
+	Progress progress.Sink
 }
 
 // Apply carries out a plan made with PlanOptions.ForApply: it runs the
@@ -200,6 +204,7 @@ func (p *Project) applyEnv(pl *Planned, opts ApplyOptions, signer *signature.Sig
 		State:    p.state,
 		Jobs:     opts.Jobs,
 		Stream:   opts.Log,
+		Progress: opts.Progress,
 		Secret:   p.secret,
 	}
 	if pl.checker != nil {

@@ -2,9 +2,12 @@ package zen
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/zen-dev/zen/schema"
+	"github.com/zen-dev/zen/state"
 )
 
 // PipelineGraph is a pipeline's step graph.
@@ -55,4 +58,32 @@ func Edges(p *schema.Pipeline) []GraphEdge {
 		}
 	}
 	return out
+}
+
+// RunGraph is the step graph of a recorded run, as its record has it: the
+// steps in the run's order, and an edge for each input a step read from
+// another step's output (the input's recorded source). It needs no CUE,
+// so it draws runs of pipelines the work tree no longer declares.
+func RunGraph(r *state.Run) PipelineGraph {
+	g := PipelineGraph{Name: r.Pipeline, Steps: runOrder(r), Edges: []GraphEdge{}}
+	for _, name := range g.Steps {
+		s := r.Steps[name]
+		for _, in := range slices.Sorted(maps.Keys(s.Sources)) {
+			if up, out, ok := sourceStep(r, s.Sources[in]); ok {
+				g.Edges = append(g.Edges, GraphEdge{From: up, Output: out, To: name, Input: in})
+			}
+		}
+	}
+	return g
+}
+
+// sourceStep reads an input's recorded source as STEP.OUTPUT of a step of
+// run r; ok is false for any other source (a file or folder of the
+// repository, data, a model).
+func sourceStep(r *state.Run, source string) (step, output string, ok bool) {
+	up, out, ok := strings.Cut(source, ".")
+	if !ok || strings.Contains(source, "/") || r.Steps[up] == nil {
+		return "", "", false
+	}
+	return up, out, true
 }

@@ -138,7 +138,7 @@ func (p *Project) traceLineage(recs state.Records, mv *state.ModelVersion) (*Lin
 				if _, d, err := schema.ParseDataRef(li.Source); err == nil && d == li.Digest {
 					li.Source, li.Data = "data "+li.Source, true
 				}
-				if up, _, ok := strings.Cut(li.Source, "."); ok && !strings.Contains(li.Source, "/") && run.Steps[up] != nil {
+				if up, _, ok := sourceStep(run, li.Source); ok {
 					li.Step = up
 					queue = append(queue, up)
 				}

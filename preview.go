@@ -11,6 +11,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/zen-dev/zen/plan"
+	"github.com/zen-dev/zen/schema/gate"
 	"github.com/zen-dev/zen/state"
 )
 
@@ -442,6 +443,20 @@ func (p *Project) ListPreviews(ctx context.Context) ([]*PreviewInfo, error) {
 			return nil, err
 		}
 	}
+	return p.previewList(remote, heads)
+}
+
+// ClonePreviews lists the previews the clone has, as ListPreviews does
+// but without reaching the remote: nothing is fetched, and Gone is told
+// only of previews never shared (whether a shared preview's branch is
+// still on the remote takes asking it).
+func (p *Project) ClonePreviews() ([]*PreviewInfo, error) {
+	return p.previewList(p.StateRemote(), nil)
+}
+
+// previewList lists the previews the clone has, those of remote (the
+// state's) and its own; heads are remote's branches, nil when unknown.
+func (p *Project) previewList(remote string, heads map[string]bool) ([]*PreviewInfo, error) {
 	ps, err := p.state.Previews()
 	if err != nil {
 		return nil, err
@@ -481,7 +496,7 @@ func (p *Project) ListPreviews(ctx context.Context) ([]*PreviewInfo, error) {
 			}
 		}
 		if in.OnRemote {
-			in.Gone = !heads[in.Branch]
+			in.Gone = heads != nil && !heads[in.Branch]
 		} else {
 			// A preview made here and never shared: gone with the
 			// clone's branch.
@@ -540,4 +555,77 @@ func (p *Project) CleanPreviews(ctx context.Context, branches []string, gone, dr
 		done = append(done, in.Branch)
 	}
 	return done, nil
+}
+
+// PreviewGate is a stage's gate evaluated on a run's metrics, as a
+// version the run made would meet it: a preview's verdict before the
+// merge.
+type PreviewGate struct {
+	Model string `json:"model"`
+	Stage string `json:"stage"`
+	Gate  string `json:"gate"`
+	// Results are the gate's comparisons with their values and verdicts,
+	// as plan prints them; Passed, whether all hold. Error says why the
+	// gate could not be evaluated (a metric the run lacks).
+	Results []string `json:"results,omitempty"`
+	Passed  bool     `json:"passed"`
+	Error   string   `json:"error,omitempty"`
+}
+
+// PreviewGates evaluates, for each model the work tree's CUE has made by
+// run r's pipeline, each of its stages' gates on r's metrics (every
+// step's, as STEP.METRIC, as apply records a version's), against the
+// versions the state ref's stages hold now. Models by name, stages by
+// name.
+func (p *Project) PreviewGates(r *state.Run) ([]PreviewGate, error) {
+	cfg, err := p.Config()
+	if err != nil {
+		return nil, err
+	}
+	recs, err := p.Records()
+	if err != nil {
+		return nil, err
+	}
+	metrics := gate.Metrics{}
+	for name, s := range r.Steps {
+		for k, v := range s.Metrics {
+			metrics[name+"."+k] = v
+		}
+	}
+	var out []PreviewGate
+	for _, name := range slices.Sorted(maps.Keys(cfg.Models)) {
+		m := cfg.Models[name]
+		if m.Pipeline != r.Pipeline {
+			continue
+		}
+		stages, _, err := recs.Stages(name)
+		if err != nil {
+			return nil, err
+		}
+		held := func(stage string) gate.Metrics {
+			if stages == nil || stages.Stages[stage] == nil {
+				return nil
+			}
+			mv, ok, err := recs.ModelVersion(name, stages.Stages[stage].ModelVersion)
+			if err != nil || !ok {
+				return nil
+			}
+			return mv.Metrics
+		}
+		for _, stage := range slices.Sorted(maps.Keys(m.Gates)) {
+			g := m.Gates[stage]
+			pg := PreviewGate{Model: name, Stage: stage, Gate: g.Source}
+			results, pass, err := g.Eval(metrics, held)
+			if err != nil {
+				pg.Error = err.Error()
+			} else {
+				pg.Passed = pass
+				for _, res := range results {
+					pg.Results = append(pg.Results, res.String())
+				}
+			}
+			out = append(out, pg)
+		}
+	}
+	return out, nil
 }

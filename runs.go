@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/state"
 )
 
@@ -67,6 +68,39 @@ func (p *Project) Runs(q RunsQuery) ([]*state.Run, error) {
 		}
 	}
 	return runs, nil
+}
+
+// RunEntry is a recorded run as a listing shows it: its record, or Err
+// when the record cannot be read (a *state.CorruptError names its path).
+type RunEntry struct {
+	ID  string
+	Run *state.Run
+	Err error
+}
+
+// RunPage lists recorded runs newest first, a page of them: at most
+// limit (0: all) after the first offset; total counts every recorded run.
+// Each record is read on its own, so that one that cannot be read is an
+// entry with its error and the others are still listed; only the page's
+// records are read.
+func (p *Project) RunPage(offset, limit int) (page []RunEntry, total int, err error) {
+	recs, err := p.Records()
+	if err != nil {
+		return nil, 0, err
+	}
+	ids, err := recs.RunIDs()
+	if err != nil {
+		return nil, 0, err
+	}
+	for i := len(ids) - 1 - offset; i >= 0 && (limit <= 0 || len(page) < limit); i-- {
+		r, ok, err := recs.Run(ids[i])
+		if err == nil && !ok {
+			// Listed but not where zen keeps a run of that id.
+			err = fmt.Errorf("run %s: no record at %s on %s", ids[i], state.RunPath(ids[i]), recs.Ref)
+		}
+		page = append(page, RunEntry{ID: ids[i], Run: r, Err: err})
+	}
+	return page, len(ids), nil
 }
 
 // Run reads the recorded run id names: a run id, a unique prefix of one,
@@ -194,9 +228,40 @@ func (p *Project) StepLog(ctx context.Context, runID, step, stack string) ([]byt
 // store of stack, else of the run's stack while the CUE declares it, else
 // of the stack SelectStack picks.
 func (p *Project) PullArtifact(ctx context.Context, r *state.Run, stack, digest, dest string) error {
-	cfg, err := p.Config()
+	store, err := p.runStore(r, stack)
 	if err != nil {
 		return err
+	}
+	defer store.Close()
+	return store.Pull(ctx, digest, dest)
+}
+
+// StoredArtifacts says, for each of digests, whether the artifact store
+// PullArtifact reads run r's artifacts from (stack as it takes it) holds
+// the artifact and all its blobs; store names that store.
+func (p *Project) StoredArtifacts(ctx context.Context, r *state.Run, stack string, digests []string) (store string, has map[string]bool, err error) {
+	s, err := p.runStore(r, stack)
+	if err != nil {
+		return "", nil, err
+	}
+	defer s.Close()
+	has = map[string]bool{}
+	for _, d := range digests {
+		ok, err := s.Has(ctx, d)
+		if err != nil {
+			return s.String(), nil, fmt.Errorf("%s: %s: %w", s, d, err)
+		}
+		has[d] = ok
+	}
+	return s.String(), has, nil
+}
+
+// runStore opens the artifact store of stack, else of run r's stack while
+// the CUE declares it, else of the stack SelectStack picks.
+func (p *Project) runStore(r *state.Run, stack string) (registry.Store, error) {
+	cfg, err := p.Config()
+	if err != nil {
+		return nil, err
 	}
 	name := stack
 	if name == "" {
@@ -206,12 +271,7 @@ func (p *Project) PullArtifact(ctx context.Context, r *state.Run, stack, digest,
 	}
 	st, err := p.selectStack(cfg, name)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	store, err := p.OpenStore(st)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	return store.Pull(ctx, digest, dest)
+	return p.OpenStore(st)
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/zen-dev/zen/plan"
+	"github.com/zen-dev/zen/progress"
 	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/registry/provenance"
 	"github.com/zen-dev/zen/registry/signature"
@@ -31,6 +32,10 @@ type Env struct {
 	// Stream receives step output, prefixed with the step name, and
 	// progress lines; nil discards them.
 	Stream io.Writer
+	// Progress, when not nil, receives the steps' progress instead of
+	// Stream: each step's state as it changes, with the line Stream
+	// would have had (a progress.Terminal shows them live).
+	Progress progress.Sink
 	// Secret resolves a secret reference; nil uses LookupSecret.
 	Secret func(name string) (string, error)
 	// Signer signs every artifact and model version apply pushes, and

@@ -15,6 +15,7 @@ import (
 
 	"github.com/zen-dev/zen/internal/failpoint"
 	"github.com/zen-dev/zen/plan"
+	"github.com/zen-dev/zen/progress"
 	"github.com/zen-dev/zen/registry/verify"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
@@ -45,9 +46,11 @@ func (a *applier) execute(ctx context.Context) error {
 	for _, n := range a.nodes {
 		if !n.planned.Runs() {
 			n.useCached()
+			a.report(n, progress.Cached, "")
 			continue
 		}
 		tasks = append(tasks, a.task(n))
+		a.report(n, progress.Waiting, "")
 	}
 	chains := a.orch.Traits().Chains
 	if chains {
@@ -103,6 +106,7 @@ func (a *applier) task(n *node) *Task {
 func (a *applier) schedule(ctx context.Context, n *node, sem chan struct{}) {
 	if failed := n.failedUpstream(); len(failed) > 0 {
 		n.res = &state.StepResult{Status: state.StatusSkipped, Reason: "upstream step " + strings.Join(failed, ", ") + " did not succeed"}
+		a.report(n, progress.NotRun, "")
 		return
 	}
 	if n.res != nil { // cached
@@ -115,12 +119,14 @@ func (a *applier) schedule(ctx context.Context, n *node, sem chan struct{}) {
 	}
 	if ctx.Err() != nil {
 		n.res = &state.StepResult{Status: state.StatusCancelled, Reason: "apply cancelled before the step started"}
+		a.report(n, progress.NotRun, "")
 		return
 	}
 	upstream := n.upstreamDigests()
 	fp, err := n.fingerprint(a.env.Sources, upstream)
 	if err != nil {
 		n.res = &state.StepResult{Status: state.StatusFailed, Reason: err.Error()}
+		a.report(n, progress.Failed, "")
 		return
 	}
 	n.fp = fp
@@ -129,7 +135,7 @@ func (a *applier) schedule(ctx context.Context, n *node, sem chan struct{}) {
 		// An upstream step ran but produced what it had before: reuse.
 		if hit, ok := a.cacheHit(ctx, n.key, fp.Inputs); ok {
 			n.res = &state.StepResult{Status: state.StatusCached, Reason: "upstream outputs unchanged", CacheKey: n.key, CachedFrom: hit.RunID, Outputs: hit.Outputs, Metrics: hit.Metrics, Log: hit.Log}
-			a.progress(n, "= %s cached (upstream outputs unchanged)", n.step.Name)
+			a.report(n, progress.Cached, "= %s cached (upstream outputs unchanged)", n.step.Name)
 			return
 		}
 	}
@@ -226,6 +232,7 @@ func (a *applier) submitAll(ctx context.Context, tasks []*Task) error {
 	for _, t := range tasks {
 		if t.n.job == nil {
 			t.n.res = &state.StepResult{Status: state.StatusCancelled, Reason: "apply cancelled before the step was submitted"}
+			a.report(t.n, progress.NotRun, "")
 		}
 	}
 	if len(jobs) > 0 {
@@ -255,11 +262,12 @@ func (a *applier) awaitAll(ctx context.Context) error {
 			case n.res != nil: // cached, or never submitted
 			case a.halted() != nil:
 				n.res = &state.StepResult{Status: state.StatusCancelled, Job: n.job.ID()}
+				a.report(n, progress.Failed, "")
 			case len(failed) > 0:
 				// Slurm drops such a job itself (afterok); this makes sure.
 				a.orch.Cancel(n.job)
 				n.res = &state.StepResult{Status: state.StatusSkipped, Reason: "upstream step " + strings.Join(failed, ", ") + " did not succeed", Job: n.job.ID()}
-				a.progress(n, "- %s not run: %s", stepLabel(n), n.res.Reason)
+				a.report(n, progress.NotRun, "- %s not run: %s", stepLabel(n), n.res.Reason)
 			default:
 				a.await(ctx, n, time.Now())
 			}
@@ -308,6 +316,7 @@ func (a *applier) await(ctx context.Context, n *node, started time.Time) {
 		}
 		if a.halted() != nil {
 			n.res = &state.StepResult{Status: state.StatusCancelled, Job: n.job.ID()}
+			a.report(n, progress.Failed, "")
 			return
 		}
 	}
@@ -360,17 +369,17 @@ func (a *applier) collected(ctx context.Context, n *node, res *state.StepResult,
 	reason := res.Reason
 	switch {
 	case res.Job == "" && res.Status == state.StatusSucceeded:
-		a.progress(n, "✓ %s succeeded in %s", stepLabel(n), time.Since(started).Round(time.Millisecond))
+		a.report(n, progress.Succeeded, "✓ %s succeeded in %s", stepLabel(n), time.Since(started).Round(time.Millisecond))
 	case res.Job == "" && res.Status == state.StatusCancelled:
-		a.progress(n, "✗ %s cancelled", stepLabel(n))
+		a.report(n, progress.Failed, "✗ %s cancelled", stepLabel(n))
 	case res.Job == "":
-		a.progress(n, "✗ %s failed after %s: %s", stepLabel(n), time.Since(started).Round(time.Millisecond), reason)
+		a.report(n, progress.Failed, "✗ %s failed after %s: %s", stepLabel(n), time.Since(started).Round(time.Millisecond), reason)
 	case res.Status == state.StatusSucceeded:
-		a.progress(n, "✓ %s succeeded on %s (job %s)", stepLabel(n), res.Node, res.Job)
+		a.report(n, progress.Succeeded, "✓ %s succeeded on %s (job %s)", stepLabel(n), res.Node, res.Job)
 	case res.Status == state.StatusSkipped:
-		a.progress(n, "- %s not run: %s", stepLabel(n), reason)
+		a.report(n, progress.NotRun, "- %s not run: %s", stepLabel(n), reason)
 	default:
-		a.progress(n, "✗ %s %s: %s", stepLabel(n), res.Status, reason)
+		a.report(n, progress.Failed, "✗ %s %s: %s", stepLabel(n), res.Status, reason)
 	}
 }
 
@@ -598,8 +607,27 @@ func (a *applier) cacheHit(ctx context.Context, key string, inputs map[string]st
 	return hit, true
 }
 
-func (a *applier) progress(_ *node, format string, args ...any) {
-	fmt.Fprintf(a.stream, format+"\n", args...)
+// progress reports a line about step n, or the apply when n is nil,
+// that changes no step's state.
+func (a *applier) progress(n *node, format string, args ...any) {
+	a.report(n, progress.Note, format, args...)
+}
+
+// report reports that step n took state st, with its line ("" for
+// none) to Env.Progress, else as a plain line on the stream.
+func (a *applier) report(n *node, st progress.State, format string, args ...any) {
+	e := progress.Event{State: st}
+	if n != nil {
+		e.Step = stepLabel(n)
+	}
+	if format != "" {
+		e.Line = fmt.Sprintf(format, args...)
+	}
+	var sink progress.Sink = progress.Plain{W: a.stream}
+	if a.env.Progress != nil {
+		sink = a.env.Progress
+	}
+	sink.Report(e)
 }
 
 // prefix is what each line of a step's output starts with on the terminal.

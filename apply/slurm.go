@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/zen-dev/zen/internal/wait"
+	"github.com/zen-dev/zen/progress"
 	"github.com/zen-dev/zen/schema"
 	"github.com/zen-dev/zen/state"
 )
@@ -129,7 +130,7 @@ func (s *slurm) Submit(_ context.Context, t *Task) (Job, error) {
 		return nil, fmt.Errorf("step %s.%s: sbatch: %s", spec.Pipeline, spec.Step, msg)
 	}
 	id, _, _ := strings.Cut(strings.TrimSpace(string(out)), ";")
-	s.a.progress(t.n, "%s %s submitted as job %s", t.Action.Symbol(), stepLabel(t.n), id)
+	s.a.report(t.n, progress.Queued, "%s %s submitted as job %s", t.Action.Symbol(), stepLabel(t.n), id)
 	return s.add(t.n, id), nil
 }
 
@@ -212,7 +213,7 @@ func (s *slurm) watch(ctx context.Context) {
 			if changed {
 				switch j.state {
 				case "RUNNING":
-					s.a.progress(j.n, "~ %s running on %s (job %s)", stepLabel(j.n), j.node, j.id)
+					s.a.report(j.n, progress.Running, "~ %s running on %s (job %s)", stepLabel(j.n), j.node, j.id)
 				case "PENDING":
 				default:
 					s.a.progress(j.n, "  %s job %s %s", stepLabel(j.n), j.id, strings.ToLower(j.state))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/zen-dev/zen/internal/wait"
+	"github.com/zen-dev/zen/progress"
 	"github.com/zen-dev/zen/registry"
 	"github.com/zen-dev/zen/registry/signature"
 	"github.com/zen-dev/zen/schema"
@@ -99,7 +100,7 @@ func (a *applier) runStep(ctx context.Context, n *node, key string) *state.StepR
 
 	attempts := n.step.Retries.Attempts + 1
 	backoff := n.step.Retries.Backoff
-	a.progress(n, "%s %s %s", n.planned.Action.Symbol(), stepLabel(n), "running")
+	a.report(n, progress.Running, "%s %s %s", n.planned.Action.Symbol(), stepLabel(n), "running")
 	for attempt := 1; attempt <= attempts; attempt++ {
 		res.Attempts = attempt
 		if attempt > 1 {

@@ -21,6 +21,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/zen-dev/zen/progress"
 )
 
 // The manifest's types are zen's own rather than go-containerregistry's or
@@ -68,8 +70,9 @@ type packed struct {
 
 // pack hashes the regular file or directory at p, a directory into a
 // reproducible tar written to a temporary file in tmpDir ("" for the
-// system's), and builds the artifact's config and manifest.
-func pack(p, typ, tmpDir string) (*packed, error) {
+// system's), and builds the artifact's config and manifest. The bytes
+// hashed count on m.
+func pack(p, typ, tmpDir string, m *progress.Meter) (*packed, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
 		return nil, err
@@ -80,10 +83,10 @@ func pack(p, typ, tmpDir string) (*packed, error) {
 	switch {
 	case fi.Mode().IsRegular():
 		layer.MediaType, format = fileMediaType, "file"
-		layer.Digest, layer.Size, err = hashFile(p)
+		layer.Digest, layer.Size, err = hashFile(p, m)
 	case fi.IsDir():
 		layer.MediaType, format = dirMediaType, "dir"
-		a.file, layer.Digest, layer.Size, err = tarDir(p, tmpDir)
+		a.file, layer.Digest, layer.Size, err = tarDir(p, tmpDir, m)
 		a.spooled = a.file
 	default:
 		return nil, fmt.Errorf("%s is not a regular file or a directory", p)
@@ -148,20 +151,24 @@ func sha256Of(b []byte) v1.Hash {
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
 }
 
-func hashFile(p string) (v1.Hash, int64, error) {
+// hashFile returns the digest and size of the file p, counting the bytes
+// on m (nil for none).
+func hashFile(p string, m *progress.Meter) (v1.Hash, int64, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return v1.Hash{}, 0, err
 	}
 	defer f.Close()
-	return v1.SHA256(f)
+	return v1.SHA256(m.Reader(f, m.Hashed))
 }
 
-// hashingWriter counts and hashes what goes through it.
+// hashingWriter counts and hashes what goes through it, counting it on
+// meter too when there is one.
 type hashingWriter struct {
-	w io.Writer
-	h hash.Hash
-	n int64
+	w     io.Writer
+	h     hash.Hash
+	n     int64
+	meter *progress.Meter
 }
 
 func newHashingWriter(w io.Writer) *hashingWriter {
@@ -172,6 +179,7 @@ func (w *hashingWriter) Write(b []byte) (int, error) {
 	n, err := w.w.Write(b)
 	w.h.Write(b[:n])
 	w.n += int64(n)
+	w.meter.Hashed(int64(n))
 	return n, err
 }
 
@@ -182,8 +190,11 @@ func (w *hashingWriter) digest() v1.Hash {
 // tarDir writes a reproducible tar of dir to a temporary file in tmpDir:
 // entries in path order, directories included, no times, owners or names,
 // modes 0644 or 0755, and symlinks only when they stay inside dir.
-func tarDir(dir, tmpDir string) (name string, h v1.Hash, n int64, err error) {
-	return spool(tmpDir, func(hw *hashingWriter) error { return writeTarDir(dir, hw) })
+func tarDir(dir, tmpDir string, m *progress.Meter) (name string, h v1.Hash, n int64, err error) {
+	return spool(tmpDir, func(hw *hashingWriter) error {
+		hw.meter = m
+		return writeTarDir(dir, hw)
+	})
 }
 
 // spool writes a blob through write into a temporary file in dir, hashing

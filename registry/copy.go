@@ -152,7 +152,7 @@ func Copy(ctx context.Context, src, dst Store, model, digest, tag string, dryRun
 		if dryRun {
 			return nil
 		}
-		if err := to.b.putBlobs(ctx, path, bs, uploadConcurrency); err != nil {
+		if err := to.putBlobs(ctx, path, bs, uploadConcurrency); err != nil {
 			return err
 		}
 		return to.b.putManifest(ctx, path, tag, h, raw, false)

@@ -14,6 +14,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/zen-dev/zen/progress"
 )
 
 // go-containerregistry's layout package writes blobs and index.json in
@@ -118,19 +120,23 @@ func (s *layoutBackend) stored(d descriptor) bool {
 
 // putBlobs stores each blob not in place: a spooled one is moved in
 // place, another copied and checked.
-func (s *layoutBackend) putBlobs(_ context.Context, _ string, bs []*blobLayer, _ int) error {
+func (s *layoutBackend) putBlobs(ctx context.Context, _ string, bs []*blobLayer, _ int) error {
 	if err := s.init(); err != nil {
 		return err
 	}
+	m := progress.FromContext(ctx)
 	for _, b := range bs {
-		if err := s.putBlob(b); err != nil {
+		if err := s.putBlob(b, m); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *layoutBackend) putBlob(b *blobLayer) error {
+// putBlob stores b unless it is in place. A spooled blob moved in place
+// counts on m as pushed at once; one copied counts as it is read (see
+// store.putBlobs).
+func (s *layoutBackend) putBlob(b *blobLayer, m *progress.Meter) error {
 	switch {
 	case s.stored(b.d):
 		return nil
@@ -143,6 +149,8 @@ func (s *layoutBackend) putBlob(b *blobLayer) error {
 			return err
 		}
 		*b.spooled = ""
+		m.ToPush(b.d.Size)
+		m.Pushed(b.d.Size)
 		return nil
 	}
 	rc, err := b.open()

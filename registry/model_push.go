@@ -90,7 +90,7 @@ func packModel(p string, meta ModelMeta, spoolDir string, large int64) (_ *packe
 			MediaType:   MediaTypeModelWeightRaw,
 			Annotations: map[string]string{AnnotationFilepath: filepath.Base(p), titleAnnotation: filepath.Base(p)},
 		}}
-		if l.d.Digest, l.d.Size, err = hashFile(p); err != nil {
+		if l.d.Digest, l.d.Size, err = hashFile(p, nil); err != nil {
 			return nil, err
 		}
 		l.diffID = l.d.Digest
@@ -258,7 +258,7 @@ func rawLayers(all []modelEntry) ([]*modelLayer, error) {
 			Annotations: map[string]string{AnnotationFilepath: e.rel, titleAnnotation: e.rel},
 		}}
 		var err error
-		if l.d.Digest, l.d.Size, err = hashFile(e.path); err != nil {
+		if l.d.Digest, l.d.Size, err = hashFile(e.path, nil); err != nil {
 			return nil, err
 		}
 		l.diffID = l.d.Digest

@@ -134,7 +134,7 @@ func TestRemoteGivesUp(t *testing.T) {
 			if err := os.WriteFile(src, []byte(tt.name), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			a, err := pack(src, "data", "")
+			a, err := pack(src, "data", "", nil)
 			if err != nil {
 				t.Fatal(err)
 			}

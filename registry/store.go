@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/zen-dev/zen/internal/failpoint"
+	"github.com/zen-dev/zen/progress"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -105,7 +106,7 @@ func (s *store) Push(ctx context.Context, path, typ string) (Descriptor, error) 
 		return Descriptor{}, s.fail("", err)
 	}
 	doing := "push " + path
-	a, err := pack(path, typ, spool)
+	a, err := pack(path, typ, spool, progress.FromContext(ctx))
 	if err != nil {
 		return Descriptor{}, s.fail(doing, err)
 	}
@@ -115,7 +116,7 @@ func (s *store) Push(ctx context.Context, path, typ string) (Descriptor, error) 
 		{d: a.layer(), open: a.open, spooled: &a.spooled},
 	}
 	// One at a time, config first, as go-containerregistry's remote.Write.
-	if err := s.b.putBlobs(ctx, artifactsPath, bs, 1); err != nil {
+	if err := s.putBlobs(ctx, artifactsPath, bs, 1); err != nil {
 		return Descriptor{}, s.fail(doing, err)
 	}
 	failpoint.Hit(failpoint.BlobsUploaded)
@@ -128,7 +129,7 @@ func (s *store) Push(ctx context.Context, path, typ string) (Descriptor, error) 
 }
 
 func (s *store) Has(ctx context.Context, digest string) (bool, error) {
-	b, err := s.b.reader(ctx, artifactsPath)
+	b, err := s.reader(ctx, artifactsPath)
 	if err == nil {
 		var ok bool
 		err = s.b.reread(ctx, func() (err error) {
@@ -143,7 +144,7 @@ func (s *store) Has(ctx context.Context, digest string) (bool, error) {
 }
 
 func (s *store) Pull(ctx context.Context, digest, dest string) error {
-	b, err := s.b.reader(ctx, artifactsPath)
+	b, err := s.reader(ctx, artifactsPath)
 	if err == nil {
 		err = s.b.reread(ctx, func() error { return pull(ctx, b, digest, dest) })
 	}
@@ -184,7 +185,7 @@ func (s *store) PushModel(ctx context.Context, p string, meta ModelMeta) (Descri
 		}
 	}
 	path := modelPath(meta.Name)
-	if err := s.b.putBlobs(ctx, path, bs, uploadConcurrency); err != nil {
+	if err := s.putBlobs(ctx, path, bs, uploadConcurrency); err != nil {
 		return Descriptor{}, s.fail(doing, err)
 	}
 	// Untagged: Tag names it.
@@ -221,7 +222,7 @@ func (s *store) Tag(ctx context.Context, model, tag, digest string) error {
 // manifest reads the manifest h of the repository and checks it against
 // its digest.
 func (s *store) manifest(ctx context.Context, path string, h v1.Hash) ([]byte, error) {
-	b, err := s.b.reader(ctx, path)
+	b, err := s.reader(ctx, path)
 	if err != nil {
 		return nil, err
 	}
@@ -260,7 +261,7 @@ func (s *store) PullModel(ctx context.Context, digest, model, dest string) error
 		if err != nil {
 			return err
 		}
-		b, err := s.b.reader(ctx, modelPath(model))
+		b, err := s.reader(ctx, modelPath(model))
 		if err != nil {
 			return err
 		}
@@ -356,7 +357,7 @@ func (r *repository) Blob(ctx context.Context, digest string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		bl, err := r.s.b.reader(ctx, r.path)
+		bl, err := r.s.reader(ctx, r.path)
 		if err != nil {
 			return nil, err
 		}
@@ -393,7 +394,7 @@ func (r *repository) PutBlob(ctx context.Context, digest string, content []byte)
 			return err
 		}
 		d := descriptor{Digest: h, Size: int64(len(content))}
-		return r.s.b.putBlobs(ctx, r.path, []*blobLayer{{d: d, open: bytesOpener(content)}}, 1)
+		return r.s.putBlobs(ctx, r.path, []*blobLayer{{d: d, open: bytesOpener(content)}}, 1)
 	}()
 	if err != nil {
 		return r.fail("put blob "+digest, err)

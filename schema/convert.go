@@ -122,7 +122,12 @@ func (l *loader) convert(raw *rawZen) *Config {
 		rp := raw.Pipelines[pname]
 		p := &Pipeline{Name: pname, Description: rp.Description, Parameters: rp.Parameters, Steps: map[string]*Step{}}
 		for _, sname := range slices.Sorted(maps.Keys(rp.Steps)) {
-			p.Steps[sname] = l.step(pname, sname, rp.Steps[sname])
+			rs := rp.Steps[sname]
+			if rs.Image == "" {
+				// The pipeline's image is the default of its steps.
+				rs.Image = rp.Image
+			}
+			p.Steps[sname] = l.step(pname, sname, rs)
 		}
 		l.checkRefs(p)
 		p.Order = l.order(p)

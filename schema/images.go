@@ -67,8 +67,13 @@ func ImageSites(dir string) ([]ImageSite, error) {
 		if err != nil {
 			continue
 		}
+		// The pipeline's image, for the steps that name none.
+		def := pipelines.Value().LookupPath(cue.MakePath(cue.Str("image")))
 		for steps.Next() {
 			im := steps.Value().LookupPath(cue.MakePath(cue.Str("image")))
+			if !im.Exists() {
+				im = def
+			}
 			ref, err := im.String()
 			if !im.Exists() || err != nil {
 				continue

@@ -121,6 +121,7 @@ type rawZen struct {
 type rawPipeline struct {
 	Description string             `json:"description"`
 	Parameters  map[string]any     `json:"parameters"`
+	Image       string             `json:"image"`
 	Steps       map[string]rawStep `json:"steps"`
 }
 

@@ -32,6 +32,7 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"zen": func() { os.Exit(cli.Main()) },
+		"pty": func() { os.Exit(ptyMain()) },
 	})
 }
 
@@ -63,6 +64,8 @@ func TestScripts(t *testing.T) {
 		Condition: condition,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"ci-run":   cmdCIRun,
+			"freeport": cmdFreePort,
+			"httpget":  cmdHTTPGet,
 			"registry": cmdRegistry,
 			"slurm":    cmdSlurm,
 			"stateref": cmdStateRef,

@@ -13,6 +13,7 @@ import (
 	"github.com/zen-dev/zen"
 	"github.com/zen-dev/zen/plan"
 	"github.com/zen-dev/zen/plan/render"
+	"github.com/zen-dev/zen/progress"
 	"github.com/zen-dev/zen/view"
 )
 
@@ -20,6 +21,7 @@ func newApply(g *globals) *cobra.Command {
 	var f planFlags
 	var jobs int
 	var detach bool
+	var progressMode string
 	cmd := &cobra.Command{
 		Use:   "apply [PIPELINE... | PLANFILE]",
 		Short: "Run what the plan shows and record the runs",
@@ -61,7 +63,17 @@ stack, pipelines and --set it was made with, and only if it still holds:
 the state ref, the source commit and the work tree are as they were, and
 planning again gives the same steps to run and the same model changes.
 Otherwise nothing runs and zen says to plan again. (An argument with a '.'
-or a '/' is a plan file: pipeline names have neither.)`,
+or a '/' is a plan file: pipeline names have neither.)
+
+Progress goes to stderr. On a terminal (--progress auto, the default,
+when stderr is a terminal and TERM is not "dumb"; or --progress tty) a
+status block below the lines is redrawn in place: each step running with
+its elapsed time, the steps done, cached, failed, running and waiting,
+and the bytes hashed and pushed to the store with a rate. The lines of
+steps that end, and the steps' output, scroll above it; at the end the
+block gives way to a summary line. Otherwise (--progress plain, or
+stderr not a terminal) the lines alone are printed, as a log or CI
+keeps them.`,
 		Example: `  zen apply
   zen apply training --stack shared -j 4
   zen apply --set training.n_estimators=200
@@ -70,10 +82,13 @@ or a '/' is a plan file: pipeline names have neither.)`,
   zen plan -o plan.zen && zen apply plan.zen
   zen apply --preview --branch feature/lr   # in a pull request's job`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			mode, err := progress.ParseMode(progressMode)
+			if err != nil {
+				return err
+			}
 			f.g, f.forApply, f.stderr = g, true, g.stderr
 			var sess *session
 			var pl *zen.Planned
-			var err error
 			if len(args) > 0 && strings.ContainsAny(args[0], "./") {
 				sess, pl, err = applySaved(cmd.Context(), &f, args)
 			} else {
@@ -99,7 +114,7 @@ or a '/' is a plan file: pipeline names have neither.)`,
 					return err
 				}
 			}
-			err = applyPlan(cmd.Context(), g, sess, pl, zen.ApplyOptions{Jobs: jobs, Detach: detach, Log: g.stderr})
+			err = applyPlan(cmd.Context(), g, sess, pl, zen.ApplyOptions{Jobs: jobs, Detach: detach, Log: g.stderr}, mode)
 			return errors.Join(collectedErr, err)
 		},
 	}
@@ -107,11 +122,29 @@ or a '/' is a plan file: pipeline names have neither.)`,
 	cmd.Flags().IntVarP(&jobs, "jobs", "j", 0, "run up to `N` steps at once (default: the number of CPUs)")
 	cmd.Flags().DurationVar(&f.lockTimeout, "lock-timeout", 0, "wait up to `DURATION` for another zen apply in this clone to finish (default: refuse at once)")
 	cmd.Flags().BoolVar(&detach, "detach", false, "on a slurm stack, submit the jobs and return: zen runs watch RUN, or the next zen apply, records the runs")
+	progressFlag(cmd, &progressMode)
 	return cmd
 }
 
-// applyPlan carries out a computed plan and reports what it did.
-func applyPlan(ctx context.Context, g *globals, sess *session, pl *zen.Planned, opts zen.ApplyOptions) error {
+// progressFlag gives cmd the --progress flag, into mode.
+func progressFlag(cmd *cobra.Command, mode *string) {
+	cmd.Flags().StringVar(mode, "progress", string(progress.ModeAuto), "show progress on stderr as `MODE`: auto (tty when stderr is a terminal and TERM is not dumb, else plain), tty (a status block redrawn in place: steps running with their elapsed time, bytes hashed and pushed with a rate) or plain (lines only)")
+}
+
+// showProgress starts showing progress on stderr in mode: a terminal's
+// status block, whose meter ctx then carries, or nil for plain lines.
+// The caller closes what it returns.
+func showProgress(ctx context.Context, g *globals, mode progress.Mode) (context.Context, *progress.Terminal) {
+	t := progress.Open(g.stderr, mode)
+	if t == nil {
+		return ctx, nil
+	}
+	return progress.NewContext(ctx, t.Meter()), t
+}
+
+// applyPlan carries out a computed plan and reports what it did, showing
+// its progress in mode.
+func applyPlan(ctx context.Context, g *globals, sess *session, pl *zen.Planned, opts zen.ApplyOptions, mode progress.Mode) error {
 	p := pl.Plan
 	if !p.Changes() {
 		if g.output == "json" {
@@ -131,7 +164,14 @@ func applyPlan(ctx context.Context, g *globals, sess *session, pl *zen.Planned, 
 		render.Text(g.stderr, p, styleFor(g.stderr))
 		fmt.Fprintln(g.stderr)
 	}
+	ctx, term := showProgress(ctx, g, mode)
+	if term != nil {
+		opts.Log, opts.Progress = term, term
+	}
 	res, err := sess.Apply(ctx, pl, opts)
+	if term != nil {
+		term.Close()
+	}
 	ref := sess.state.Ref()
 	if p.Preview != nil {
 		ref = p.Preview.Ref

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zen-dev/zen"
+	"github.com/zen-dev/zen/progress"
 	"github.com/zen-dev/zen/view"
 )
 
@@ -100,6 +101,7 @@ committed, so each clone and CI job chooses its own.`,
 func newStackMigrate(g *globals) *cobra.Command {
 	var from, to string
 	var yes bool
+	var progressMode string
 	cmd := &cobra.Command{
 		Use:   "migrate --from STACK --to STACK [--yes]",
 		Short: "Copy what the state ref references from one stack's store to another's",
@@ -114,15 +116,26 @@ Without --yes it only prints the plan: what there is, and what --to lacks.
 With --yes it copies. What --to holds already is not copied again: a
 migration stopped midway is finished by the next one, and a second
 migration copies nothing. The state ref is not changed; verify on the new
-stack with zen verify --stack.`,
+stack with zen verify --stack.
+
+On a terminal (see --progress) the bytes copied show, with a rate, while
+it copies.`,
 		Example: "  zen stack migrate --from local --to shared\n  zen stack migrate --from local --to shared --yes",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			mode, err := progress.ParseMode(progressMode)
+			if err != nil {
+				return err
+			}
 			sess, err := open(g, true)
 			if err != nil {
 				return err
 			}
-			m, err := sess.Migrate(cmd.Context(), from, to, yes)
+			ctx, term := showProgress(cmd.Context(), g, mode)
+			m, err := sess.Migrate(ctx, from, to, yes)
+			if term != nil {
+				term.Close()
+			}
 			if err != nil {
 				return err
 			}
@@ -138,6 +151,7 @@ stack with zen verify --stack.`,
 	cmd.Flags().StringVar(&from, "from", "", "the stack whose store to copy from")
 	cmd.Flags().StringVar(&to, "to", "", "the stack whose store to copy to")
 	cmd.Flags().BoolVar(&yes, "yes", false, "copy (without it, only print the plan)")
+	progressFlag(cmd, &progressMode)
 	return cmd
 }
 

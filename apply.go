@@ -56,19 +56,26 @@ func (p *Project) Apply(ctx context.Context, pl *Planned, opts ApplyOptions) (*a
 	if pl.preview != nil {
 		return p.applyPreview(ctx, pl, opts)
 	}
-	if !pn.Changes() {
+	if !pn.StateChanges() {
 		if pl.Remote != "" && pl.ahead {
 			// Records an earlier apply could not push.
 			if err := p.Push(ctx, pl.Remote, pl.remoteHead); err != nil {
 				return nil, err
 			}
 		}
+		var err error
 		if refused := Refused(pl); len(refused) > 0 {
-			// Nothing to do, but a declared change cannot be made:
+			// Nothing to record, but a declared change cannot be made:
 			// that is worth a failing CI job.
-			return nil, &apply.RefusedError{Reasons: refused}
+			err = &apply.RefusedError{Reasons: refused}
 		}
-		return nil, nil
+		if len(pn.Deployments) == 0 {
+			return nil, err
+		}
+		res := &apply.Result{}
+		var derr error
+		res.Deployments, derr = p.applyDeployments(ctx, pl, pl.verifier, opts.Log)
+		return res, errors.Join(err, derr)
 	}
 	// The signing key is loaded only when there is something to
 	// do (decrypting a cosign key takes a third of a second), and
@@ -106,6 +113,17 @@ func (p *Project) Apply(ctx context.Context, pl *Planned, opts ApplyOptions) (*a
 		if head, herr := p.state.Head(); herr == nil && res.StateCommit != "" {
 			res.StateCommit = head.Commit()
 		}
+	}
+	if res != nil && len(pn.Deployments) > 0 {
+		// After the records, whatever the runs gave: a deployment serves
+		// what the state ref says, and one that fails is retried by the
+		// next apply.
+		if verifier == nil {
+			verifier = pl.verifier
+		}
+		var derr error
+		res.Deployments, derr = p.applyDeployments(ctx, pl, verifier, opts.Log)
+		err = errors.Join(err, derr)
 	}
 	return res, err
 }

@@ -252,6 +252,12 @@ func (p *Project) Plan(ctx context.Context, opts PlanOptions) (_ *Planned, err e
 		return nil, err
 	}
 	po.Images = imageResolver(check)
+	if d := p.deployer(st, nil); d != nil {
+		po.Served, po.Deployer = servedBy(d), st.ModelDeployer.Flavor
+		if po.Deployer == "" {
+			po.Deployer = "local"
+		}
+	}
 	computed, err := plan.Compute(ctx, cfg, recs, p.ws, store, po)
 	if err != nil {
 		return nil, err

@@ -71,6 +71,9 @@ type Result struct {
 	// Baselines names the pipelines whose baseline moved to the source
 	// commit although nothing of theirs ran (every step cached).
 	Baselines []string
+	// Deployments says what the deployments changed to, a line each
+	// (filled by zen's apply after the records, not by Apply).
+	Deployments []string
 }
 
 // RunError reports runs that did not succeed. They are recorded all the same.
@@ -105,7 +108,7 @@ func (e *RunError) Cancelled() bool {
 // Apply runs what p says must run and records the runs. It returns a
 // *RunError, after recording, when a run failed or was cancelled.
 func Apply(ctx context.Context, env *Env, p *plan.Plan) (*Result, error) {
-	if !p.Changes() {
+	if !p.StateChanges() {
 		return &Result{}, nil
 	}
 	if env.Secret == nil {

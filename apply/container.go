@@ -41,12 +41,15 @@ type container struct {
 	image   string // name@sha256:…
 	name    string
 	network bool
-	memory  string   // resources.memory, as Slurm spells it ("50M"); "" for no limit
-	root    string   // the repository
-	ro      []string // folders mounted read-only
-	rw      []string // folders mounted read-write
-	env     []string // NAME=value, on the command line
-	secrets []string // NAME=value, passed by name
+	// hostNetwork shares the host's network: a serving process listens on
+	// a port of the host, as it would without an image.
+	hostNetwork bool
+	memory      string   // resources.memory, as Slurm spells it ("50M"); "" for no limit
+	root        string   // the repository
+	ro          []string // folders mounted read-only
+	rw          []string // folders mounted read-write
+	env         []string // NAME=value, on the command line
+	secrets     []string // NAME=value, passed by name
 }
 
 // podman is the program that runs containers.
@@ -79,7 +82,10 @@ func (c *container) command(argv []string) []string {
 	if c.memory != "" {
 		args = append(args, "--memory", c.memory, "--memory-swap", c.memory)
 	}
-	if !c.network {
+	switch {
+	case c.hostNetwork:
+		args = append(args, "--network", "host")
+	case !c.network:
 		args = append(args, "--network", "none")
 	}
 	if registry.PlainHTTPImage(c.image) {

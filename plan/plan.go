@@ -62,6 +62,9 @@ type Plan struct {
 	Pipelines []*Pipeline `json:"pipelines"`
 	// Models lists the model versions to produce and the stages to move.
 	Models []*ModelChange `json:"models,omitempty"`
+	// Deployments lists the deployments to start, move or stop, once the
+	// stages have moved.
+	Deployments []*DeploymentChange `json:"deployments,omitempty"`
 	// Warnings are things the plan could not check.
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -302,6 +305,13 @@ type Options struct {
 	// registry.ResolveImage); an error names why the image cannot run.
 	// Nil keeps images as declared.
 	Images func(ctx context.Context, ref string) (string, error)
+	// Served reports what each deployment serves now, by name, as the
+	// stack's model deployer, of flavor Deployer, says; nil plans no
+	// deployment (a stack whose model_deployer is none). A plan of some
+	// pipelines, or a preview, plans none either: their stages do not
+	// move.
+	Served   func(ctx context.Context) (map[string]*Served, error)
+	Deployer string
 }
 
 // ErrUntrusted is wrapped by the errors of Options.Verify for an artifact
@@ -339,6 +349,15 @@ func Compute(ctx context.Context, cfg *schema.Config, rec Recorded, src Sources,
 		opts.Signing.mark(p.Models)
 		if err := planDrift(ctx, cfg, p, rec, opts.Tags); err != nil {
 			return nil, err
+		}
+		if opts.Served != nil && opts.Preview == nil {
+			served, err := opts.Served(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("deployments: %w", err)
+			}
+			if p.Deployments, err = planDeployments(ctx, cfg, p, rec, opts.Deployer, served, opts.Images); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return p, nil
@@ -602,6 +621,8 @@ type Summary struct {
 	// Baselines counts the pipelines whose baseline moves although none
 	// of their steps runs.
 	Baselines int `json:"baselines"`
+	// Deployments counts the deployments to start, move or stop.
+	Deployments int `json:"deployments"`
 }
 
 // Summary counts the pipelines and steps that run, and the cached steps.
@@ -618,6 +639,7 @@ func (p *Plan) Summary() Summary {
 			s.Baselines++
 		}
 	}
+	s.Deployments = len(p.Deployments)
 	for _, c := range p.Models {
 		switch {
 		case c.Refused != "":
@@ -647,6 +669,12 @@ func (pl *Pipeline) ToRun() int {
 // Changes reports whether applying the plan would do anything. A
 // preview's apply only runs steps.
 func (p *Plan) Changes() bool {
+	return p.StateChanges() || p.Preview == nil && len(p.Deployments) > 0
+}
+
+// StateChanges reports whether applying the plan records anything: runs
+// steps, or makes model changes. Deployments are not recorded.
+func (p *Plan) StateChanges() bool {
 	s := p.Summary()
 	if p.Preview != nil {
 		return s.Run > 0

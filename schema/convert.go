@@ -86,6 +86,15 @@ func (l *loader) checkNames(raw *rawZen) {
 			check("stage", st, "models", mn, "stages", st)
 		}
 	}
+	for _, dn := range slices.Sorted(maps.Keys(raw.Deployments)) {
+		check("deployment", dn, "deployments", dn)
+		d := raw.Deployments[dn]
+		if !declaredModel(d.Model) {
+			check("model", d.Model, "deployments", dn, "model")
+		} else if !declaredStage(d.Model, d.Stage) {
+			check("stage", d.Stage, "deployments", dn, "stage")
+		}
+	}
 }
 
 func (l *loader) convert(raw *rawZen) *Config {
@@ -95,6 +104,7 @@ func (l *loader) convert(raw *rawZen) *Config {
 		Pipelines:    map[string]*Pipeline{},
 		Stacks:       map[string]*Stack{},
 		Models:       map[string]*Model{},
+		Deployments:  map[string]*Deployment{},
 	}
 	for name, rs := range raw.Stacks {
 		cfg.Stacks[name] = l.stack(name, rs)
@@ -137,6 +147,7 @@ func (l *loader) convert(raw *rawZen) *Config {
 			}
 		}
 	}
+	l.deployments(cfg, raw.Deployments)
 	return cfg
 }
 
@@ -148,9 +159,11 @@ func (l *loader) model(cfg *Config, name string, raw json.RawMessage) *Model {
 		Versions map[string]json.RawMessage `json:"versions"`
 		Stages   map[string]string          `json:"stages"`
 		Gates    map[string]string          `json:"gates"`
+		Serve    *rawServe                  `json:"serve"`
 	}
 	_ = json.Unmarshal(raw, &rm)
 	m.Info = rm.ModelInfo
+	m.Serve = l.serve(name, rm.Serve)
 	for v, decl := range rm.Versions {
 		var buf bytes.Buffer
 		_ = json.Compact(&buf, decl)
@@ -224,6 +237,11 @@ func (l *loader) stack(name string, rs map[string]any) *Stack {
 	}
 	st.Orchestrator = comp("orchestrator", OrchestratorFlavors)
 	st.ArtifactStore = comp("artifact_store", ArtifactStoreFlavors)
+	if _, ok := rs["model_deployer"]; ok {
+		st.ModelDeployer = comp("model_deployer", ModelDeployerFlavors)
+	} else {
+		st.ModelDeployer = Component{Flavor: "local", Settings: map[string]any{}}
+	}
 	if st.ArtifactStore.Flavor == "oci" && st.ArtifactStore.String("repository") == "" {
 		path := []string{"stacks", name, "artifact_store", "repository"}
 		l.errorf(l.pos(path[:3]...), strings.Join(path, "."), "an oci artifact store needs a repository, such as \"registry.example.com/ml\"")

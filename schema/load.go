@@ -115,6 +115,7 @@ type rawZen struct {
 	Pipelines    map[string]rawPipeline     `json:"pipelines"`
 	Stacks       map[string]map[string]any  `json:"stacks"`
 	Models       map[string]json.RawMessage `json:"models"`
+	Deployments  map[string]rawDeployment   `json:"deployments"`
 }
 
 type rawPipeline struct {

@@ -143,6 +143,8 @@ func example(kind string) string {
 		return "production"
 	case "stack":
 		return "local"
+	case "deployment":
+		return "fraud-api"
 	}
 	return "n_estimators"
 }

@@ -39,6 +39,8 @@ type Config struct {
 	Pipelines    map[string]*Pipeline
 	Stacks       map[string]*Stack
 	Models       map[string]*Model
+	// Deployments serve the versions in models' stages.
+	Deployments map[string]*Deployment
 	// Sets are the parameters --set overrides set, in their order.
 	Sets []Set
 }
@@ -212,6 +214,9 @@ type Stack struct {
 	// ImagesPinned is images: pinned: every step's image must be written
 	// with its digest, never as a tag alone.
 	ImagesPinned bool `json:"images_pinned,omitempty"`
+	// ModelDeployer serves the deployments: flavor local (the default)
+	// or none.
+	ModelDeployer Component `json:"model_deployer"`
 }
 
 // Component is a stack component: a flavor and its settings.
@@ -239,6 +244,9 @@ type Model struct {
 	// Output produces the versions: "pipeline.step.output", "" when no
 	// output is bound to the model.
 	Pipeline, Step, Output string
+	// Serve is how deployments serve a version; nil when the model
+	// declares none.
+	Serve *Serve
 }
 
 // ModelInfo is what a model version's ModelPack config says of it
@@ -285,6 +293,7 @@ var OutputTypes = []string{"dir", "file", "json", "model", "plot", "table"}
 var (
 	OrchestratorFlavors  = []string{"local", "slurm"}
 	ArtifactStoreFlavors = []string{"oci-layout", "oci"}
+	ModelDeployerFlavors = []string{"local", "none"}
 )
 
 // Pos is a position in a CUE file, relative to the repository root.

@@ -59,6 +59,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("HOME", home)
 			env.Setenv("NO_COLOR", "1")
 			env.Setenv("DOCKER_CONFIG", filepath.Join(home, ".docker"))
+			env.Defer(func() { stopDeployments(env.WorkDir) })
 			return nil
 		},
 		Condition: condition,

@@ -61,6 +61,9 @@ func Applied(out io.Writer, res *apply.Result, ref string) error {
 	if res.StateCommit != "" {
 		fmt.Fprintf(w, "recorded on %s at %s\n", ref, Short(res.StateCommit))
 	}
+	for _, d := range res.Deployments {
+		fmt.Fprintln(w, d)
+	}
 	if sub := res.Submission; sub != nil && sub.Jobs > 0 && res.Runs[0].Status == state.StatusSubmitted {
 		fmt.Fprintf(w, "the jobs run on without zen: zen runs watch %s waits for them and records the run, as does the next zen apply\n", sub.Runs[0])
 	}

@@ -79,6 +79,16 @@ func Markdown(w io.Writer, p *plan.Plan) {
 			fmt.Fprintf(w, "| `%s` | %s |\n", mark, mdEscape(line))
 		}
 	}
+	if len(p.Deployments) > 0 && p.Preview == nil {
+		fmt.Fprintln(w, "\n**Deployments**")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| | change |")
+		fmt.Fprintln(w, "|---|---|")
+		for _, c := range p.Deployments {
+			mark, line, _ := strings.Cut(DeploymentLine(c, Style{}), " ")
+			fmt.Fprintf(w, "| `%s` | %s |\n", mark, mdEscape(line))
+		}
+	}
 }
 
 // mdEscape keeps text from breaking a table cell or turning into markup.

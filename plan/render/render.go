@@ -82,6 +82,12 @@ func Text(w io.Writer, p *plan.Plan, s Style) {
 	for _, c := range p.Models {
 		fmt.Fprintln(w, "  "+ModelLine(c, s))
 	}
+	if len(p.Deployments) > 0 && p.Preview == nil {
+		fmt.Fprintln(w, "deployments:")
+		for _, c := range p.Deployments {
+			fmt.Fprintln(w, "  "+DeploymentLine(c, s))
+		}
+	}
 	fmt.Fprintln(w, Summary(p))
 }
 
@@ -234,6 +240,9 @@ func Summary(p *plan.Plan) string {
 	}
 	if sum.Baselines > 0 {
 		models += ", " + plural(sum.Baselines, "baseline") + " to move"
+	}
+	if sum.Deployments > 0 && p.Preview == nil {
+		models += ", " + plural(sum.Deployments, "deployment") + " to change"
 	}
 	if p.Preview != nil {
 		if sum.Run == 0 {

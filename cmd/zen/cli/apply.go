@@ -181,7 +181,7 @@ func applyPlan(ctx context.Context, g *globals, sess *session, pl *zen.Planned, 
 	}
 	if res != nil {
 		if g.output == "json" {
-			if jerr := writeJSON(g.stdout, map[string]any{"changes": true, "runs": res.Runs, "baselines": res.Baselines, "models": res.Models, "state_commit": res.StateCommit}); jerr != nil {
+			if jerr := writeJSON(g.stdout, map[string]any{"changes": true, "runs": res.Runs, "baselines": res.Baselines, "models": res.Models, "deployments": res.Deployments, "state_commit": res.StateCommit}); jerr != nil {
 				return jerr
 			}
 		} else if perr := view.Applied(g.stdout, res, ref); perr != nil {

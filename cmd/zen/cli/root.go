@@ -135,6 +135,7 @@ zen artifacts get, or plain git log refs/zen/state.`,
 		newInit(g), newValidate(g), newSchema(g), newGraph(g),
 		newPlan(g), newApply(g), newRuns(g), newLogs(g), newArtifacts(g),
 		newStack(g), newData(g), newModels(g), newVerify(g), newLineage(g), newHistory(g), newMetrics(g), newParams(g), newPlots(g), newPreview(g), newKeys(g), newPin(g), newState(g), newVersion(g), newStepRun(g), newUI(g),
+		newDeployments(g),
 	)
 	groups(root)
 	completions(root)

@@ -2,6 +2,8 @@ package zen
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -28,12 +30,87 @@ func (p *Project) LocalDeployments(log io.Writer) *deploy.Local {
 
 // deployer is the stack's model deployer, nil for one whose flavor is
 // none. A stack that does not say serves with the local one.
-func (p *Project) deployer(st *schema.Stack, log io.Writer) deploy.Deployer {
+func (p *Project) deployer(st *schema.Stack, log io.Writer) (deploy.Deployer, error) {
 	switch st.ModelDeployer.Flavor {
 	case "", "local":
-		return p.LocalDeployments(log)
+		return p.LocalDeployments(log), nil
+	case "gitops":
+		return p.gitOps(st, log)
+	}
+	return nil, nil
+}
+
+// gitOps is the stack's gitops model deployer: its deploy repository,
+// fetched into .zen/gitops/<hash>.git, and how it renders manifests,
+// with the stack's public key for the init container to verify with.
+func (p *Project) gitOps(st *schema.Stack, log io.Writer) (*deploy.GitOps, error) {
+	c := st.ModelDeployer
+	repo := c.String("repo")
+	if isLocalPath(repo) && !filepath.IsAbs(repo) {
+		repo = filepath.Join(p.ws.Root, filepath.FromSlash(repo))
+	}
+	branch := c.String("branch")
+	sum := sha256.Sum256([]byte(repo + "\x00" + branch))
+	replicas, _ := c.Settings["replicas"].(int64)
+	if r, ok := c.Settings["replicas"].(float64); ok {
+		replicas = int64(r)
+	}
+	g := &deploy.GitOps{
+		Repo: repo, Branch: branch, Path: c.String("path"),
+		Cache: filepath.Join(p.ws.Root, workspace.DataDir, "gitops", hex.EncodeToString(sum[:6])+".git"),
+		Manifests: deploy.Manifests{
+			Kind: c.String("kind"), Namespace: c.String("namespace"), Replicas: int(replicas),
+			ModelVolume: c.String("model_volume"), ZenImage: c.String("zen_image"),
+		},
+		Author: p.state.Identity(),
+		Log:    log,
+	}
+	g.Source, _ = p.ws.Head()
+	if g.Manifests.ModelVolume != deploy.VolumeImage {
+		v, _, _, err := p.PublicKey(st)
+		if err != nil {
+			return nil, err
+		}
+		if v != nil {
+			if g.Manifests.Key, err = v.PEM(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return g, nil
+}
+
+// requireServeImages refuses, on a stack whose model deployer is gitops,
+// a deployed model whose serve.image is missing or a tag: a cluster runs
+// the serving command in an image, and a deploy repository names it by
+// digest, so that what runs changes only through a reviewed diff.
+func (p *Project) requireServeImages(st *schema.Stack, cfg *schema.Config) error {
+	if st.ModelDeployer.Flavor != "gitops" {
+		return nil
+	}
+	for _, name := range cfg.DeploymentNames() {
+		model := cfg.Deployments[name].Model
+		m := cfg.Models[model]
+		switch {
+		case m == nil || m.Serve == nil:
+		case m.Serve.Image == "":
+			return schema.At(p.ws.Root, []string{"models", model, "serve"}, "deployment %s on stack %s (model_deployer gitops): a cluster runs the serving command in an image: declare serve.image, pinned by digest (name@sha256:…)", name, st.Name)
+		case !ImagePinned(m.Serve.Image):
+			return schema.At(p.ws.Root, []string{"models", model, "serve", "image"}, "%q is a tag: deployment %s on stack %s (model_deployer gitops) names its image by digest in the deploy repository: write it as name@sha256:…", m.Serve.Image, name, st.Name)
+		}
 	}
 	return nil
+}
+
+// isLocalPath reports whether a git repository address is a path rather
+// than a URL (scheme://…) or scp-like (host:path) address, as git tells
+// them apart.
+func isLocalPath(repo string) bool {
+	if strings.Contains(repo, "://") {
+		return false
+	}
+	colon := strings.IndexByte(repo, ':')
+	return colon < 0 || strings.ContainsRune(repo[:colon], '/')
 }
 
 // servedBy turns what a deployer serves into what plan compares.
@@ -79,9 +156,9 @@ func (p *Project) applyDeployments(ctx context.Context, pl *Planned, key *signat
 	if len(pl.Plan.Deployments) == 0 || pl.Plan.Preview != nil {
 		return nil, nil
 	}
-	d := p.deployer(pl.Stack, log)
-	if d == nil {
-		return nil, nil
+	d, err := p.deployer(pl.Stack, log)
+	if d == nil || err != nil {
+		return nil, err
 	}
 	if err := ignoreDataDir(p.ws); err != nil {
 		return nil, err
@@ -174,7 +251,7 @@ func (p *Project) deployOne(ctx context.Context, pl *Planned, d deploy.Deployer,
 	t := &deploy.Target{
 		Name: c.Name, Model: dep.Model, Stage: dep.Stage, Version: stage.ModelVersion, Digest: stage.Digest,
 		Spec: c.Spec, Run: serve.Run, Root: p.ws.Root, Image: image, Health: serve.Health,
-		StartTimeout: serve.StartTimeout, Env: serve.Env, Port: dep.Port,
+		StartTimeout: serve.StartTimeout, Env: serve.Env, Port: dep.Port, Source: pl.Plan.Source.Commit,
 		Fetch: func(ctx context.Context, dest string) error {
 			err := ms.PullModel(ctx, stage.Digest, dep.Model, dest)
 			if errors.Is(err, registry.ErrDigestMismatch) {
@@ -182,6 +259,9 @@ func (p *Project) deployOne(ctx context.Context, pl *Planned, d deploy.Deployer,
 			}
 			return err
 		},
+	}
+	if pl.Stack.ArtifactStore.Flavor == "oci" {
+		t.Ref = ms.ModelRepository(dep.Model).Reference() + "@" + stage.Digest
 	}
 	st, err := d.Deploy(ctx, t)
 	if err != nil {
@@ -199,12 +279,36 @@ func versionDigest(version, digest string) string {
 	return fmt.Sprintf("%s (sha256:%s)", version, h)
 }
 
-// Deployments lists the deployments the clone serves, and those the
-// repository declares that nothing serves here (state stopped), sorted by
-// name. The declared ones are read only when the CUE loads: a listing
-// still shows the processes of a repository whose CUE is broken.
+// Deployer is the model deployer of the stack SelectStack picks: the
+// local one when the CUE does not load (what this machine serves can
+// still be listed and stopped), or for a stack whose model_deployer is
+// none.
+func (p *Project) Deployer(log io.Writer) (deploy.Deployer, error) {
+	st, err := p.SelectStack("")
+	if err != nil {
+		if _, cerr := p.Config(); cerr != nil {
+			return p.LocalDeployments(log), nil
+		}
+		return nil, err
+	}
+	d, err := p.deployer(st, log)
+	if d == nil && err == nil {
+		d = p.LocalDeployments(log)
+	}
+	return d, err
+}
+
+// Deployments lists the deployments the stack's model deployer serves
+// (Deployer), and those the repository declares that nothing serves
+// (state stopped), sorted by name. The declared ones are read only when
+// the CUE loads: a listing still shows the processes of a repository
+// whose CUE is broken.
 func (p *Project) Deployments(ctx context.Context) ([]*deploy.Status, error) {
-	list, err := p.LocalDeployments(nil).List(ctx)
+	d, err := p.Deployer(nil)
+	if err != nil {
+		return nil, err
+	}
+	list, err := d.List(ctx)
 	if err != nil {
 		return nil, err
 	}

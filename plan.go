@@ -251,9 +251,16 @@ func (p *Project) Plan(ctx context.Context, opts PlanOptions) (_ *Planned, err e
 	if err := p.requirePinned(st, cfg, opts.Pipelines); err != nil {
 		return nil, err
 	}
+	if err := p.requireServeImages(st, cfg); err != nil {
+		return nil, err
+	}
 	po.Images = imageResolver(check)
-	if d := p.deployer(st, nil); d != nil {
-		po.Served, po.Deployer = servedBy(d), st.ModelDeployer.Flavor
+	d, err := p.deployer(st, nil)
+	if err != nil {
+		return nil, err
+	}
+	if d != nil {
+		po.Served, po.Deployer, po.DeployerSettings = servedBy(d), st.ModelDeployer.Flavor, st.ModelDeployer.Settings
 		if po.Deployer == "" {
 			po.Deployer = "local"
 		}

@@ -5,10 +5,10 @@
 // records); a Deployer is handed a Target and the means to fetch the
 // version's files, and reports what it serves.
 //
-// Local is the one deployer so far: a process on this machine per
-// deployment, on the host or in the model's image with podman. Rendering
-// manifests for a GitOps deploy repository is another flavor of the same
-// stack component, to come.
+// Local serves each deployment as a process on this machine, on the host
+// or in the model's image with podman. GitOps renders each as Kubernetes
+// manifests committed to a deploy repository, which a controller of the
+// cluster applies.
 package deploy
 
 import (
@@ -62,6 +62,13 @@ type Target struct {
 	// Fetch writes the version's files at dest: pulled by digest and
 	// verified by the caller.
 	Fetch func(ctx context.Context, dest string) error `json:"-"`
+	// Ref is the version in its registry, by digest
+	// (registry/repo/models/NAME@sha256:…), for a deployer whose cluster
+	// pulls it; "" when the artifact store is not a registry.
+	Ref string `json:"ref,omitempty"`
+	// Source is the commit of the repository that declares the
+	// deployment.
+	Source string `json:"source,omitempty"`
 }
 
 // Status is what a deployment serves.
@@ -97,10 +104,18 @@ const (
 	// Stopped: declared, and nothing serves it. A Deployer never
 	// reports it; a listing of the declared deployments does.
 	Stopped State = "stopped"
+	// Rendered: its manifests are committed to a GitOps deploy
+	// repository, whose controller applies them to a cluster; whether
+	// that serves is the cluster's to say.
+	Rendered State = "rendered"
 )
 
-// Serves reports whether s serves t's version as t says: running, the
-// same digest and the same spec.
+// Serves reports whether s serves t's version as t says: running (or
+// rendered), the same digest and the same spec.
 func (s *Status) Serves(digest, spec string) bool {
-	return s != nil && s.State == Running && s.Digest == digest && s.Spec == spec
+	return s != nil && s.State.Current() && s.Digest == digest && s.Spec == spec
 }
+
+// Current reports whether a deployment in state s is as its deployer
+// made it: running, or rendered.
+func (s State) Current() bool { return s == Running || s == Rendered }

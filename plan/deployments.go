@@ -46,20 +46,21 @@ type DeploymentChange struct {
 type Served struct {
 	Version, Digest, Spec, URL string
 	// State is running (it answers its health check), unhealthy or
-	// exited.
+	// exited; or rendered, for manifests committed to a deploy
+	// repository.
 	State string
 }
 
 // planDeployments lists the deployments whose served version or spec is
 // not the one the stage will hold after this apply. served reports what
 // each deployment serves now, by name.
-func planDeployments(ctx context.Context, cfg *schema.Config, p *Plan, rec Recorded, deployer string, served map[string]*Served, images func(context.Context, string) (string, error)) ([]*DeploymentChange, error) {
+func planDeployments(ctx context.Context, cfg *schema.Config, p *Plan, rec Recorded, deployer schema.Component, served map[string]*Served, images func(context.Context, string) (string, error)) ([]*DeploymentChange, error) {
 	mr, _ := rec.(ModelRecorded)
 	var out []*DeploymentChange
 	for _, name := range cfg.DeploymentNames() {
 		d := cfg.Deployments[name]
 		m := cfg.Models[d.Model]
-		c := &DeploymentChange{Name: name, Model: d.Model, Stage: d.Stage, Deployer: deployer}
+		c := &DeploymentChange{Name: name, Model: d.Model, Stage: d.Stage, Deployer: deployer.Flavor}
 		var err error
 		if c.Version, c.Digest, c.Pending, err = desired(p, mr, d); err != nil {
 			return nil, schema.At(cfg.Root, []string{"deployments", name, "stage"}, "%v", err)
@@ -71,7 +72,7 @@ func planDeployments(ctx context.Context, cfg *schema.Config, p *Plan, rec Recor
 			}
 			c.Image = &Image{Declared: m.Serve.Image, Pinned: pinned}
 		}
-		c.Spec = schema.ServeSpec(d, m.Serve, pinned)
+		c.Spec = schema.ServeSpec(d, m.Serve, pinned, deployer.Settings)
 		now := served[name]
 		if now != nil {
 			c.FromVersion, c.FromDigest, c.URL = now.Version, now.Digest, now.URL
@@ -85,7 +86,7 @@ func planDeployments(ctx context.Context, cfg *schema.Config, p *Plan, rec Recor
 			c.Action, c.Reason = Run, "the stage holds another version"
 		case now.Spec != c.Spec:
 			c.Action, c.Reason = Run, "how it is served changed"
-		case now.State != "running":
+		case now.State != "running" && now.State != "rendered":
 			c.Action, c.Reason = Run, "it does not answer its health check"
 		default:
 			continue
@@ -97,7 +98,7 @@ func planDeployments(ctx context.Context, cfg *schema.Config, p *Plan, rec Recor
 			continue
 		}
 		s := served[name]
-		out = append(out, &DeploymentChange{Name: name, Deployer: deployer, Action: Delete,
+		out = append(out, &DeploymentChange{Name: name, Deployer: deployer.Flavor, Action: Delete,
 			FromVersion: s.Version, FromDigest: s.Digest, URL: s.URL, Reason: "no longer declared"})
 	}
 	return out, nil

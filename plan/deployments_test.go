@@ -36,7 +36,7 @@ func TestPlanDeployments(t *testing.T) {
 	} {
 		cfg.Deployments[d.Name] = d
 	}
-	spec := func(name string) string { return schema.ServeSpec(cfg.Deployments[name], serve, "") }
+	spec := func(name string) string { return schema.ServeSpec(cfg.Deployments[name], serve, "", nil) }
 	rec := &modelState{
 		versions: map[string]*state.ModelVersion{
 			"scorer/1.0.0": {ModelVersion: "1.0.0", Digest: a},
@@ -61,7 +61,7 @@ func TestPlanDeployments(t *testing.T) {
 		"pending": {Version: "1.1.0", Digest: b, Spec: spec("pending"), State: "running"},
 		"gone":    {Version: "1.0.0", Digest: a, Spec: "x", State: "running", URL: "http://127.0.0.1:2"},
 	}
-	changes, err := planDeployments(context.Background(), cfg, p, rec, "local", served, nil)
+	changes, err := planDeployments(context.Background(), cfg, p, rec, schema.Component{Flavor: "local"}, served, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestPlanDeployments(t *testing.T) {
 	// at the deployment's stage.
 	cfg.Deployments = map[string]*schema.Deployment{"c": {Name: "c", Model: "scorer", Stage: "canary"}}
 	p.Models[2].Refused = "gate failed"
-	_, err = planDeployments(context.Background(), cfg, p, rec, "local", nil, nil)
+	_, err = planDeployments(context.Background(), cfg, p, rec, schema.Component{Flavor: "local"}, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "deployments.c.stage: stage canary of model scorer holds no version (its move to 1.2.0 is refused: gate failed)") {
 		t.Fatalf("error %v", err)
 	}
@@ -110,7 +110,7 @@ func TestPlanDeployments(t *testing.T) {
 	// refused.
 	p.Models[1].Refused = "gate failed"
 	cfg.Deployments = map[string]*schema.Deployment{"moves": {Name: "moves", Model: "scorer", Stage: "staging"}}
-	changes, err = planDeployments(context.Background(), cfg, p, rec, "local", map[string]*Served{"moves": served["moves"]}, nil)
+	changes, err = planDeployments(context.Background(), cfg, p, rec, schema.Component{Flavor: "local"}, map[string]*Served{"moves": served["moves"]}, nil)
 	if err != nil || len(changes) != 0 {
 		t.Fatalf("%v %v", changes, err)
 	}

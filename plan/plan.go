@@ -312,6 +312,10 @@ type Options struct {
 	// move.
 	Served   func(ctx context.Context) (map[string]*Served, error)
 	Deployer string
+	// DeployerSettings are the model deployer's settings, part of each
+	// deployment's spec: manifests rendered with other settings are
+	// rendered again.
+	DeployerSettings map[string]any
 }
 
 // ErrUntrusted is wrapped by the errors of Options.Verify for an artifact
@@ -355,7 +359,7 @@ func Compute(ctx context.Context, cfg *schema.Config, rec Recorded, src Sources,
 			if err != nil {
 				return nil, fmt.Errorf("deployments: %w", err)
 			}
-			if p.Deployments, err = planDeployments(ctx, cfg, p, rec, opts.Deployer, served, opts.Images); err != nil {
+			if p.Deployments, err = planDeployments(ctx, cfg, p, rec, schema.Component{Flavor: opts.Deployer, Settings: opts.DeployerSettings}, served, opts.Images); err != nil {
 				return nil, err
 			}
 		}

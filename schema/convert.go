@@ -242,6 +242,16 @@ func (l *loader) stack(name string, rs map[string]any) *Stack {
 	} else {
 		st.ModelDeployer = Component{Flavor: "local", Settings: map[string]any{}}
 	}
+	if st.ModelDeployer.Flavor == "gitops" {
+		at := []string{"stacks", name, "model_deployer"}
+		if st.ArtifactStore.Flavor != "oci" {
+			p := []string{"stacks", name, "artifact_store", "flavor"}
+			l.errorf(l.pos(p...), strings.Join(p, "."), "the gitops model deployer needs an oci artifact store: a cluster pulls model versions from a registry, not from a %s folder", st.ArtifactStore.Flavor)
+		}
+		if st.ModelDeployer.String("model_volume") == "init" && st.ModelDeployer.String("zen_image") == "" {
+			l.errorf(l.pos(at...), strings.Join(at, ".")+".zen_image", "model_volume init needs zen_image: zen's image, pinned by digest (name@sha256:…), whose zen models pull fetches the version in the cluster; or model_volume: \"image\" on Kubernetes 1.33 and later")
+		}
+	}
 	if st.ArtifactStore.Flavor == "oci" && st.ArtifactStore.String("repository") == "" {
 		path := []string{"stacks", name, "artifact_store", "repository"}
 		l.errorf(l.pos(path[:3]...), strings.Join(path, "."), "an oci artifact store needs a repository, such as \"registry.example.com/ml\"")

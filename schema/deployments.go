@@ -48,17 +48,19 @@ func (c *Config) DeploymentNames() []string { return slices.Sorted(maps.Keys(c.D
 // ServeSpec is the digest of how a deployment is served, besides the
 // version: the model's serving command, its image (pinned, as plan
 // resolves it: "" keeps it as declared), health path, timeout and
-// environment, and the deployment's port. A process started with another
-// spec is started again.
-func ServeSpec(d *Deployment, s *Serve, pinnedImage string) string {
+// environment, the deployment's port, and the model deployer's settings
+// (the local one has none). A process started with another spec is
+// started again; manifests rendered with another are rendered again.
+func ServeSpec(d *Deployment, s *Serve, pinnedImage string, deployer map[string]any) string {
 	spec := *s
 	if pinnedImage != "" {
 		spec.Image = pinnedImage
 	}
 	b, _ := json.Marshal(struct {
-		Serve Serve `json:"serve"`
-		Port  int   `json:"port"`
-	}{spec, d.Port})
+		Serve    Serve          `json:"serve"`
+		Port     int            `json:"port"`
+		Deployer map[string]any `json:"deployer,omitempty"`
+	}{spec, d.Port, deployer})
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:])
 }

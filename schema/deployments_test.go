@@ -53,11 +53,11 @@ func TestDeployments(t *testing.T) {
 		t.Fatalf("ci model_deployer %q, want none", f)
 	}
 	// The spec changes with what is served, not with the deployment's name.
-	a := ServeSpec(d, s, "")
-	if a != ServeSpec(&Deployment{Name: "other", Port: 8500}, s, "") {
+	a := ServeSpec(d, s, "", nil)
+	if a != ServeSpec(&Deployment{Name: "other", Port: 8500}, s, "", nil) {
 		t.Fatal("spec depends on the name")
 	}
-	if a == ServeSpec(&Deployment{Port: 8501}, s, "") || a == ServeSpec(d, s, "img@sha256:00") {
+	if a == ServeSpec(&Deployment{Port: 8501}, s, "", nil) || a == ServeSpec(d, s, "img@sha256:00", nil) {
 		t.Fatal("spec ignores the port or the image")
 	}
 }

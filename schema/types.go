@@ -214,8 +214,8 @@ type Stack struct {
 	// ImagesPinned is images: pinned: every step's image must be written
 	// with its digest, never as a tag alone.
 	ImagesPinned bool `json:"images_pinned,omitempty"`
-	// ModelDeployer serves the deployments: flavor local (the default)
-	// or none.
+	// ModelDeployer serves the deployments: flavor local (the default),
+	// gitops or none.
 	ModelDeployer Component `json:"model_deployer"`
 }
 
@@ -293,7 +293,7 @@ var OutputTypes = []string{"dir", "file", "json", "model", "plot", "table"}
 var (
 	OrchestratorFlavors  = []string{"local", "slurm"}
 	ArtifactStoreFlavors = []string{"oci-layout", "oci"}
-	ModelDeployerFlavors = []string{"local", "none"}
+	ModelDeployerFlavors = []string{"gitops", "local", "none"}
 )
 
 // Pos is a position in a CUE file, relative to the repository root.

@@ -12,12 +12,15 @@ import (
 func newDeployments(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "deployments",
-		Short: "List, follow and stop the deployments served on this machine",
+		Short: "List, follow and stop the deployments the stack's model deployer serves",
 		Long: `A deployment (deployments: in CUE) serves the version a model's stage
 holds. zen apply starts it, once the stages have moved, and moves it when
 the stage does; zen plan shows what it would change. These commands read
-and stop what this machine serves (.zen/deployments): a stopped
-deployment that is still declared is started again by the next zen apply.`,
+and stop what the stack's model deployer serves: with the local one, the
+processes of this machine (.zen/deployments); with gitops, the manifests
+on the deploy repository's branch (stop commits their removal; the logs
+are the cluster's). A stopped deployment that is still declared is
+started again by the next zen apply.`,
 	}
 	list := &cobra.Command{
 		Use:     "list",
@@ -57,13 +60,17 @@ deployment that is still declared is started again by the next zen apply.`,
 			if err != nil {
 				return err
 			}
-			return sess.LocalDeployments(nil).Logs(cmd.Context(), args[0], g.stdout, follow)
+			d, err := sess.Deployer(nil)
+			if err != nil {
+				return err
+			}
+			return d.Logs(cmd.Context(), args[0], g.stdout, follow)
 		},
 	}
 	logs.Flags().BoolVarP(&follow, "follow", "f", false, "go on printing what it writes, until Ctrl-C or the deployment is stopped or moved")
 	stop := &cobra.Command{
 		Use:     "stop NAME...",
-		Short:   "Stop deployments served on this machine",
+		Short:   "Stop deployments: their processes, or (gitops) their manifests",
 		Example: "  zen deployments stop fraud-api",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -71,14 +78,17 @@ deployment that is still declared is started again by the next zen apply.`,
 			if err != nil {
 				return err
 			}
-			d := sess.LocalDeployments(nil)
+			d, err := sess.Deployer(g.stderr)
+			if err != nil {
+				return err
+			}
 			for _, name := range args {
 				st, err := d.Status(cmd.Context(), name)
 				if err != nil {
 					return err
 				}
 				if st == nil {
-					return fmt.Errorf("deployment %s serves nothing on this machine", name)
+					return fmt.Errorf("deployment %s serves nothing", name)
 				}
 				if err := d.Stop(cmd.Context(), name); err != nil {
 					return err

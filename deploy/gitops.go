@@ -159,7 +159,7 @@ func (g *GitOps) Deploy(ctx context.Context, t *Target) (*Status, error) {
 	for f, b := range rendered {
 		want[path.Join(g.dir(t.Name), f)] = b
 	}
-	msg := fmt.Sprintf("zen: deploy %s: %s@%s %s (%s)\n\nmodel: %s\nstage: %s\nversion: %s\ndigest: %s\nsource commit: %s\n",
+	msg := fmt.Sprintf("zen: deploy %s: %s@%s %s (sha256:%s)\n\nmodel: %s\nstage: %s\nversion: %s\ndigest: %s\nsource commit: %s\n",
 		t.Name, t.Model, t.Stage, t.Version, shortDigest(t.Digest), t.Model, t.Stage, t.Version, t.Digest, sourceOr(t.Source))
 	snap, err := g.write(ctx, t.Name, want, msg)
 	if err != nil {

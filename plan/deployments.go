@@ -78,6 +78,8 @@ func planDeployments(ctx context.Context, cfg *schema.Config, p *Plan, rec Recor
 			c.FromVersion, c.FromDigest, c.URL = now.Version, now.Digest, now.URL
 		}
 		switch {
+		case now == nil && deployer.Flavor == "gitops":
+			c.Action, c.Reason = Create, "not in the deploy repository"
 		case now == nil:
 			c.Action, c.Reason = Create, "not running"
 		case now.State == "exited":

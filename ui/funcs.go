@@ -29,6 +29,14 @@ var funcs = template.FuncMap{
 	"add":      func(a, b int) int { return a + b },
 	"join":     strings.Join,
 	"runPath":  state.RunPath,
+	"results":  func(s stepView, store string) stepResults { return stepResults{s, store} },
+}
+
+// stepResults is what the "results" partial shows: a step's outputs and
+// metrics, and which of them the store (named) lacks.
+type stepResults struct {
+	Step  stepView
+	Store string
 }
 
 // short is a digest, commit or key as zen shows it in a line: a digest

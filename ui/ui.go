@@ -30,7 +30,7 @@ import (
 	"github.com/zen-dev/zen/state"
 )
 
-//go:embed templates/*.html
+//go:embed templates/*.html templates/partials/*.html
 var templateFS embed.FS
 
 //go:embed assets
@@ -75,7 +75,7 @@ func New(p *zen.Project, opts Options) (*UI, error) {
 		if n == "templates/layout.html" {
 			continue
 		}
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", n)
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials/*.html", n)
 		if err != nil {
 			return nil, fmt.Errorf("ui template %s: %w", n, err)
 		}
